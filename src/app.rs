@@ -1,0 +1,194 @@
+//! Builds the application: data dir, database, bootstrap admin, state, router, listener.
+//! `main` only parses the command line, starts logging and runs what this returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{
+    Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle,
+};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::{ConnectOptions, Store, StoreError, redact_url};
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub authenticator: Authenticator,
+    pub accounts: Accounts,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why Herald could not start. Each message is one line an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("the data directory {path} is not usable: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("{0}")]
+    Database(#[from] StoreError),
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// Makes sure the data dir exists and can be written to (by writing and removing a probe file).
+pub fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
+    let fail = |reason: String| StartupError::DataDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let probe = dir.join(".herald-write-probe");
+    std::fs::write(&probe, b"probe").map_err(|e| fail(format!("cannot write to it: {e}")))?;
+    std::fs::remove_file(&probe).map_err(|e| fail(format!("cannot remove a file from it: {e}")))?;
+    Ok(())
+}
+
+/// Opens and migrates the configured database (the data dir is prepared first).
+pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
+    prepare_data_dir(&settings.data_dir)?;
+    let store = Store::connect(&ConnectOptions {
+        url: settings.database_url.clone(),
+        max_connections: settings.database_max_connections,
+        timeout: settings.database_timeout,
+    })
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Password hashing shared by authentication and account management.
+pub fn password_hashing() -> PasswordHashing {
+    PasswordHashing::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Prepares everything and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let store = open_store(&settings).await?;
+        let hashing = password_hashing();
+        let authenticator = Authenticator::new(
+            store.clone(),
+            hashing.clone(),
+            settings.auth_cache_ttl,
+            Throttle::new(settings.auth_max_failures, settings.auth_lockout),
+        );
+        let accounts = Accounts::new(store.clone(), hashing, Some(authenticator.clone()));
+        match accounts
+            .bootstrap_admin(settings.admin_password.as_ref(), &settings.data_dir)
+            .await?
+        {
+            Some(BootstrapPassword::FromConfiguration) => {
+                tracing::info!("created user `admin` with the password from HERALD_ADMIN_PASSWORD");
+            }
+            Some(BootstrapPassword::Generated(path)) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    "created user `admin` with a random password written to {}; sign in and change it",
+                    path.display()
+                );
+            }
+            None => {}
+        }
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| StartupError::Listen {
+                    addr: settings.listen,
+                    reason: e.to_string(),
+                })?;
+        tracing::info!(
+            database = %redact_url(&settings.database_url),
+            backend = store.backend().name(),
+            "database ready"
+        );
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            authenticator,
+            accounts,
+            metrics: Arc::new(Metrics::new()),
+        };
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
+    /// `HERALD_SHUTDOWN_TIMEOUT` and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application { listener, state } = self;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "listening");
+        }
+        let grace = state.settings.shutdown_timeout;
+        let store = state.store.clone();
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            notify.notify_one();
+        });
+        let result = tokio::select! {
+            result = server => result,
+            () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("requests still in flight after {}; stopping anyway", humantime::format_duration(grace));
+                Ok(())
+            }
+        };
+        store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,241 @@
+//! Managing users and tokens: the operations behind `/api/v1/users`, `/api/v1/tokens` and the CLI.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::password::{self, PasswordError, PasswordHashing};
+use super::{Authenticator, Role, Username, token};
+use crate::secret::Secret;
+use crate::store::{
+    DeleteUserOutcome, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no user named `{0}`")]
+    UserNotFound(String),
+    #[error("no token with id `{0}`")]
+    TokenNotFound(String),
+    #[error("`{0}` is the last admin; create another admin first")]
+    LastAdmin(String),
+    #[error("{0}")]
+    Password(#[from] PasswordError),
+    #[error("a token name must be 1 to 128 printable characters")]
+    TokenName,
+    #[error("a token's lifetime must be between 1 minute and 10 years")]
+    TokenLifetime,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token as created: the secret is shown to the caller once and never again.
+pub struct CreatedToken {
+    pub token: TokenWithOwner,
+    pub secret: Secret,
+}
+
+/// Name of the file holding the generated bootstrap password.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    hashing: PasswordHashing,
+    authenticator: Option<Authenticator>,
+}
+
+impl Accounts {
+    /// `authenticator`, when given, has its credential cache cleared after every change.
+    pub fn new(
+        store: Store,
+        hashing: PasswordHashing,
+        authenticator: Option<Authenticator>,
+    ) -> Self {
+        Self {
+            store,
+            hashing,
+            authenticator,
+        }
+    }
+
+    fn changed(&self) {
+        if let Some(auth) = &self.authenticator {
+            auth.invalidate_cache();
+        }
+    }
+
+    pub async fn create_user(
+        &self,
+        username: &Username,
+        password: &Secret,
+        role: Role,
+    ) -> Result<UserRecord, AccountError> {
+        password::check_policy(password)?;
+        let hash = self.hashing.hash(password).await?;
+        let user = self
+            .store
+            .insert_user(&NewUser {
+                username,
+                password_hash: &hash,
+                role,
+                now: now_ms(),
+            })
+            .await?;
+        Ok(user)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, AccountError> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn user(&self, username: &str) -> Result<UserRecord, AccountError> {
+        self.store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| AccountError::UserNotFound(username.to_owned()))
+    }
+
+    pub async fn delete_user(&self, username: &str) -> Result<(), AccountError> {
+        let outcome = self.store.delete_user(username).await?;
+        self.changed();
+        match outcome {
+            DeleteUserOutcome::Deleted => Ok(()),
+            DeleteUserOutcome::NotFound => Err(AccountError::UserNotFound(username.to_owned())),
+            DeleteUserOutcome::LastAdmin => Err(AccountError::LastAdmin(username.to_owned())),
+        }
+    }
+
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), AccountError> {
+        password::check_policy(password)?;
+        let hash = self.hashing.hash(password).await?;
+        let found = self
+            .store
+            .set_password_hash(username, &hash, now_ms())
+            .await?;
+        self.changed();
+        if found {
+            Ok(())
+        } else {
+            Err(AccountError::UserNotFound(username.to_owned()))
+        }
+    }
+
+    pub async fn create_token(
+        &self,
+        username: &Username,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<CreatedToken, AccountError> {
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(AccountError::TokenName);
+        }
+        let now = now_ms();
+        let expires_at = match lifetime {
+            None => None,
+            Some(d)
+                if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) =>
+            {
+                Some(now + i64::try_from(d.as_millis()).map_err(|_| AccountError::TokenLifetime)?)
+            }
+            Some(_) => return Err(AccountError::TokenLifetime),
+        };
+        let minted = token::mint();
+        let new = NewToken {
+            id: &minted.id,
+            username,
+            name,
+            token_hash: &minted.hash,
+            now,
+            expires_at,
+        };
+        let token = self
+            .store
+            .insert_token(&new)
+            .await?
+            .ok_or_else(|| AccountError::UserNotFound(username.to_string()))?;
+        Ok(CreatedToken {
+            token,
+            secret: minted.secret,
+        })
+    }
+
+    pub async fn list_tokens(
+        &self,
+        username: Option<&str>,
+    ) -> Result<Vec<TokenWithOwner>, AccountError> {
+        Ok(self.store.list_tokens(username).await?)
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), AccountError> {
+        let found = self.store.delete_token(id).await?;
+        self.changed();
+        if found {
+            Ok(())
+        } else {
+            Err(AccountError::TokenNotFound(id.to_owned()))
+        }
+    }
+
+    /// On a database without users, creates `admin` with the configured password, or with a random one
+    /// written to `<data_dir>/initial-admin-password` (mode 0600). Returns where the password is, if
+    /// a user was created.
+    pub async fn bootstrap_admin(
+        &self,
+        configured: Option<&Secret>,
+        data_dir: &Path,
+    ) -> Result<Option<BootstrapPassword>, BootstrapError> {
+        if self.store.count_users().await.map_err(AccountError::from)? > 0 {
+            return Ok(None);
+        }
+        let admin = Username::try_from("admin").map_err(|e| BootstrapError::Io(e.to_string()))?;
+        let (password, source) = match configured {
+            Some(password) => (password.clone(), BootstrapPassword::FromConfiguration),
+            None => {
+                let password = password::generate();
+                let path = data_dir.join(INITIAL_PASSWORD_FILE);
+                write_private_file(&path, &format!("{}\n", password.expose())).map_err(|e| {
+                    BootstrapError::Io(format!("cannot write {}: {e}", path.display()))
+                })?;
+                (password, BootstrapPassword::Generated(path))
+            }
+        };
+        match self.create_user(&admin, &password, Role::Admin).await {
+            Ok(_) => Ok(Some(source)),
+            // Another node bootstrapped the same database at the same moment: theirs stands.
+            Err(AccountError::Store(StoreError::Conflict(_))) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Where the bootstrap admin's password came from.
+#[derive(Debug)]
+pub enum BootstrapPassword {
+    FromConfiguration,
+    Generated(std::path::PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("cannot create the initial admin: {0}")]
+    Account(#[from] AccountError),
+    #[error("cannot create the initial admin: {0}")]
+    Io(String),
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}

@@ -1,0 +1,571 @@
+//! One `Settings` struct, layered: defaults < `herald.toml` < `HERALD_*` environment < command-line flags.
+//!
+//! Every key is parsed once, here, into its final type. A bad value stops start-up with one line that
+//! names the key, where the value came from, the value (unless secret) and what is allowed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// Where a configuration value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration that cannot be used. `Display` is the one line printed before exiting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {key} = {value} (from {origin}): expected {expected}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        origin: Origin,
+        expected: String,
+    },
+    #[error("invalid configuration: cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error(
+        "invalid configuration: unknown key `{key}` in config file {path}; known keys: {known}"
+    )]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        known: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything Herald needs to run, fully validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; the SQLite file in the data dir when not configured.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Budget for connecting to the database and for taking a connection from the pool.
+    pub database_timeout: Duration,
+    /// Password of the bootstrap `admin` user, used only when the database has no user yet.
+    pub admin_password: Option<Secret>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+    /// How long a verified credential is trusted without checking the database again.
+    pub auth_cache_ttl: Duration,
+    /// Failed authentications from one client before it is throttled.
+    pub auth_max_failures: u32,
+    /// The window over which failures are counted, and how long a throttled client waits.
+    pub auth_lockout: Duration,
+}
+
+/// One configuration key: its name in `herald.toml`, its environment variable and its flag.
+struct Key {
+    name: &'static str,
+    env: &'static str,
+    flag: &'static str,
+    default: Option<&'static str>,
+    secret: bool,
+}
+
+const fn key(
+    name: &'static str,
+    env: &'static str,
+    flag: &'static str,
+    default: Option<&'static str>,
+) -> Key {
+    Key {
+        name,
+        env,
+        flag,
+        default,
+        secret: false,
+    }
+}
+
+const KEYS: &[Key] = &[
+    key(
+        "listen",
+        "HERALD_LISTEN",
+        "--listen",
+        Some("127.0.0.1:8080"),
+    ),
+    key(
+        "data_dir",
+        "HERALD_DATA_DIR",
+        "--data-dir",
+        Some("./herald-data"),
+    ),
+    key(
+        "database_url",
+        "HERALD_DATABASE_URL",
+        "--database-url",
+        None,
+    ),
+    key(
+        "database_max_connections",
+        "HERALD_DATABASE_MAX_CONNECTIONS",
+        "--database-max-connections",
+        Some("10"),
+    ),
+    key(
+        "database_timeout",
+        "HERALD_DATABASE_TIMEOUT",
+        "--database-timeout",
+        Some("5s"),
+    ),
+    Key {
+        name: "admin_password",
+        env: "HERALD_ADMIN_PASSWORD",
+        flag: "",
+        default: None,
+        secret: true,
+    },
+    key("log", "HERALD_LOG", "--log", Some("info")),
+    key(
+        "log_format",
+        "HERALD_LOG_FORMAT",
+        "--log-format",
+        Some("text"),
+    ),
+    key(
+        "request_timeout",
+        "HERALD_REQUEST_TIMEOUT",
+        "--request-timeout",
+        Some("30s"),
+    ),
+    key(
+        "body_limit",
+        "HERALD_BODY_LIMIT",
+        "--body-limit",
+        Some("1MiB"),
+    ),
+    key(
+        "shutdown_timeout",
+        "HERALD_SHUTDOWN_TIMEOUT",
+        "--shutdown-timeout",
+        Some("30s"),
+    ),
+    key(
+        "auth_cache_ttl",
+        "HERALD_AUTH_CACHE_TTL",
+        "--auth-cache-ttl",
+        Some("30s"),
+    ),
+    key(
+        "auth_max_failures",
+        "HERALD_AUTH_MAX_FAILURES",
+        "--auth-max-failures",
+        Some("10"),
+    ),
+    key(
+        "auth_lockout",
+        "HERALD_AUTH_LOCKOUT",
+        "--auth-lockout",
+        Some("60s"),
+    ),
+];
+
+/// Values given on the command line, by key name (`listen`, `data_dir`, …).
+pub type FlagValues = BTreeMap<&'static str, String>;
+
+/// The raw value of each key and where it came from, before parsing.
+struct Layers {
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Layers {
+    fn get(&self, name: &'static str) -> Option<&(String, Origin)> {
+        self.values.get(name)
+    }
+
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((raw, origin)) = self.get(name) else {
+            return Ok(None);
+        };
+        match parse(raw.trim()) {
+            Some(value) => Ok(Some(value)),
+            None => {
+                let key = KEYS.iter().find(|k| k.name == name).map_or(name, |k| k.env);
+                let value = if KEYS.iter().any(|k| k.name == name && k.secret) {
+                    "<redacted>".to_owned()
+                } else {
+                    format!("{raw:?}")
+                };
+                Err(ConfigError::Invalid {
+                    key,
+                    value,
+                    origin: origin.clone(),
+                    expected: expected.to_owned(),
+                })
+            }
+        }
+    }
+
+    fn required<T>(
+        &self,
+        name: &'static str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        // Every required key has a default, so absence is a programming error caught by the unit tests.
+        self.parse(name, expected, parse)?
+            .ok_or_else(|| ConfigError::Invalid {
+                key: name,
+                value: "nothing".to_owned(),
+                origin: Origin::Default,
+                expected: expected.to_owned(),
+            })
+    }
+}
+
+impl Settings {
+    /// Loads settings from the optional config file, the process environment and the given flags.
+    pub fn load(config_file: Option<&Path>, flags: &FlagValues) -> Result<Settings, ConfigError> {
+        Self::load_from(config_file, |var| std::env::var(var).ok(), flags)
+    }
+
+    /// Like [`Settings::load`], with the environment given as a lookup function (for tests).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &FlagValues,
+    ) -> Result<Settings, ConfigError> {
+        let mut values = BTreeMap::new();
+        for key in KEYS {
+            if let Some(default) = key.default {
+                values.insert(key.name, (default.to_owned(), Origin::Default));
+            }
+        }
+        if let Some(path) = config_file {
+            for (name, value) in read_config_file(path)? {
+                values.insert(name, (value, Origin::File(path.to_owned())));
+            }
+        }
+        for key in KEYS {
+            if let Some(value) = env(key.env) {
+                values.insert(key.name, (value, Origin::Env(key.env)));
+            }
+        }
+        for key in KEYS {
+            if let Some(value) = flags.get(key.name) {
+                values.insert(key.name, (value.clone(), Origin::Flag(key.flag)));
+            }
+        }
+        Self::from_layers(&Layers { values })
+    }
+
+    fn from_layers(layers: &Layers) -> Result<Settings, ConfigError> {
+        let data_dir: PathBuf = layers.required("data_dir", "a directory path", |s| {
+            (!s.is_empty()).then(|| PathBuf::from(s))
+        })?;
+        let database_url = layers
+            .parse(
+                "database_url",
+                "a URL starting with sqlite:// or postgres:// (or postgresql://)",
+                |s| {
+                    let lower = s.to_ascii_lowercase();
+                    let known = ["sqlite:", "postgres://", "postgresql://"];
+                    known
+                        .iter()
+                        .any(|p| lower.starts_with(p))
+                        .then(|| s.to_owned())
+                },
+            )?
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herald.db").display()));
+        let positive = |s: &str| s.parse::<u32>().ok().filter(|n| *n > 0);
+        Ok(Settings {
+            listen: layers.required(
+                "listen",
+                "a socket address host:port such as 127.0.0.1:8080",
+                |s| s.parse().ok(),
+            )?,
+            data_dir,
+            database_url,
+            database_max_connections: layers.required(
+                "database_max_connections",
+                "a whole number from 1 to 1000",
+                |s| positive(s).filter(|n| *n <= 1000),
+            )?,
+            database_timeout: layers.required("database_timeout", DURATION, parse_duration)?,
+            admin_password: layers.parse("admin_password", "a non-empty password", |s| {
+                (!s.is_empty()).then(|| Secret::new(s))
+            })?,
+            log: layers.required(
+                "log",
+                "a log filter such as `info` or `herald=debug,info`",
+                |s| {
+                    tracing_subscriber::EnvFilter::try_new(s)
+                        .ok()
+                        .map(|_| s.to_owned())
+                },
+            )?,
+            log_format: layers.required("log_format", "`text` or `json`", |s| match s {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            })?,
+            request_timeout: layers.required("request_timeout", DURATION, parse_duration)?,
+            body_limit: layers.required(
+                "body_limit",
+                "a size from 1KiB to 1GiB such as `1MiB`, `512KiB` or `65536`",
+                |s| parse_size(s).filter(|n| (1024..=1 << 30).contains(n)),
+            )?,
+            shutdown_timeout: layers.required("shutdown_timeout", DURATION, parse_duration)?,
+            auth_cache_ttl: layers.required(
+                "auth_cache_ttl",
+                "a duration such as `30s` (`0s` disables the cache)",
+                |s| humantime::parse_duration(s).ok(),
+            )?,
+            auth_max_failures: layers.required(
+                "auth_max_failures",
+                "a whole number from 1 to 1000000",
+                |s| positive(s).filter(|n| *n <= 1_000_000),
+            )?,
+            auth_lockout: layers.required("auth_lockout", DURATION, parse_duration)?,
+        })
+    }
+
+    /// Whether the configured database is PostgreSQL.
+    pub fn uses_postgres(&self) -> bool {
+        let lower = self.database_url.to_ascii_lowercase();
+        lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+    }
+
+    /// Settings for tests and embedding: every default, a data dir, and the given database URL.
+    pub fn for_data_dir(data_dir: &Path, database_url: Option<String>) -> Settings {
+        let mut flags = FlagValues::new();
+        flags.insert("data_dir", data_dir.display().to_string());
+        if let Some(url) = database_url {
+            flags.insert("database_url", url);
+        }
+        match Self::load_from(None, |_| None, &flags) {
+            Ok(settings) => settings,
+            // The defaults are pinned by the unit tests below; a failure here is a bug in this file.
+            Err(e) => panic!("default settings are invalid: {e}"),
+        }
+    }
+}
+
+const DURATION: &str = "a positive duration such as `500ms`, `60s`, `5m` or `1h`";
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    humantime::parse_duration(s).ok().filter(|d| !d.is_zero())
+}
+
+/// Parses `65536`, `64KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of 1000).
+fn parse_size(s: &str) -> Option<usize> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let number: usize = digits.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let file_error = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    let mut out = Vec::new();
+    for (name, value) in table {
+        let Some(key) = KEYS.iter().find(|k| k.name == name) else {
+            let known = KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::UnknownKey {
+                key: name,
+                path: path.to_owned(),
+                known,
+            });
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: key.name,
+                    value: if key.secret {
+                        "<redacted>".into()
+                    } else {
+                        other.to_string()
+                    },
+                    origin: Origin::File(path.to_owned()),
+                    expected: "a string, number or boolean".into(),
+                });
+            }
+        };
+        out.push((key.name, text));
+    }
+    Ok(out)
+}
+
+/// The configuration keys as documented in `--help` and the README: (toml key, env var, default).
+pub fn documented_keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    KEYS.iter()
+        .map(|k| (k.name, k.env, k.default.unwrap_or("")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], flags: &[(&'static str, &str)]) -> Result<Settings, ConfigError> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let flags = flags.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Settings::load_from(None, |k| env.get(k).cloned(), &flags)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let s = load(&[], &[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./herald-data"));
+        assert_eq!(s.database_url, "sqlite://./herald-data/herald.db");
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.body_limit, 1 << 20);
+        assert!(!s.uses_postgres());
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nrequest_timeout = \"5s\"\nbody_limit = 4096\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "HERALD_LISTEN").then(|| "127.0.0.1:2000".to_owned());
+        let s = Settings::load_from(Some(&file), env, &FlagValues::new()).unwrap();
+        assert_eq!(s.listen.port(), 2000);
+        assert_eq!(s.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.body_limit, 4096);
+        let flags = [("listen", "127.0.0.1:3000".to_owned())]
+            .into_iter()
+            .collect();
+        let s = Settings::load_from(Some(&file), env, &flags).unwrap();
+        assert_eq!(s.listen.port(), 3000);
+    }
+
+    #[test]
+    fn an_invalid_value_names_key_origin_value_and_what_is_allowed() {
+        let err = load(&[("HERALD_LISTEN", "nowhere")], &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid configuration: HERALD_LISTEN = \"nowhere\" (from environment variable HERALD_LISTEN): \
+             expected a socket address host:port such as 127.0.0.1:8080"
+        );
+        let err = load(&[], &[("request_timeout", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HERALD_REQUEST_TIMEOUT = \"soon\" (from flag --request-timeout)"),
+            "{err}"
+        );
+        assert!(err.contains("`60s`"), "{err}");
+        let err = load(&[("HERALD_LOG_FORMAT", "yaml")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("expected `text` or `json`"), "{err}");
+        let err = load(&[("HERALD_DATABASE_URL", "mysql://x")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sqlite:// or postgres://"), "{err}");
+        let err = load(&[("HERALD_BODY_LIMIT", "12 parsecs")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HERALD_BODY_LIMIT"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_is_never_echoed_in_errors() {
+        let err = load(&[("HERALD_ADMIN_PASSWORD", "")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HERALD_ADMIN_PASSWORD = <redacted>"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected_with_the_known_ones_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Settings::load_from(Some(&file), |_| None, &FlagValues::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown key `lisen`") && err.contains("listen, data_dir"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations_are_human_readable() {
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("2 MiB"), Some(2 << 20));
+        assert_eq!(parse_size("10MB"), Some(10_000_000));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0s"), None);
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        let s = load(
+            &[("HERALD_DATABASE_URL", "postgres://u@localhost/herald")],
+            &[],
+        )
+        .unwrap();
+        assert!(s.uses_postgres());
+    }
+}

@@ -1,0 +1,138 @@
+//! `ApiJson<T>`: a JSON body extractor whose rejections are precise problem details: 415 for a
+//! wrong content type, 413 for an oversized body, 400 naming the field for anything else.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !(essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json")))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON, sent with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the configured limit (HERALD_BODY_LIMIT)",
+                )
+            } else {
+                ApiError::bad_request(
+                    "unreadable_body",
+                    format!(
+                        "the request body could not be read: {}",
+                        rejection.body_text()
+                    ),
+                )
+            }
+        })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserializes JSON, reporting the path of the field at fault.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        let code = if inner.is_syntax() || inner.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_field"
+        };
+        // For an unknown field the path points at its parent; name the field itself.
+        let field = match message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((name, _)) if path == "." => name.to_owned(),
+            Some((name, _)) => format!("{path}.{name}"),
+            None => path.clone(),
+        };
+        let detail = if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not valid JSON: {message}")
+        } else if field.is_empty() || field == "." {
+            format!("the request body does not match the expected shape: {message}")
+        } else {
+            format!("`{field}`: {message}")
+        };
+        ApiError::bad_request(code, detail).with_field(field)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    fn reject(json: &str) -> ApiError {
+        parse::<Body>(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = reject(r#"{"name": 5, "count": 1}"#);
+        assert_eq!(err.field(), Some("name"));
+        assert_eq!(
+            err.detail(),
+            "`name`: invalid type: integer `5`, expected a string at line 1 column 10"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = reject(r#"{"name": "x", "count": 1, "colour": "red"}"#);
+        assert_eq!(err.field(), Some("colour"));
+        assert!(
+            err.detail().contains("unknown field `colour`"),
+            "{}",
+            err.detail()
+        );
+    }
+
+    #[test]
+    fn missing_fields_and_bad_syntax_are_explained() {
+        let err = reject(r#"{"name": "x"}"#);
+        assert!(
+            err.detail().contains("missing field `count`"),
+            "{}",
+            err.detail()
+        );
+        assert_eq!(reject(r#"{"name": "#).code(), "invalid_json");
+        assert_eq!(reject("[1]").code(), "invalid_field");
+    }
+}

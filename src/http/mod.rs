@@ -1,0 +1,163 @@
+//! The HTTP face: router assembly and the middleware stack.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod negotiate;
+mod system;
+mod tokens;
+mod users;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Jira integration health checks and a durable outgoing mail queue, with JFrog Xray- and \
+                       Jira-compatible status APIs. Every endpoint except /livez and /readyz needs credentials: \
+                       HTTP Basic (password, or an API token as the password) or Bearer (API token)."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "system", description = "Health, metrics and this document"),
+        (name = "users", description = "Users and roles (admin only)"),
+        (name = "tokens", description = "API tokens (admin only)"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::livez))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::whoami))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::delete_user))
+        .routes(routes!(users::set_password))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+}
+
+/// The OpenAPI document of every endpoint, as served by `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// Builds the application router with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api().split_for_parts();
+    let openapi_json = openapi
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.settings.body_limit;
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::internal(&"a request handler panicked").into_response()
+                })),
+        )
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no resource at `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}
+
+/// Answers 503 with a problem body when a request takes longer than `HERALD_REQUEST_TIMEOUT`.
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} to answer",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let elapsed: Duration = started.elapsed();
+    state
+        .metrics
+        .http_request(&method, &route, response.status().as_u16(), elapsed);
+    response
+}

@@ -1,0 +1,122 @@
+//! `/livez`, `/readyz`, `/metrics`, `/api/v1/whoami`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::auth::{Authenticated, RequireMonitor};
+use super::error::{ApiError, Problem};
+use crate::app::AppState;
+use crate::auth::{AuthMethod, Role};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: &'static str,
+    /// The database's state, when checked: `ok`, or what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
+}
+
+/// The process is up. No authentication; never touches the database.
+#[utoipa::path(get, path = "/livez", tag = "system", responses((status = 200, body = Health)))]
+pub async fn livez() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        database: None,
+    })
+}
+
+/// Herald can serve: the database answers. No authentication.
+#[utoipa::path(
+    get, path = "/readyz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, description = "The database is unreachable", body = Health))
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let checked = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let (status, health) = match checked {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Health {
+                status: "ready",
+                database: Some("ok".to_owned()),
+            },
+        ),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Health {
+                status: "unavailable",
+                database: Some(e.to_string()),
+            },
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Health {
+                status: "unavailable",
+                database: Some("the database did not answer within 2 s".to_owned()),
+            },
+        ),
+    };
+    state
+        .metrics
+        .database_up
+        .set(i64::from(status == StatusCode::OK));
+    (status, Json(health)).into_response()
+}
+
+/// Prometheus metrics (OpenMetrics text). Admin or monitor.
+#[utoipa::path(
+    get, path = "/metrics", tag = "system",
+    security(("basic" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 401, body = Problem), (status = 403, body = Problem)
+    )
+)]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _who: RequireMonitor,
+) -> Result<Response, ApiError> {
+    let text = state.metrics.render().map_err(|e| ApiError::internal(&e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    username: String,
+    role: Role,
+    /// `password` or `token`.
+    authenticated_by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+}
+
+/// Who the credentials belong to. Any signed-in user.
+#[utoipa::path(
+    get, path = "/api/v1/whoami", tag = "users",
+    security(("basic" = []), ("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = Problem))
+)]
+pub async fn whoami(Authenticated(principal): Authenticated) -> Json<WhoAmI> {
+    let (authenticated_by, token_id) = match principal.method {
+        AuthMethod::Password => ("password", None),
+        AuthMethod::Token { id } => ("token", Some(id)),
+    };
+    Json(WhoAmI {
+        username: principal.username.to_string(),
+        role: principal.role,
+        authenticated_by,
+        token_id,
+    })
+}

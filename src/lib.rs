@@ -1,0 +1,11 @@
+//! Herald: Jira integration health checks and a durable outgoing mail queue.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod timefmt;

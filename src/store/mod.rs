@@ -1,0 +1,256 @@
+//! Database access for both backends: embedded SQLite (one node) and PostgreSQL (one or many nodes).
+//!
+//! Queries are written once where the SQL is the same (SQLite accepts PostgreSQL's `$1` placeholders);
+//! [`on_pool!`] expands one body per backend so each is type-checked against its own driver.
+//! Timestamps are stored as `i64` milliseconds since the Unix epoch.
+
+mod tokens;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
+pub use users::{DeleteUserOutcome, NewUser, UserRecord};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Runs the same expression against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database. Cheap to clone: the pools are reference-counted.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// What can go wrong talking to the database, in words the layers above can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or did not answer in time; retrying later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule was broken; the string names what already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("cannot open the database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that this version of Herald cannot read.
+    #[error("unreadable data in the database: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            // PostgreSQL shutting down or restarting: admin_shutdown, crash_shutdown, cannot_connect_now.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) =>
+            {
+                StoreError::Unavailable(err)
+            }
+            // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout: the database is there but not answering in time.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable(err)
+            }
+            _ => StoreError::Other(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// Maps a unique violation to [`StoreError::Conflict`] naming `what`; anything else as usual.
+    pub(crate) fn conflict_or(err: sqlx::Error, what: impl FnOnce() -> String) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+            _ => err.into(),
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub timeout: Duration,
+}
+
+impl Store {
+    /// Opens the database named by the URL and checks that it answers. Does not migrate.
+    pub async fn connect(options: &ConnectOptions) -> Result<Store, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            url: redact_url(&options.url),
+            reason,
+        };
+        let lower = options.url.to_ascii_lowercase();
+        let db = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(&options.url)
+                .map_err(|e| open_error(e.to_string()))?
+                .application_name("herald");
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .min_connections(0)
+                .acquire_timeout(options.timeout)
+                .test_before_acquire(true)
+                .connect_with(connect)
+                .await
+                .map_err(|e| open_error(describe(&e)))?;
+            Db::Postgres(pool)
+        } else {
+            let connect = SqliteConnectOptions::from_str(&options.url)
+                .map_err(|e| open_error(e.to_string()))?
+                .create_if_missing(true)
+                // WAL: readers never block the writer. FULL: a committed transaction survives power loss,
+                // which the mail queue's "accepted means durable" promise needs.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(options.timeout);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.min(8))
+                .acquire_timeout(options.timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|e| open_error(describe(&e)))?;
+            Db::Sqlite(pool)
+        };
+        Ok(Store { db })
+    }
+
+    /// Applies pending migrations. On PostgreSQL the migrator holds an advisory lock, so several
+    /// nodes may start at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection; waits for checked-out connections to come back.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// The current time in the store's unit.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A database URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let start = scheme_end + 3;
+        let end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..end].rfind('@') {
+            if let Some(colon) = out[start..start + at].find(':') {
+                out.replace_range(start + colon + 1..start + at, "<redacted>");
+            }
+        }
+    }
+    // Passwords may also travel as a query parameter.
+    if let Some(idx) = out.find("password=") {
+        let value = idx + "password=".len();
+        let end = out[value..].find('&').map_or(out.len(), |e| value + e);
+        out.replace_range(value..end, "<redacted>");
+    }
+    out
+}
+
+/// A sqlx error as one human line, without the Debug noise.
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://herald:s3cret@db:5432/herald"),
+            "postgres://herald:<redacted>@db:5432/herald"
+        );
+        assert_eq!(
+            redact_url("postgres://db/herald?password=s3cret&x=1"),
+            "postgres://db/herald?password=<redacted>&x=1"
+        );
+        assert_eq!(redact_url("postgres://u@db"), "postgres://u@db");
+        assert_eq!(
+            redact_url("sqlite://./herald-data/herald.db"),
+            "sqlite://./herald-data/herald.db"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Users: who may sign in, with which role.
+
+use sqlx::FromRow;
+
+use super::{Db, Store, StoreError, on_pool};
+use crate::auth::{Role, Username};
+
+#[derive(Debug, FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    password_hash: String,
+    role: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A stored user. `password_hash` is an Argon2id PHC string and never leaves the auth layer.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: Username,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = StoreError;
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        Ok(UserRecord {
+            id: row.id,
+            username: Username::try_from(row.username.as_str())
+                .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", row.id)))?,
+            password_hash: row.password_hash,
+            role: row
+                .role
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", row.id)))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a Username,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteUserOutcome {
+    Deleted,
+    NotFound,
+    /// Refused: the user is the last admin, and nobody could administer Herald after.
+    LastAdmin,
+}
+
+const USER_COLUMNS: &str = "id, username, password_hash, role, created_at, updated_at";
+
+impl Store {
+    pub async fn insert_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError> {
+        let row: UserRow = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 RETURNING id, username, password_hash, role, created_at, updated_at",
+            )
+            .bind(user.username.as_str())
+            .bind(user.password_hash)
+            .bind(user.role.as_str())
+            .bind(user.now)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|e| StoreError::conflict_or(e, || format!("a user named `{}`", user.username)))?;
+        row.try_into()
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(username)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users"
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(n)
+    }
+
+    /// Replaces a user's password hash. Returns false when there is no such user.
+    pub async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
+                .bind(hash)
+                .bind(now)
+                .bind(username)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// Deletes a user and their tokens, unless that would leave Herald without an admin.
+    ///
+    /// Safe under concurrency: SQLite runs the guarded statement as one write (writes are serialised);
+    /// PostgreSQL first locks every admin row, so two sessions deleting the last two admins cannot both
+    /// see "one other admin left".
+    pub async fn delete_user(&self, username: &str) -> Result<DeleteUserOutcome, StoreError> {
+        const GUARDED_DELETE: &str = "DELETE FROM users WHERE username = $1 \
+             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
+        let deleted = match &self.db {
+            Db::Sqlite(pool) => sqlx::query(GUARDED_DELETE)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(GUARDED_DELETE)
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                n
+            }
+        };
+        if deleted == 1 {
+            return Ok(DeleteUserOutcome::Deleted);
+        }
+        Ok(match self.user_by_name(username).await? {
+            None => DeleteUserOutcome::NotFound,
+            Some(_) => DeleteUserOutcome::LastAdmin,
+        })
+    }
+}
