@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::auth::{
-    Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle,
-};
+use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::store::{ConnectOptions, Store, StoreError, redact_url};
@@ -102,13 +100,12 @@ impl Application {
             }
             None => {}
         }
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|e| StartupError::Listen {
-                    addr: settings.listen,
-                    reason: e.to_string(),
-                })?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| StartupError::Listen {
+                addr: settings.listen,
+                reason: e.to_string(),
+            })?;
         tracing::info!(
             database = %redact_url(&settings.database_url),
             backend = store.backend().name(),
@@ -134,10 +131,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
     /// `HERALD_SHUTDOWN_TIMEOUT` and closes the database.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Application { listener, state } = self;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");

@@ -43,14 +43,8 @@ pub enum ConfigError {
     },
     #[error("invalid configuration: cannot read config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error(
-        "invalid configuration: unknown key `{key}` in config file {path}; known keys: {known}"
-    )]
-    UnknownKey {
-        key: String,
-        path: PathBuf,
-        known: String,
-    },
+    #[error("invalid configuration: unknown key `{key}` in config file {path}; known keys: {known}")]
+    UnknownKey { key: String, path: PathBuf, known: String },
 }
 
 /// How log lines are written.
@@ -94,12 +88,7 @@ struct Key {
     secret: bool,
 }
 
-const fn key(
-    name: &'static str,
-    env: &'static str,
-    flag: &'static str,
-    default: Option<&'static str>,
-) -> Key {
+const fn key(name: &'static str, env: &'static str, flag: &'static str, default: Option<&'static str>) -> Key {
     Key {
         name,
         env,
@@ -110,24 +99,9 @@ const fn key(
 }
 
 const KEYS: &[Key] = &[
-    key(
-        "listen",
-        "HERALD_LISTEN",
-        "--listen",
-        Some("127.0.0.1:8080"),
-    ),
-    key(
-        "data_dir",
-        "HERALD_DATA_DIR",
-        "--data-dir",
-        Some("./herald-data"),
-    ),
-    key(
-        "database_url",
-        "HERALD_DATABASE_URL",
-        "--database-url",
-        None,
-    ),
+    key("listen", "HERALD_LISTEN", "--listen", Some("127.0.0.1:8080")),
+    key("data_dir", "HERALD_DATA_DIR", "--data-dir", Some("./herald-data")),
+    key("database_url", "HERALD_DATABASE_URL", "--database-url", None),
     key(
         "database_max_connections",
         "HERALD_DATABASE_MAX_CONNECTIONS",
@@ -148,24 +122,14 @@ const KEYS: &[Key] = &[
         secret: true,
     },
     key("log", "HERALD_LOG", "--log", Some("info")),
-    key(
-        "log_format",
-        "HERALD_LOG_FORMAT",
-        "--log-format",
-        Some("text"),
-    ),
+    key("log_format", "HERALD_LOG_FORMAT", "--log-format", Some("text")),
     key(
         "request_timeout",
         "HERALD_REQUEST_TIMEOUT",
         "--request-timeout",
         Some("30s"),
     ),
-    key(
-        "body_limit",
-        "HERALD_BODY_LIMIT",
-        "--body-limit",
-        Some("1MiB"),
-    ),
+    key("body_limit", "HERALD_BODY_LIMIT", "--body-limit", Some("1MiB")),
     key(
         "shutdown_timeout",
         "HERALD_SHUTDOWN_TIMEOUT",
@@ -184,12 +148,7 @@ const KEYS: &[Key] = &[
         "--auth-max-failures",
         Some("10"),
     ),
-    key(
-        "auth_lockout",
-        "HERALD_AUTH_LOCKOUT",
-        "--auth-lockout",
-        Some("60s"),
-    ),
+    key("auth_lockout", "HERALD_AUTH_LOCKOUT", "--auth-lockout", Some("60s")),
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -240,13 +199,12 @@ impl Layers {
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, ConfigError> {
         // Every required key has a default, so absence is a programming error caught by the unit tests.
-        self.parse(name, expected, parse)?
-            .ok_or_else(|| ConfigError::Invalid {
-                key: name,
-                value: "nothing".to_owned(),
-                origin: Origin::Default,
-                expected: expected.to_owned(),
-            })
+        self.parse(name, expected, parse)?.ok_or_else(|| ConfigError::Invalid {
+            key: name,
+            value: "nothing".to_owned(),
+            origin: Origin::Default,
+            expected: expected.to_owned(),
+        })
     }
 }
 
@@ -297,20 +255,15 @@ impl Settings {
                 |s| {
                     let lower = s.to_ascii_lowercase();
                     let known = ["sqlite:", "postgres://", "postgresql://"];
-                    known
-                        .iter()
-                        .any(|p| lower.starts_with(p))
-                        .then(|| s.to_owned())
+                    known.iter().any(|p| lower.starts_with(p)).then(|| s.to_owned())
                 },
             )?
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herald.db").display()));
         let positive = |s: &str| s.parse::<u32>().ok().filter(|n| *n > 0);
         Ok(Settings {
-            listen: layers.required(
-                "listen",
-                "a socket address host:port such as 127.0.0.1:8080",
-                |s| s.parse().ok(),
-            )?,
+            listen: layers.required("listen", "a socket address host:port such as 127.0.0.1:8080", |s| {
+                s.parse().ok()
+            })?,
             data_dir,
             database_url,
             database_max_connections: layers.required(
@@ -322,15 +275,9 @@ impl Settings {
             admin_password: layers.parse("admin_password", "a non-empty password", |s| {
                 (!s.is_empty()).then(|| Secret::new(s))
             })?,
-            log: layers.required(
-                "log",
-                "a log filter such as `info` or `herald=debug,info`",
-                |s| {
-                    tracing_subscriber::EnvFilter::try_new(s)
-                        .ok()
-                        .map(|_| s.to_owned())
-                },
-            )?,
+            log: layers.required("log", "a log filter such as `info` or `herald=debug,info`", |s| {
+                tracing_subscriber::EnvFilter::try_new(s).ok().map(|_| s.to_owned())
+            })?,
             log_format: layers.required("log_format", "`text` or `json`", |s| match s {
                 "text" => Some(LogFormat::Text),
                 "json" => Some(LogFormat::Json),
@@ -348,11 +295,9 @@ impl Settings {
                 "a duration such as `30s` (`0s` disables the cache)",
                 |s| humantime::parse_duration(s).ok(),
             )?,
-            auth_max_failures: layers.required(
-                "auth_max_failures",
-                "a whole number from 1 to 1000000",
-                |s| positive(s).filter(|n| *n <= 1_000_000),
-            )?,
+            auth_max_failures: layers.required("auth_max_failures", "a whole number from 1 to 1000000", |s| {
+                positive(s).filter(|n| *n <= 1_000_000)
+            })?,
             auth_lockout: layers.required("auth_lockout", DURATION, parse_duration)?,
         })
     }
@@ -408,9 +353,7 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
     let mut out = Vec::new();
     for (name, value) in table {
         let Some(key) = KEYS.iter().find(|k| k.name == name) else {
@@ -446,8 +389,7 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
 
 /// The configuration keys as documented in `--help` and the README: (toml key, env var, default).
 pub fn documented_keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
-    KEYS.iter()
-        .map(|k| (k.name, k.env, k.default.unwrap_or("")))
+    KEYS.iter().map(|k| (k.name, k.env, k.default.unwrap_or("")))
 }
 
 #[cfg(test)]
@@ -455,10 +397,7 @@ mod tests {
     use super::*;
 
     fn load(env: &[(&str, &str)], flags: &[(&'static str, &str)]) -> Result<Settings, ConfigError> {
-        let env: BTreeMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let flags = flags.iter().map(|(k, v)| (*k, v.to_string())).collect();
         Settings::load_from(None, |k| env.get(k).cloned(), &flags)
     }
@@ -488,34 +427,26 @@ mod tests {
         assert_eq!(s.listen.port(), 2000);
         assert_eq!(s.request_timeout, Duration::from_secs(5));
         assert_eq!(s.body_limit, 4096);
-        let flags = [("listen", "127.0.0.1:3000".to_owned())]
-            .into_iter()
-            .collect();
+        let flags = [("listen", "127.0.0.1:3000".to_owned())].into_iter().collect();
         let s = Settings::load_from(Some(&file), env, &flags).unwrap();
         assert_eq!(s.listen.port(), 3000);
     }
 
     #[test]
     fn an_invalid_value_names_key_origin_value_and_what_is_allowed() {
-        let err = load(&[("HERALD_LISTEN", "nowhere")], &[])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[("HERALD_LISTEN", "nowhere")], &[]).unwrap_err().to_string();
         assert_eq!(
             err,
             "invalid configuration: HERALD_LISTEN = \"nowhere\" (from environment variable HERALD_LISTEN): \
              expected a socket address host:port such as 127.0.0.1:8080"
         );
-        let err = load(&[], &[("request_timeout", "soon")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[], &[("request_timeout", "soon")]).unwrap_err().to_string();
         assert!(
             err.contains("HERALD_REQUEST_TIMEOUT = \"soon\" (from flag --request-timeout)"),
             "{err}"
         );
         assert!(err.contains("`60s`"), "{err}");
-        let err = load(&[("HERALD_LOG_FORMAT", "yaml")], &[])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[("HERALD_LOG_FORMAT", "yaml")], &[]).unwrap_err().to_string();
         assert!(err.ends_with("expected `text` or `json`"), "{err}");
         let err = load(&[("HERALD_DATABASE_URL", "mysql://x")], &[])
             .unwrap_err()
@@ -529,9 +460,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_never_echoed_in_errors() {
-        let err = load(&[("HERALD_ADMIN_PASSWORD", "")], &[])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[("HERALD_ADMIN_PASSWORD", "")], &[]).unwrap_err().to_string();
         assert!(err.contains("HERALD_ADMIN_PASSWORD = <redacted>"), "{err}");
     }
 
@@ -561,11 +490,7 @@ mod tests {
 
     #[test]
     fn postgres_urls_select_postgres() {
-        let s = load(
-            &[("HERALD_DATABASE_URL", "postgres://u@localhost/herald")],
-            &[],
-        )
-        .unwrap();
+        let s = load(&[("HERALD_DATABASE_URL", "postgres://u@localhost/herald")], &[]).unwrap();
         assert!(s.uses_postgres());
     }
 }

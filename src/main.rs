@@ -173,10 +173,7 @@ fn main() -> ExitCode {
         Command::Serve(flags) => Some(flags),
         _ => None,
     };
-    let settings = match Settings::load(
-        cli.common.config.as_deref(),
-        &flag_values(&cli.common, serve_flags),
-    ) {
+    let settings = match Settings::load(cli.common.config.as_deref(), &flag_values(&cli.common, serve_flags)) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("herald: {e}");
@@ -184,10 +181,7 @@ fn main() -> ExitCode {
         }
     };
     herald::telemetry::init(&settings.log, settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("herald: cannot start the async runtime: {e}");
@@ -234,9 +228,7 @@ fn username(name: &str) -> anyhow::Result<Username> {
 fn password(from_stdin: bool) -> anyhow::Result<(Secret, bool)> {
     if from_stdin {
         let mut input = String::new();
-        std::io::stdin()
-            .take(64 * 1024)
-            .read_to_string(&mut input)?;
+        std::io::stdin().take(64 * 1024).read_to_string(&mut input)?;
         let line = input.lines().next().unwrap_or("").to_owned();
         Ok((Secret::new(line), false))
     } else {
@@ -295,20 +287,11 @@ async fn users(cmd: UsersCommand, settings: &Settings) -> anyhow::Result<()> {
 async fn tokens(cmd: TokensCommand, settings: &Settings) -> anyhow::Result<()> {
     let accounts = accounts(settings).await?;
     match cmd {
-        TokensCommand::Create {
-            user,
-            name,
-            expires_in,
-        } => {
+        TokensCommand::Create { user, name, expires_in } => {
             let lifetime = expires_in
-                .map(|s| {
-                    humantime::parse_duration(&s)
-                        .map_err(|e| anyhow::anyhow!("invalid --expires-in `{s}`: {e}"))
-                })
+                .map(|s| humantime::parse_duration(&s).map_err(|e| anyhow::anyhow!("invalid --expires-in `{s}`: {e}")))
                 .transpose()?;
-            let created = accounts
-                .create_token(&username(&user)?, &name, lifetime)
-                .await?;
+            let created = accounts.create_token(&username(&user)?, &name, lifetime).await?;
             println!(
                 "created token {} for `{user}` (shown once, store it now):",
                 created.token.token.id

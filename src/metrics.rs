@@ -11,7 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Verification};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -37,6 +37,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
     auth_failures: Family<ReasonLabels, Counter>,
+    auth_successes: Family<ReasonLabels, Counter>,
     pub database_up: Gauge,
 }
 
@@ -51,20 +52,11 @@ impl Metrics {
         registry.register(
             "build",
             "Herald version",
-            Info::new(vec![(
-                "version".to_owned(),
-                env!("CARGO_PKG_VERSION").to_owned(),
-            )]),
+            Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered",
-            http_requests.clone(),
-        );
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-            http_histogram as fn() -> Histogram,
-        );
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(http_histogram as fn() -> Histogram);
         registry.register(
             "http_request_duration_seconds",
             "Time to answer HTTP requests",
@@ -75,6 +67,12 @@ impl Metrics {
             "auth_failures",
             "Refused authentication attempts",
             auth_failures.clone(),
+        );
+        let auth_successes = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_successes",
+            "Accepted credentials, by how they were verified: cache, or a full check (password hash or token lookup)",
+            auth_successes.clone(),
         );
         let database_up = Gauge::default();
         registry.register(
@@ -87,6 +85,7 @@ impl Metrics {
             http_requests,
             http_duration,
             auth_failures,
+            auth_successes,
             database_up,
         }
     }
@@ -114,6 +113,18 @@ impl Metrics {
             AuthError::Store(_) => "database",
         };
         self.auth_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn auth_success(&self, verification: Verification) {
+        let reason = match verification {
+            Verification::Cached => "cache",
+            Verification::Checked => "checked",
+        };
+        self.auth_successes
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             })

@@ -6,9 +6,7 @@ use std::time::Duration;
 use super::password::{self, PasswordError, PasswordHashing};
 use super::{Authenticator, Role, Username, token};
 use crate::secret::Secret;
-use crate::store::{
-    DeleteUserOutcome, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms,
-};
+use crate::store::{DeleteUserOutcome, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -46,11 +44,7 @@ pub struct Accounts {
 
 impl Accounts {
     /// `authenticator`, when given, has its credential cache cleared after every change.
-    pub fn new(
-        store: Store,
-        hashing: PasswordHashing,
-        authenticator: Option<Authenticator>,
-    ) -> Self {
+    pub fn new(store: Store, hashing: PasswordHashing, authenticator: Option<Authenticator>) -> Self {
         Self {
             store,
             hashing,
@@ -105,17 +99,10 @@ impl Accounts {
         }
     }
 
-    pub async fn set_password(
-        &self,
-        username: &str,
-        password: &Secret,
-    ) -> Result<(), AccountError> {
+    pub async fn set_password(&self, username: &str, password: &Secret) -> Result<(), AccountError> {
         password::check_policy(password)?;
         let hash = self.hashing.hash(password).await?;
-        let found = self
-            .store
-            .set_password_hash(username, &hash, now_ms())
-            .await?;
+        let found = self.store.set_password_hash(username, &hash, now_ms()).await?;
         self.changed();
         if found {
             Ok(())
@@ -136,9 +123,7 @@ impl Accounts {
         let now = now_ms();
         let expires_at = match lifetime {
             None => None,
-            Some(d)
-                if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) =>
-            {
+            Some(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(10 * 366 * 86_400) => {
                 Some(now + i64::try_from(d.as_millis()).map_err(|_| AccountError::TokenLifetime)?)
             }
             Some(_) => return Err(AccountError::TokenLifetime),
@@ -163,10 +148,7 @@ impl Accounts {
         })
     }
 
-    pub async fn list_tokens(
-        &self,
-        username: Option<&str>,
-    ) -> Result<Vec<TokenWithOwner>, AccountError> {
+    pub async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenWithOwner>, AccountError> {
         Ok(self.store.list_tokens(username).await?)
     }
 
@@ -197,9 +179,8 @@ impl Accounts {
             None => {
                 let password = password::generate();
                 let path = data_dir.join(INITIAL_PASSWORD_FILE);
-                write_private_file(&path, &format!("{}\n", password.expose())).map_err(|e| {
-                    BootstrapError::Io(format!("cannot write {}: {e}", path.display()))
-                })?;
+                write_private_file(&path, &format!("{}\n", password.expose()))
+                    .map_err(|e| BootstrapError::Io(format!("cannot write {}: {e}", path.display())))?;
                 (password, BootstrapPassword::Generated(path))
             }
         };

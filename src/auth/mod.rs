@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub use accounts::{
-    AccountError, Accounts, BootstrapError, BootstrapPassword, CreatedToken, INITIAL_PASSWORD_FILE,
-};
+pub use accounts::{AccountError, Accounts, BootstrapError, BootstrapPassword, CreatedToken, INITIAL_PASSWORD_FILE};
 pub use password::PasswordHashing;
 pub use throttle::Throttle;
 
@@ -23,9 +21,7 @@ use crate::secret::Secret;
 use crate::store::{Store, StoreError, now_ms};
 
 /// What a user may do. An admin may do everything a monitor may.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything: configuration, users, tokens, mail administration.
@@ -81,9 +77,7 @@ pub struct Username(String);
 pub enum InvalidUsername {
     #[error("a user name must be 1 to 64 characters long")]
     Length,
-    #[error(
-        "a user name may contain only letters A-Z and a-z, digits, `.`, `_`, `@` and `-` (found {0:?})"
-    )]
+    #[error("a user name may contain only letters A-Z and a-z, digits, `.`, `_`, `@` and `-` (found {0:?})")]
     Character(char),
 }
 
@@ -168,6 +162,13 @@ pub struct Principal {
     pub expires_at: Option<i64>,
 }
 
+/// Whether a success came from the credential cache or from a full check against the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    Cached,
+    Checked,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the credentials are not valid")]
@@ -189,12 +190,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(
-        store: Store,
-        hashing: PasswordHashing,
-        cache_ttl: Duration,
-        throttle: Throttle,
-    ) -> Self {
+    pub fn new(store: Store, hashing: PasswordHashing, cache_ttl: Duration, throttle: Throttle) -> Self {
         let cache = (!cache_ttl.is_zero()).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -213,7 +209,7 @@ impl Authenticator {
         &self,
         client: IpAddr,
         credentials: &Credentials,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Verification), AuthError> {
         let principal_name = credentials.principal();
         self.throttle
             .check(client, principal_name, Instant::now())
@@ -222,7 +218,7 @@ impl Authenticator {
         if let Some(cache) = &self.cache {
             if let Some(principal) = cache.get(&key).await {
                 if principal.expires_at.is_none_or(|at| at > now_ms()) {
-                    return Ok(principal);
+                    return Ok((principal, Verification::Cached));
                 }
                 cache.invalidate(&key).await;
             }
@@ -233,11 +229,10 @@ impl Authenticator {
                 if let Some(cache) = &self.cache {
                     cache.insert(key, principal.clone()).await;
                 }
-                Ok(principal)
+                Ok((principal, Verification::Checked))
             }
             None => {
-                self.throttle
-                    .record_failure(client, principal_name, Instant::now());
+                self.throttle.record_failure(client, principal_name, Instant::now());
                 Err(AuthError::Invalid)
             }
         }
@@ -253,9 +248,7 @@ impl Authenticator {
     async fn verify(&self, credentials: &Credentials) -> Result<Option<Principal>, StoreError> {
         match credentials {
             Credentials::Bearer(token) => self.verify_token(token, None).await,
-            Credentials::Basic { username, password }
-                if token::looks_like_token(password.expose()) =>
-            {
+            Credentials::Basic { username, password } if token::looks_like_token(password.expose()) => {
                 self.verify_token(password, Some(username)).await
             }
             Credentials::Basic { username, password } => {
@@ -279,11 +272,7 @@ impl Authenticator {
         }
     }
 
-    async fn verify_token(
-        &self,
-        secret: &Secret,
-        username: Option<&str>,
-    ) -> Result<Option<Principal>, StoreError> {
+    async fn verify_token(&self, secret: &Secret, username: Option<&str>) -> Result<Option<Principal>, StoreError> {
         let Some(found) = self.store.token_by_hash(&token::hash(secret)).await? else {
             return Ok(None);
         };
@@ -318,10 +307,7 @@ mod tests {
     fn usernames_are_validated() {
         assert!(Username::try_from("admin").is_ok());
         assert!(Username::try_from("svc.jira-bot@corp_1").is_ok());
-        assert!(matches!(
-            Username::try_from(""),
-            Err(InvalidUsername::Length)
-        ));
+        assert!(matches!(Username::try_from(""), Err(InvalidUsername::Length)));
         assert!(matches!(
             Username::try_from(&*"a".repeat(65)),
             Err(InvalidUsername::Length)

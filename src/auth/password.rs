@@ -128,20 +128,13 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(hashing.verify(&Secret::new("correct horse"), &hash).await);
         assert!(!hashing.verify(&Secret::new("wrong horse"), &hash).await);
-        assert!(
-            !hashing
-                .verify(&Secret::new("correct horse"), "not a phc string")
-                .await
-        );
+        assert!(!hashing.verify(&Secret::new("correct horse"), "not a phc string").await);
         assert!(!hashing.verify_nobody(&Secret::new("correct horse")).await);
     }
 
     #[test]
     fn policy_rejects_short_and_huge_passwords() {
-        assert!(matches!(
-            check_policy(&Secret::new("")),
-            Err(PasswordError::TooShort)
-        ));
+        assert!(matches!(check_policy(&Secret::new("")), Err(PasswordError::TooShort)));
         assert!(matches!(
             check_policy(&Secret::new("1234567")),
             Err(PasswordError::TooShort)

@@ -49,10 +49,7 @@ impl Throttle {
     }
 
     fn keys(client: IpAddr, principal: &str) -> [Key; 2] {
-        [
-            Key::Address(client),
-            Key::Principal(client, principal.to_owned()),
-        ]
+        [Key::Address(client), Key::Principal(client, principal.to_owned())]
     }
 
     /// `Err(retry_after)` when this client may not try again yet.
@@ -92,16 +89,13 @@ impl Throttle {
 
     /// Forgets this principal's failures after a success (the address-wide count stays).
     pub fn record_success(&self, client: IpAddr, principal: &str) {
-        self.lock()
-            .remove(&Key::Principal(client, principal.to_owned()));
+        self.lock().remove(&Key::Principal(client, principal.to_owned()));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         // A poisoned lock only means another thread panicked mid-update of a counter; the map is
         // still usable, and refusing all logins would be worse.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -123,15 +117,9 @@ mod tests {
             assert!(throttle.check(ip(1), ALICE, t0).is_ok(), "attempt {i}");
             throttle.record_failure(ip(1), ALICE, t0);
         }
-        let wait = throttle
-            .check(ip(1), ALICE, t0 + Duration::from_secs(10))
-            .unwrap_err();
+        let wait = throttle.check(ip(1), ALICE, t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(
-            throttle
-                .check(ip(1), ALICE, t0 + Duration::from_secs(60))
-                .is_ok()
-        );
+        assert!(throttle.check(ip(1), ALICE, t0 + Duration::from_secs(60)).is_ok());
     }
 
     #[test]

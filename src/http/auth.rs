@@ -35,8 +35,8 @@ pub fn parse_authorization(value: &[u8]) -> Result<Credentials, ApiError> {
         let decoded = STANDARD
             .decode(rest)
             .map_err(|_| malformed("Basic credentials must be base64 (RFC 7617)"))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| malformed("Basic credentials must be UTF-8 once decoded"))?;
+        let decoded =
+            String::from_utf8(decoded).map_err(|_| malformed("Basic credentials must be UTF-8 once decoded"))?;
         let (username, password) = decoded
             .split_once(':')
             .ok_or_else(|| malformed("Basic credentials must be `user:password`"))?;
@@ -60,26 +60,24 @@ pub fn parse_authorization(value: &[u8]) -> Result<Credentials, ApiError> {
     }
 }
 
-async fn authenticate(
-    parts: &mut Parts,
-    state: &AppState,
-    required: Option<Role>,
-) -> Result<Principal, ApiError> {
+async fn authenticate(parts: &mut Parts, state: &AppState, required: Option<Role>) -> Result<Principal, ApiError> {
     if let Some(principal) = parts.extensions.get::<Principal>() {
         return authorize(principal.clone(), required);
     }
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized("authentication is required: send Basic or Bearer credentials")
-    })?;
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("authentication is required: send Basic or Bearer credentials"))?;
     let credentials = parse_authorization(value.as_bytes())?;
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
-            addr.ip()
-        });
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
     let principal = match state.authenticator.authenticate(client, &credentials).await {
-        Ok(principal) => principal,
+        Ok((principal, verification)) => {
+            state.metrics.auth_success(verification);
+            principal
+        }
         Err(err) => {
             state.metrics.auth_failure(&err);
             return Err(err.into());

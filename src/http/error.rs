@@ -36,10 +36,8 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-pub const WWW_AUTHENTICATE_CHALLENGES: [&str; 2] = [
-    "Basic realm=\"herald\", charset=\"UTF-8\"",
-    "Bearer realm=\"herald\"",
-];
+pub const WWW_AUTHENTICATE_CHALLENGES: [&str; 2] =
+    ["Basic realm=\"herald\", charset=\"UTF-8\"", "Bearer realm=\"herald\""];
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
@@ -86,10 +84,7 @@ impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
         for challenge in WWW_AUTHENTICATE_CHALLENGES {
-            err = err.with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            err = err.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         err
     }
@@ -166,9 +161,7 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::Invalid => {
-                ApiError::unauthorized("the user name, password or token is not valid")
-            }
+            AuthError::Invalid => ApiError::unauthorized("the user name, password or token is not valid"),
             AuthError::Throttled { retry_after } => ApiError::too_many_requests(
                 retry_after,
                 format!(
@@ -184,19 +177,13 @@ impl From<AuthError> for ApiError {
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {
         match err {
-            AccountError::UserNotFound(_) | AccountError::TokenNotFound(_) => {
-                ApiError::not_found(err.to_string())
-            }
+            AccountError::UserNotFound(_) | AccountError::TokenNotFound(_) => ApiError::not_found(err.to_string()),
             AccountError::LastAdmin(_) => ApiError::conflict(err.to_string()),
-            AccountError::Password(crate::auth::password::PasswordError::Hash(_)) => {
-                ApiError::internal(&err)
-            }
+            AccountError::Password(crate::auth::password::PasswordError::Hash(_)) => ApiError::internal(&err),
             AccountError::Password(_) => {
                 ApiError::bad_request("invalid_password", err.to_string()).with_field("password")
             }
-            AccountError::TokenName => {
-                ApiError::bad_request("invalid_field", err.to_string()).with_field("name")
-            }
+            AccountError::TokenName => ApiError::bad_request("invalid_field", err.to_string()).with_field("name"),
             AccountError::TokenLifetime => {
                 ApiError::bad_request("invalid_field", err.to_string()).with_field("expires_in")
             }

@@ -50,14 +50,8 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -88,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.settings.body_limit;
+    let request_limit = state.settings.request_timeout;
     routes
         .route(
             "/openapi.json",
@@ -96,16 +91,25 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(middleware::from_fn(move |req, next| {
+            request_timeout(request_limit, req, next)
+        }))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(
             ServiceBuilder::new()
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                ]))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &Request| {
-                            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
                             tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
                         })
                         .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
@@ -131,8 +135,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Answers 503 with a problem body when a request takes longer than `HERALD_REQUEST_TIMEOUT`.
-async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.settings.request_timeout;
+async fn request_timeout(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -160,4 +163,37 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
         .metrics
         .http_request(&method, &route, response.status().as_u16(), elapsed);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_slower_than_the_limit_gets_503_with_a_problem() {
+        let limit = Duration::from_secs(30);
+        let app: Router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| tokio::time::sleep(Duration::from_secs(3600))),
+            )
+            .route("/fast", axum::routing::get(|| async { "ok" }))
+            .layer(middleware::from_fn(move |req, next| request_timeout(limit, req, next)));
+        let slow = app
+            .clone()
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slow.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(slow.into_body(), 4096).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("longer than 30s"));
+        let fast = app
+            .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fast.status(), StatusCode::OK);
+    }
 }

@@ -39,9 +39,7 @@ fn quality(accept: &str, media_type: &str) -> u16 {
                 }
             }
         }
-        let (r_type, r_subty) = range_type
-            .split_once('/')
-            .unwrap_or((range_type.as_str(), ""));
+        let (r_type, r_subty) = range_type.split_once('/').unwrap_or((range_type.as_str(), ""));
         let specificity = match (r_type, r_subty) {
             ("*", "*") => 1,
             (t, "*") if t == ty => 2,
@@ -89,9 +87,7 @@ pub fn negotiate(accept: Option<&HeaderValue>) -> Result<Format, ApiError> {
         (0, 0) => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not_acceptable",
-            format!(
-                "this resource is available as application/json or application/xml, not as `{accept}`"
-            ),
+            format!("this resource is available as application/json or application/xml, not as `{accept}`"),
         )),
         (j, x) if j >= x => Ok(Format::Json),
         _ => Ok(Format::Xml),
@@ -160,14 +156,8 @@ mod tests {
 
     #[test]
     fn q_values_are_honoured() {
-        assert_eq!(
-            pick("application/json;q=0.5, application/xml"),
-            Ok(Format::Xml)
-        );
-        assert_eq!(
-            pick("application/xml;q=0.9, application/json;q=0.95"),
-            Ok(Format::Json)
-        );
+        assert_eq!(pick("application/json;q=0.5, application/xml"), Ok(Format::Xml));
+        assert_eq!(pick("application/xml;q=0.9, application/json;q=0.95"), Ok(Format::Json));
         assert_eq!(pick("application/xml, application/json"), Ok(Format::Json));
         assert_eq!(pick("*/*;q=0.1, application/xml"), Ok(Format::Xml));
         // The most specific range wins: json is excluded even though */* allows it.
@@ -181,10 +171,7 @@ mod tests {
             pick("application/json;q=0, application/xml;q=0"),
             Err(StatusCode::NOT_ACCEPTABLE)
         );
-        assert_eq!(
-            pick("application/json;q=2"),
-            Err(StatusCode::NOT_ACCEPTABLE)
-        );
+        assert_eq!(pick("application/json;q=2"), Err(StatusCode::NOT_ACCEPTABLE));
         assert_eq!(pick("image/*"), Err(StatusCode::NOT_ACCEPTABLE));
     }
 
@@ -217,10 +204,7 @@ mod tests {
         let body = axum::body::to_bytes(json.into_body(), 1024).await.unwrap();
         assert_eq!(&body[..], br#"{"size":26,"errorSize":2}"#);
         let xml = render(Format::Xml, "mailQueue", &sample);
-        assert_eq!(
-            xml.headers()[header::CONTENT_TYPE],
-            "application/xml; charset=utf-8"
-        );
+        assert_eq!(xml.headers()[header::CONTENT_TYPE], "application/xml; charset=utf-8");
         let body = axum::body::to_bytes(xml.into_body(), 1024).await.unwrap();
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),

@@ -61,10 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             },
         ),
     };
-    state
-        .metrics
-        .database_up
-        .set(i64::from(status == StatusCode::OK));
+    state.metrics.database_up.set(i64::from(status == StatusCode::OK));
     (status, Json(health)).into_response()
 }
 
@@ -77,10 +74,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         (status = 401, body = Problem), (status = 403, body = Problem)
     )
 )]
-pub async fn metrics(
-    State(state): State<AppState>,
-    _who: RequireMonitor,
-) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<AppState>, _who: RequireMonitor) -> Result<Response, ApiError> {
     let text = state.metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok((
         [(

@@ -111,22 +111,14 @@ pub async fn create_token(
             })
         })
         .transpose()?;
-    let created = state
-        .accounts
-        .create_token(&owner, &body.name, lifetime)
-        .await?;
+    let created = state.accounts.create_token(&owner, &body.name, lifetime).await?;
     tracing::info!(token = %created.token.token.id, user = %owner, by = %admin.username, "token created");
     let location = format!("/api/v1/tokens/{}", created.token.token.id);
     let body = CreatedToken {
         info: created.token.into(),
         token: created.secret.expose().to_owned(),
     };
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
 /// Revokes a token at once.

@@ -54,8 +54,7 @@ pub struct NewPassword {
 }
 
 pub(super) fn parse_username(name: &str, field: &str) -> Result<Username, ApiError> {
-    Username::try_from(name)
-        .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()).with_field(field))
+    Username::try_from(name).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()).with_field(field))
 }
 
 /// All users, by name.
@@ -63,18 +62,9 @@ pub(super) fn parse_username(name: &str, field: &str) -> Result<Username, ApiErr
     get, path = "/api/v1/users", tag = "users", security(("basic" = []), ("bearer" = [])),
     responses((status = 200, body = [User]), (status = 401, body = Problem), (status = 403, body = Problem))
 )]
-pub async fn list_users(
-    State(state): State<AppState>,
-    _admin: RequireAdmin,
-) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list_users(State(state): State<AppState>, _admin: RequireAdmin) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(
-        state
-            .accounts
-            .list_users()
-            .await?
-            .into_iter()
-            .map(User::from)
-            .collect(),
+        state.accounts.list_users().await?.into_iter().map(User::from).collect(),
     ))
 }
 
@@ -93,10 +83,7 @@ pub async fn create_user(
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<Response, ApiError> {
     let username = parse_username(&body.username, "username")?;
-    let user = state
-        .accounts
-        .create_user(&username, &body.password, body.role)
-        .await?;
+    let user = state.accounts.create_user(&username, &body.password, body.role).await?;
     tracing::info!(user = %username, role = %body.role, "user created");
     let location = format!("/api/v1/users/{username}");
     Ok((
@@ -155,10 +142,7 @@ pub async fn set_password(
     Path(username): Path<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .accounts
-        .set_password(&username, &body.password)
-        .await?;
+    state.accounts.set_password(&username, &body.password).await?;
     tracing::info!(user = %username, by = %admin.username, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,9 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{DeleteUserOutcome, NewUser, UserRecord};
@@ -89,9 +87,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
             // PostgreSQL shutting down or restarting: admin_shutdown, crash_shutdown, cannot_connect_now.
-            sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) =>
-            {
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) => {
                 StoreError::Unavailable(err)
             }
             // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout: the database is there but not answering in time.
@@ -182,10 +178,7 @@ impl Store {
 
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -206,9 +199,7 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let start = scheme_end + 3;
-        let end = out[start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| start + i);
+        let end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
         if let Some(at) = out[start..end].rfind('@') {
             if let Some(colon) = out[start..start + at].find(':') {
                 out.replace_range(start + colon + 1..start + at, "<redacted>");

@@ -38,8 +38,7 @@ impl TryFrom<TokenRow> for TokenWithOwner {
     fn try_from(row: TokenRow) -> Result<Self, StoreError> {
         let corrupt = |e: String| StoreError::Corrupt(format!("token {}: {e}", row.id));
         Ok(TokenWithOwner {
-            username: Username::try_from(row.username.as_str())
-                .map_err(|e| corrupt(e.to_string()))?,
+            username: Username::try_from(row.username.as_str()).map_err(|e| corrupt(e.to_string()))?,
             role: row
                 .role
                 .parse()
@@ -69,10 +68,7 @@ const TOKEN_SELECT: &str = "SELECT t.id, u.username, u.role, t.name, t.created_a
 
 impl Store {
     /// Stores a token for an existing user. Returns `None` when the user does not exist.
-    pub async fn insert_token(
-        &self,
-        token: &NewToken<'_>,
-    ) -> Result<Option<TokenWithOwner>, StoreError> {
+    pub async fn insert_token(&self, token: &NewToken<'_>) -> Result<Option<TokenWithOwner>, StoreError> {
         let inserted = on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
@@ -107,10 +103,7 @@ impl Store {
     }
 
     /// Finds a token by the hash of its secret (expired tokens included: the caller decides).
-    pub async fn token_by_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<TokenWithOwner>, StoreError> {
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!("{TOKEN_SELECT} WHERE t.token_hash = $1");
         let row: Option<TokenRow> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
@@ -122,13 +115,8 @@ impl Store {
     }
 
     /// All tokens, or one user's, oldest first.
-    pub async fn list_tokens(
-        &self,
-        username: Option<&str>,
-    ) -> Result<Vec<TokenWithOwner>, StoreError> {
-        let sql = format!(
-            "{TOKEN_SELECT} WHERE ($1 IS NULL OR u.username = $1) ORDER BY t.created_at, t.id"
-        );
+    pub async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenWithOwner>, StoreError> {
+        let sql = format!("{TOKEN_SELECT} WHERE ($1 IS NULL OR u.username = $1) ORDER BY t.created_at, t.id");
         let rows: Vec<TokenRow> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(username)

@@ -93,30 +93,21 @@ impl Store {
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .fetch_all(pool)
-        .await)?;
+        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_all(pool)
+            .await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM users"
-        )
-        .fetch_one(pool)
-        .await)?;
+        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(pool)
+            .await)?;
         Ok(n)
     }
 
     /// Replaces a user's password hash. Returns false when there is no such user.
-    pub async fn set_password_hash(
-        &self,
-        username: &str,
-        hash: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    pub async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
         let done = on_pool!(self, |pool| {
             sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
                 .bind(hash)

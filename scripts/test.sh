@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs Herald's whole test suite, the PostgreSQL suite included.
+#
+# Installs what is missing (Debian's postgresql, as root, non-interactively), starts a throwaway
+# PostgreSQL server on a free loopback port in a temporary directory, runs every test against it,
+# and stops and removes it whatever happens. Extra arguments go to the test runner, e.g.
+#   scripts/test.sh auth        # only tests whose name contains "auth"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else log "need root to run: $*"; return 1
+  fi
+}
+
+pg_bindir() {
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then echo "$dir"; return 0; fi
+  done
+  return 1
+}
+
+install_packages() {
+  log "installing: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+PG_BIN=$(pg_bindir) || { install_packages postgresql; PG_BIN=$(pg_bindir); }
+log "PostgreSQL binaries: $PG_BIN"
+
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  return 1
+}
+
+PG_DIR=$(mktemp -d /tmp/herald-test-pg.XXXXXX)
+RUN_AS=()
+if [ "$(id -u)" = 0 ]; then
+  # initdb and postgres refuse to run as root.
+  chown postgres:postgres "$PG_DIR"
+  RUN_AS=(runuser -u postgres --)
+fi
+
+stop_pg() {
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$PG_DIR"
+}
+trap stop_pg EXIT INT TERM
+
+PG_PORT=$(free_port)
+"${RUN_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 \
+  || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
+# Throwaway server: durability settings off for speed (the tests check Herald's logic, not the disk).
+"${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  start >/dev/null || { cat "$PG_DIR/server.log" >&2; exit 1; }
+log "PostgreSQL listening on 127.0.0.1:$PG_PORT"
+
+export HERALD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export HERALD_TEST_PG_BINDIR="$PG_BIN"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast "$@"
+else
+  cargo test --no-fail-fast -- "$@"
+fi

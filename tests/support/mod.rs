@@ -1,0 +1,268 @@
+//! Test harness: databases of both backends, `spawn_app()`, an HTTP client, a private PostgreSQL.
+#![allow(dead_code)]
+
+pub mod pg_cluster;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use herald::app::{AppState, Application};
+use herald::config::Settings;
+use herald::store::{ConnectOptions, Store};
+use sqlx::Connection;
+use tempfile::TempDir;
+
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each `async fn name(backend: Backend)` listed.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::support::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::support::Backend::Postgres).await } )*
+        }
+    };
+}
+
+/// Prints past the test harness's output capture, so a skipped suite is visible in `cargo test`.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// The PostgreSQL server the suite may create databases on, from `HERALD_TEST_DATABASE_URL`
+/// (set by scripts/test.sh). Without it the PostgreSQL tests are skipped, loudly; under CI they fail.
+pub fn postgres_admin_url() -> Option<String> {
+    if let Ok(url) = std::env::var("HERALD_TEST_DATABASE_URL") {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "CI=true but HERALD_TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI (use scripts/test.sh)"
+        );
+    }
+    static WARN: Once = Once::new();
+    WARN.call_once(|| {
+        say("warning: PostgreSQL suite NOT RUN: HERALD_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
+    });
+    None
+}
+
+/// A database for one test: a SQLite file in a temporary directory, or a fresh PostgreSQL database.
+pub struct TestDatabase {
+    pub url: Option<String>,
+    pub dir: TempDir,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Option<TestDatabase> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(create_postgres_database(&postgres_admin_url()?).await),
+        };
+        Some(TestDatabase { url, dir })
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::for_data_dir(self.dir.path(), self.url.clone());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
+        settings.database_timeout = Duration::from_secs(3);
+        settings.database_max_connections = 4;
+        settings.log = "warn".into();
+        settings
+    }
+
+    pub async fn store(&self) -> Store {
+        let settings = self.settings();
+        let store = Store::connect(&ConnectOptions {
+            url: settings.database_url.clone(),
+            max_connections: 4,
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+/// Creates an empty database with a unique name on the server behind `admin_url`; returns its URL.
+pub async fn create_postgres_database(admin_url: &str) -> String {
+    let name = format!("herald_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let _ = conn.close().await;
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .expect("HERALD_TEST_DATABASE_URL ends with /DATABASE");
+    format!("{server}/{name}")
+}
+
+/// A running Herald, in this process, on a free loopback port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub db: TestDatabase,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], after `configure` has adjusted the settings.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let db = TestDatabase::new(backend).await?;
+    let mut settings = db.settings();
+    configure(&mut settings);
+    Some(start(db, settings).await)
+}
+
+pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("Herald starts");
+    let addr = app.local_addr().expect("bound address");
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: http_client(),
+        state,
+        db,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("HTTP client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path))
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+
+    /// A request as the bootstrap admin.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    /// Creates a user through the API and returns its password.
+    pub async fn create_user(&self, username: &str, role: &str) -> String {
+        let password = format!("{username}-password-123");
+        let response = self
+            .admin(reqwest::Method::POST, "/api/v1/users")
+            .json(&serde_json::json!({"username": username, "password": password, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        password
+    }
+
+    /// Creates a token through the API; returns (id, secret).
+    pub async fn create_token(&self, user: &str) -> (String, String) {
+        let response = self
+            .admin(reqwest::Method::POST, "/api/v1/tokens")
+            .json(&serde_json::json!({"name": "test", "user": user}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Polls `probe` until it returns true or `deadline` passes; returns whether it succeeded.
+pub async fn eventually<F, Fut>(deadline: Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if probe().await {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The problem body of an error response, checking its content type.
+pub async fn problem(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    response.json().await.unwrap()
+}
