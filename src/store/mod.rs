@@ -10,7 +10,8 @@ mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
@@ -129,6 +130,20 @@ impl Store {
             let connect = PgConnectOptions::from_str(&options.url)
                 .map_err(|e| open_error(e.to_string()))?
                 .application_name("herald");
+            // One direct attempt first: the pool retries until its timeout and then reports only
+            // "timed out", while this says why (refused, bad password, unknown database…).
+            match tokio::time::timeout(options.timeout, PgConnection::connect_with(&connect)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(open_error(describe(&e))),
+                Err(_) => {
+                    return Err(open_error(format!(
+                        "no answer within {}",
+                        humantime::format_duration(options.timeout)
+                    )));
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .min_connections(0)
