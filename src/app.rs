@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
+use crate::cluster::NodeId;
 use crate::config::Settings;
+use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
 use crate::store::{ConnectOptions, Store, StoreError, redact_url};
 
@@ -21,6 +23,10 @@ pub struct AppState {
     pub authenticator: Authenticator,
     pub accounts: Accounts,
     pub metrics: Arc<Metrics>,
+    pub node_id: NodeId,
+    pub mail: MailQueue,
+    /// The delivery engine (also when the background workers are off, so tools can drive it).
+    pub delivery: Delivery,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -32,6 +38,10 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    #[error("invalid node id: {0}")]
+    NodeId(String),
+    #[error("cannot use the SMTP relay: {0}")]
+    Smtp(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -100,6 +110,11 @@ impl Application {
             }
             None => {}
         }
+        let node_id =
+            NodeId::load_or_create(settings.node_id.as_deref(), &settings.data_dir).map_err(StartupError::NodeId)?;
+        let metrics = Arc::new(Metrics::new());
+        let mail = MailQueue::start(store.clone(), node_id.clone());
+        let delivery = mail_delivery(&settings, &store, &node_id, &mail, &metrics)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| StartupError::Listen {
@@ -109,6 +124,7 @@ impl Application {
         tracing::info!(
             database = %redact_url(&settings.database_url),
             backend = store.backend().name(),
+            node = %node_id,
             "database ready"
         );
         let state = AppState {
@@ -116,7 +132,10 @@ impl Application {
             store,
             authenticator,
             accounts,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            node_id,
+            mail,
+            delivery,
         };
         Ok(Application { listener, state })
     }
@@ -138,6 +157,11 @@ impl Application {
         }
         let grace = state.settings.shutdown_timeout;
         let store = state.store.clone();
+        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+        let delivery = state
+            .settings
+            .mail_delivery
+            .then(|| tokio::spawn(state.delivery.clone().run(workers_stopped.clone())));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -153,10 +177,44 @@ impl Application {
                 Ok(())
             }
         };
+        let _ = stop_workers.send(true);
+        if let Some(delivery) = delivery {
+            if tokio::time::timeout(grace, delivery).await.is_err() {
+                tracing::warn!("mail delivery did not stop in time; unsent mail is re-queued at the next start");
+            }
+        }
         store.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+fn mail_delivery(
+    settings: &Settings,
+    store: &Store,
+    node_id: &NodeId,
+    mail: &MailQueue,
+    metrics: &Arc<Metrics>,
+) -> Result<Delivery, StartupError> {
+    let target = SmtpTarget::parse(settings.smtp_url.expose()).map_err(StartupError::Smtp)?;
+    let client =
+        SmtpClient::new(target, settings.smtp_ca_file.as_deref(), settings.smtp_timeout).map_err(StartupError::Smtp)?;
+    let policy = RetryPolicy {
+        initial: settings.mail_backoff_initial,
+        max: settings.mail_backoff_max,
+        max_attempts: settings.mail_max_attempts,
+        max_age: settings.mail_max_age,
+    };
+    let workers = usize::try_from(settings.smtp_connections).unwrap_or(4);
+    Ok(Delivery::new(
+        store.clone(),
+        node_id.clone(),
+        client,
+        policy,
+        workers,
+        mail.wake.clone(),
+        metrics.clone(),
+    ))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -77,6 +77,28 @@ pub struct Settings {
     pub auth_max_failures: u32,
     /// The window over which failures are counted, and how long a throttled client waits.
     pub auth_lockout: Duration,
+    /// This node's id; when not configured, one is generated once and kept in the data dir.
+    pub node_id: Option<String>,
+    /// Sender of mail submitted without `from`.
+    pub mail_from: String,
+    /// Largest mail submission accepted (the JSON body), in bytes.
+    pub mail_max_size: usize,
+    /// Whether this node delivers its queue (off: it only accepts and stores mail).
+    pub mail_delivery: bool,
+    pub mail_backoff_initial: Duration,
+    pub mail_backoff_max: Duration,
+    /// Delivery attempts before a message is moved to the error queue.
+    pub mail_max_attempts: u32,
+    /// Age after which a message that still fails is moved to the error queue.
+    pub mail_max_age: Duration,
+    /// The SMTP relay: `smtp://[user:password@]host[:port][?tls=starttls]` or `smtps://…`.
+    pub smtp_url: Secret,
+    /// SMTP connections (and delivery workers) per node.
+    pub smtp_connections: u32,
+    /// Limit for each SMTP exchange (connect, each command, the message).
+    pub smtp_timeout: Duration,
+    /// A PEM file with extra CA certificates to trust for the relay's TLS certificate.
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 /// One configuration key: its name in `herald.toml`, its environment variable and its flag.
@@ -149,6 +171,44 @@ const KEYS: &[Key] = &[
         Some("10"),
     ),
     key("auth_lockout", "HERALD_AUTH_LOCKOUT", "--auth-lockout", Some("60s")),
+    key("node_id", "HERALD_NODE_ID", "--node-id", None),
+    key("mail_from", "HERALD_MAIL_FROM", "--mail-from", Some("herald@localhost")),
+    key("mail_max_size", "HERALD_MAIL_MAX_SIZE", "--mail-max-size", Some("2MiB")),
+    key("mail_delivery", "HERALD_MAIL_DELIVERY", "--mail-delivery", Some("true")),
+    key(
+        "mail_backoff_initial",
+        "HERALD_MAIL_BACKOFF_INITIAL",
+        "--mail-backoff-initial",
+        Some("30s"),
+    ),
+    key(
+        "mail_backoff_max",
+        "HERALD_MAIL_BACKOFF_MAX",
+        "--mail-backoff-max",
+        Some("1h"),
+    ),
+    key(
+        "mail_max_attempts",
+        "HERALD_MAIL_MAX_ATTEMPTS",
+        "--mail-max-attempts",
+        Some("10"),
+    ),
+    key("mail_max_age", "HERALD_MAIL_MAX_AGE", "--mail-max-age", Some("3d")),
+    Key {
+        name: "smtp_url",
+        env: "HERALD_SMTP_URL",
+        flag: "--smtp-url",
+        default: Some("smtp://127.0.0.1:25"),
+        secret: true,
+    },
+    key(
+        "smtp_connections",
+        "HERALD_SMTP_CONNECTIONS",
+        "--smtp-connections",
+        Some("4"),
+    ),
+    key("smtp_timeout", "HERALD_SMTP_TIMEOUT", "--smtp-timeout", Some("30s")),
+    key("smtp_ca_file", "HERALD_SMTP_CA_FILE", "--smtp-ca-file", None),
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -299,6 +359,34 @@ impl Settings {
                 positive(s).filter(|n| *n <= 1_000_000)
             })?,
             auth_lockout: layers.required("auth_lockout", DURATION, parse_duration)?,
+            node_id: layers.parse("node_id", "1 to 64 characters from A-Z a-z 0-9 . _ -", |s| {
+                crate::cluster::NodeId::try_from(s).ok().map(|id| id.to_string())
+            })?,
+            mail_from: layers.required("mail_from", "an email address such as herald@example.com", |s| {
+                s.parse::<lettre::message::Mailbox>().ok().map(|_| s.to_owned())
+            })?,
+            mail_max_size: layers.required("mail_max_size", "a size from 1KiB to 64MiB such as `2MiB`", |s| {
+                parse_size(s).filter(|n| (1024..=64 << 20).contains(n))
+            })?,
+            mail_delivery: layers.required("mail_delivery", "`true` or `false`", parse_bool)?,
+            mail_backoff_initial: layers.required("mail_backoff_initial", DURATION, parse_duration)?,
+            mail_backoff_max: layers.required("mail_backoff_max", DURATION, parse_duration)?,
+            mail_max_attempts: layers.required("mail_max_attempts", "a whole number from 1 to 1000", |s| {
+                positive(s).filter(|n| *n <= 1000)
+            })?,
+            mail_max_age: layers.required("mail_max_age", DURATION, parse_duration)?,
+            smtp_url: layers.required(
+                "smtp_url",
+                "smtp://[user:password@]host[:port][?tls=starttls] or smtps://[user:password@]host[:port]",
+                |s| crate::mail::SmtpTarget::parse(s).ok().map(|_| Secret::new(s)),
+            )?,
+            smtp_connections: layers.required("smtp_connections", "a whole number from 1 to 256", |s| {
+                positive(s).filter(|n| *n <= 256)
+            })?,
+            smtp_timeout: layers.required("smtp_timeout", DURATION, parse_duration)?,
+            smtp_ca_file: layers.parse("smtp_ca_file", "a path to a PEM file", |s| {
+                (!s.is_empty()).then(|| PathBuf::from(s))
+            })?,
         })
     }
 
@@ -320,6 +408,14 @@ impl Settings {
             // The defaults are pinned by the unit tests below; a failure here is a bug in this file.
             Err(e) => panic!("default settings are invalid: {e}"),
         }
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

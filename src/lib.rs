@@ -2,8 +2,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod secret;
 pub mod store;

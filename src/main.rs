@@ -100,7 +100,7 @@ enum UsersCommand {
     /// random one is generated and printed once.
     Add {
         username: String,
-        /// admin (everything) or monitor (read-only monitoring endpoints).
+        /// admin (everything), monitor (read-only monitoring endpoints) or mail (may submit mail).
         #[arg(long, default_value = "monitor")]
         role: String,
         /// Read the password from the first line of standard input.

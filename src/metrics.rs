@@ -39,6 +39,11 @@ pub struct Metrics {
     auth_failures: Family<ReasonLabels, Counter>,
     auth_successes: Family<ReasonLabels, Counter>,
     pub database_up: Gauge,
+    pub mail_queue_size: Gauge,
+    pub mail_error_size: Gauge,
+    pub mail_oldest_queued_seconds: Gauge,
+    mail_deliveries: Family<ReasonLabels, Counter>,
+    mail_delivery_latency: Histogram,
 }
 
 fn http_histogram() -> Histogram {
@@ -80,7 +85,43 @@ impl Metrics {
             "1 when the last readiness check reached the database",
             database_up.clone(),
         );
+        let mail_queue_size = Gauge::default();
+        registry.register(
+            "mail_queue_size",
+            "Messages of this node waiting or being sent",
+            mail_queue_size.clone(),
+        );
+        let mail_error_size = Gauge::default();
+        registry.register(
+            "mail_error_queue_size",
+            "Messages of this node in the error queue",
+            mail_error_size.clone(),
+        );
+        let mail_oldest_queued_seconds = Gauge::default();
+        registry.register(
+            "mail_oldest_queued_age_seconds",
+            "Age of this node's oldest message not yet delivered (0 when none)",
+            mail_oldest_queued_seconds.clone(),
+        );
+        let mail_deliveries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "mail_delivery_attempts",
+            "Delivery attempts by outcome: delivered, retry (transient failure), error (moved to the error queue)",
+            mail_deliveries.clone(),
+        );
+        // 10 ms .. ~5.8 h
+        let mail_delivery_latency = Histogram::new(exponential_buckets(0.01, 2.0, 22));
+        registry.register(
+            "mail_delivery_latency_seconds",
+            "Time from acceptance to delivery of delivered messages",
+            mail_delivery_latency.clone(),
+        );
         Self {
+            mail_queue_size,
+            mail_error_size,
+            mail_oldest_queued_seconds,
+            mail_deliveries,
+            mail_delivery_latency,
             registry,
             http_requests,
             http_duration,
@@ -127,6 +168,24 @@ impl Metrics {
         self.auth_successes
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn mail_delivered(&self, latency: Duration) {
+        self.mail_deliveries
+            .get_or_create(&ReasonLabels {
+                reason: "delivered".to_owned(),
+            })
+            .inc();
+        self.mail_delivery_latency.observe(latency.as_secs_f64());
+    }
+
+    /// `outcome`: `retry` or `error`.
+    pub fn mail_failed(&self, outcome: &str) {
+        self.mail_deliveries
+            .get_or_create(&ReasonLabels {
+                reason: outcome.to_owned(),
             })
             .inc();
     }

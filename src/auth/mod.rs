@@ -28,10 +28,12 @@ pub enum Role {
     Admin,
     /// Read-only access to the monitoring endpoints.
     Monitor,
+    /// May submit mail (`POST /api/v1/mail`) and nothing else: for applications that send mail.
+    Mail,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}`: expected `admin` or `monitor`")]
+#[error("unknown role `{0}`: expected `admin`, `monitor` or `mail`")]
 pub struct UnknownRole(String);
 
 impl Role {
@@ -39,6 +41,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Monitor => "monitor",
+            Role::Mail => "mail",
         }
     }
 
@@ -47,6 +50,7 @@ impl Role {
         match required {
             Role::Admin => self == Role::Admin,
             Role::Monitor => matches!(self, Role::Admin | Role::Monitor),
+            Role::Mail => matches!(self, Role::Admin | Role::Mail),
         }
     }
 }
@@ -57,6 +61,7 @@ impl FromStr for Role {
         match s {
             "admin" => Ok(Role::Admin),
             "monitor" => Ok(Role::Monitor),
+            "mail" => Ok(Role::Mail),
             other => Err(UnknownRole(other.to_owned())),
         }
     }
@@ -328,6 +333,10 @@ mod tests {
         assert!(Role::Admin.satisfies(Role::Admin));
         assert!(Role::Monitor.satisfies(Role::Monitor));
         assert!(!Role::Monitor.satisfies(Role::Admin));
+        assert!(Role::Admin.satisfies(Role::Mail));
+        assert!(Role::Mail.satisfies(Role::Mail));
+        assert!(!Role::Mail.satisfies(Role::Monitor));
+        assert!(!Role::Monitor.satisfies(Role::Mail));
         assert_eq!("monitor".parse::<Role>().unwrap(), Role::Monitor);
         assert!("root".parse::<Role>().is_err());
     }

@@ -123,6 +123,11 @@ role_extractor!(
     Some(Role::Monitor)
 );
 role_extractor!(
+    /// A user with the mail or admin role: may submit mail.
+    RequireMailSender,
+    Some(Role::Mail)
+);
+role_extractor!(
     /// A user with the admin role.
     RequireAdmin,
     Some(Role::Admin)

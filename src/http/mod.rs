@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+mod mail;
+mod mailqueue;
 pub mod negotiate;
 mod system;
 mod tokens;
@@ -41,6 +43,8 @@ use error::ApiError;
         (name = "system", description = "Health, metrics and this document"),
         (name = "users", description = "Users and roles (admin only)"),
         (name = "tokens", description = "API tokens (admin only)"),
+        (name = "mail", description = "Submitting mail, and the queue's admin operations"),
+        (name = "mail queue (Jira-compatible)", description = "Jira's /rest/mailqueue/1.0 API: JSON or XML by Accept"),
     )
 )]
 struct ApiDoc;
@@ -55,8 +59,12 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Every route with its OpenAPI description.
-fn api() -> OpenApiRouter<AppState> {
+/// Every route with its OpenAPI description. `mail_body_limit` bounds mail submissions, which may be
+/// larger than other requests.
+fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
+    let submission = OpenApiRouter::new()
+        .routes(routes!(mail::submit))
+        .layer(axum::extract::DefaultBodyLimit::max(mail_body_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::livez))
         .routes(routes!(system::readyz))
@@ -67,16 +75,27 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_password))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .merge(submission)
+        .routes(routes!(mail::list_queue))
+        .routes(routes!(mail::delete_queued))
+        .routes(routes!(mail::list_errors, mail::delete_all_errors))
+        .routes(routes!(mail::delete_error))
+        .routes(routes!(mail::resend_one))
+        .routes(routes!(mail::resend_all))
+        .routes(routes!(mail::flush))
+        .routes(routes!(mail::get_mail))
+        .routes(routes!(mailqueue::status))
+        .routes(routes!(mailqueue::cluster_status))
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    api(0).split_for_parts().1
 }
 
 /// Builds the application router with its middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
+    let (routes, openapi) = api(state.settings.mail_max_size).split_for_parts();
     let openapi_json = openapi
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

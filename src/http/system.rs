@@ -75,6 +75,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     )
 )]
 pub async fn metrics(State(state): State<AppState>, _who: RequireMonitor) -> Result<Response, ApiError> {
+    // Queue figures are read at scrape time, from the live counts (cheap at any queue size).
+    if let Ok((size, errors)) = state.mail.counts().await {
+        state.metrics.mail_queue_size.set(size);
+        state.metrics.mail_error_size.set(errors);
+    }
+    if let Ok(oldest) = state.mail.oldest_queued().await {
+        let age_ms = oldest.map_or(0, |created| (crate::store::now_ms() - created).max(0));
+        state.metrics.mail_oldest_queued_seconds.set(age_ms / 1000);
+    }
     let text = state.metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok((
         [(

@@ -83,6 +83,8 @@ impl TestDatabase {
         settings.database_timeout = Duration::from_secs(3);
         settings.database_max_connections = 4;
         settings.log = "warn".into();
+        // Mail tests point this at an SMTP server of their own and turn delivery on.
+        settings.mail_delivery = false;
         settings
     }
 

@@ -1,0 +1,339 @@
+//! `/api/v1/mail`: submission (admin or the `mail` role), and the queue's admin operations.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{RequireAdmin, RequireMailSender};
+use super::error::{ApiError, Problem};
+use super::json::ApiJson;
+use crate::app::AppState;
+use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailSubmission};
+use crate::store::{MailFilter, MailSummary};
+use crate::timefmt::rfc3339_ms;
+
+impl From<MailError> for ApiError {
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::KeyConflict(_) => ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", err.to_string()),
+            MailError::NotFound(_) => ApiError::not_found(err.to_string()),
+            MailError::ShuttingDown => ApiError::unavailable(err.to_string()),
+            MailError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<InvalidMail> for ApiError {
+    fn from(err: InvalidMail) -> Self {
+        ApiError::bad_request("invalid_field", err.to_string()).with_field(err.field)
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Submitted {
+    /// The message id (a UUIDv7).
+    id: String,
+    /// Always `queued`: the message is stored and will be delivered.
+    status: &'static str,
+}
+
+/// Submits a message. Answered 202 only once the message is durably stored. With an
+/// `Idempotency-Key` header, a retried submission returns the first one's id and queues nothing.
+#[utoipa::path(
+    post, path = "/api/v1/mail", tag = "mail", security(("basic" = []), ("bearer" = [])),
+    request_body = MailSubmission,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters")),
+    responses(
+        (status = 202, body = Submitted), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, description = "Idempotency-Key reused with a different message", body = Problem),
+        (status = 413, body = Problem), (status = 503, body = Problem)
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    RequireMailSender(sender): RequireMailSender,
+    headers: HeaderMap,
+    ApiJson(submission): ApiJson<MailSubmission>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_header", "the Idempotency-Key header must be visible ASCII")
+            })?;
+            Some(IdempotencyKey::try_from(text).map_err(|e| ApiError::bad_request("invalid_header", e))?)
+        }
+    };
+    let mail = submission.validate(&state.settings.mail_from)?;
+    let accepted = state.mail.submit(&mail, sender.username.as_str(), key.as_ref()).await?;
+    let location = format!("/api/v1/mail/{}", accepted.id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(Submitted {
+            id: accepted.id,
+            status: "queued",
+        }),
+    )
+        .into_response();
+    if !accepted.created {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// A message in the queue or the error queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueuedMail {
+    id: String,
+    node_id: String,
+    /// `queued`, `sending` or `error`.
+    state: String,
+    from: String,
+    recipients: Vec<String>,
+    subject: String,
+    size_bytes: i64,
+    submitted_by: String,
+    attempts: i32,
+    created_at: String,
+    next_attempt_at: Option<String>,
+    /// The last SMTP reply or error.
+    last_error: Option<String>,
+}
+
+impl From<MailSummary> for QueuedMail {
+    fn from(m: MailSummary) -> Self {
+        QueuedMail {
+            recipients: serde_json::from_str(&m.recipients).unwrap_or_default(),
+            next_attempt_at: (m.state == "queued").then(|| rfc3339_ms(m.next_attempt_at)),
+            id: m.id,
+            node_id: m.node_id,
+            state: m.state,
+            from: m.envelope_from,
+            subject: m.subject,
+            size_bytes: m.size_bytes,
+            submitted_by: m.submitted_by,
+            attempts: m.attempts,
+            created_at: rfc3339_ms(m.created_at),
+            last_error: m.last_error,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MailPage {
+    items: Vec<QueuedMail>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    /// Only this node's messages.
+    node: Option<String>,
+    /// `queued` or `sending`; both when omitted.
+    state: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<i64>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorQuery {
+    node: Option<String>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n @ 1..=1000) => Ok(n),
+        Some(_) => Err(ApiError::bad_request("invalid_field", "`limit` must be from 1 to 1000").with_field("limit")),
+    }
+}
+
+async fn page(state: &AppState, filter: MailFilter) -> Result<Json<MailPage>, ApiError> {
+    let limit = filter.limit;
+    let items: Vec<QueuedMail> = state
+        .mail
+        .list(&filter)
+        .await?
+        .into_iter()
+        .map(QueuedMail::from)
+        .collect();
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|m| m.id.clone()))
+        .flatten();
+    Ok(Json(MailPage { items, next }))
+}
+
+/// Messages waiting or being sent, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/mail/queue", tag = "mail", security(("basic" = []), ("bearer" = [])), params(QueueQuery),
+    responses((status = 200, body = MailPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn list_queue(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Query(query): Query<QueueQuery>,
+) -> Result<Json<MailPage>, ApiError> {
+    let states = match query.state.as_deref() {
+        None => vec!["queued", "sending"],
+        Some("queued") => vec!["queued"],
+        Some("sending") => vec!["sending"],
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`state` must be `queued` or `sending`, not `{other}`"),
+            )
+            .with_field("state"));
+        }
+    };
+    let filter = MailFilter {
+        states,
+        node_id: query.node,
+        after: query.after,
+        limit: page_limit(query.limit)?,
+    };
+    page(&state, filter).await
+}
+
+/// The error queue: messages that failed permanently or too often, with the last SMTP reply.
+#[utoipa::path(
+    get, path = "/api/v1/mail/errors", tag = "mail", security(("basic" = []), ("bearer" = [])), params(ErrorQuery),
+    responses((status = 200, body = MailPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn list_errors(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Query(query): Query<ErrorQuery>,
+) -> Result<Json<MailPage>, ApiError> {
+    let filter = MailFilter {
+        states: vec!["error"],
+        node_id: query.node,
+        after: query.after,
+        limit: page_limit(query.limit)?,
+    };
+    page(&state, filter).await
+}
+
+/// One message that is still queued, being sent, or in the error queue.
+#[utoipa::path(
+    get, path = "/api/v1/mail/{id}", tag = "mail", security(("basic" = []), ("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = QueuedMail), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "Delivered, deleted, or never accepted", body = Problem))
+)]
+pub async fn get_mail(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<QueuedMail>, ApiError> {
+    state.mail.get(&id).await.map(|m| Json(m.into())).map_err(|e| match e {
+        MailError::NotFound(_) => ApiError::not_found(format!(
+            "no message `{id}` in the queue (delivered, deleted, or unknown)"
+        )),
+        other => other.into(),
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Affected {
+    /// How many messages the operation changed.
+    count: u64,
+}
+
+/// Deletes a queued message that is not being sent at this moment.
+#[utoipa::path(
+    delete, path = "/api/v1/mail/queue/{id}", tag = "mail", security(("basic" = []), ("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn delete_queued(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.mail.delete_queued(&id).await?;
+    tracing::info!(id = %id, by = %admin.username, "queued mail deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Puts one errored message back in the queue of the answering node, due now.
+#[utoipa::path(
+    post, path = "/api/v1/mail/errors/{id}/resend", tag = "mail", security(("basic" = []), ("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Affected), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn resend_one(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<Affected>, ApiError> {
+    let count = state.mail.resend(Some(&id)).await?;
+    tracing::info!(id = %id, by = %admin.username, "errored mail resent");
+    Ok(Json(Affected { count }))
+}
+
+/// Puts every errored message back in the queue of the answering node, due now.
+#[utoipa::path(
+    post, path = "/api/v1/mail/errors/resend", tag = "mail", security(("basic" = []), ("bearer" = [])),
+    responses((status = 200, body = Affected), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn resend_all(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+) -> Result<Json<Affected>, ApiError> {
+    let count = state.mail.resend(None).await?;
+    tracing::info!(count, by = %admin.username, "all errored mail resent");
+    Ok(Json(Affected { count }))
+}
+
+/// Deletes one errored message.
+#[utoipa::path(
+    delete, path = "/api/v1/mail/errors/{id}", tag = "mail", security(("basic" = []), ("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn delete_error(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.mail.delete_errors(Some(&id)).await?;
+    tracing::info!(id = %id, by = %admin.username, "errored mail deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes every errored message.
+#[utoipa::path(
+    delete, path = "/api/v1/mail/errors", tag = "mail", security(("basic" = []), ("bearer" = [])),
+    responses((status = 200, body = Affected), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn delete_all_errors(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+) -> Result<Json<Affected>, ApiError> {
+    let count = state.mail.delete_errors(None).await?;
+    tracing::info!(count, by = %admin.username, "all errored mail deleted");
+    Ok(Json(Affected { count }))
+}
+
+/// Makes every message queued on this node due now, skipping the rest of its backoff.
+#[utoipa::path(
+    post, path = "/api/v1/mail/flush", tag = "mail", security(("basic" = []), ("bearer" = [])),
+    responses((status = 200, body = Affected), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn flush(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+) -> Result<Json<Affected>, ApiError> {
+    let count = state.mail.flush().await?;
+    tracing::info!(count, by = %admin.username, "mail queue flushed");
+    Ok(Json(Affected { count }))
+}

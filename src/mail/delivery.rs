@@ -1,0 +1,315 @@
+//! Delivery: a dispatcher claims due messages in batches, a pool of SMTP workers (one connection
+//! each) sends them, and a completer records the outcomes in batched transactions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use rand::Rng;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::message::ValidMail;
+use super::retry::{Next, RetryPolicy};
+use super::smtp::{SendError, SmtpClient};
+use crate::cluster::NodeId;
+use crate::metrics::Metrics;
+use crate::store::{ClaimedMail, Completion, Store, StoreError, now_ms};
+
+/// How long a claimed message stays reserved for this node before it may be claimed again.
+const LEASE: Duration = Duration::from_secs(600);
+/// Longest sleep of an idle dispatcher (it also wakes on new mail and at the next due time).
+const IDLE_POLL: Duration = Duration::from_secs(30);
+/// Idle SMTP connections are closed after this long.
+const CONNECTION_IDLE: Duration = Duration::from_secs(30);
+const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(86_400);
+
+#[derive(Clone)]
+pub struct Delivery {
+    store: Store,
+    node_id: NodeId,
+    client: SmtpClient,
+    policy: RetryPolicy,
+    workers: usize,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+/// What one attempt came to, before the retry policy is applied.
+struct Attempt {
+    claimed: ClaimedMail,
+    result: Result<(), SendError>,
+}
+
+/// Counts of one [`Delivery::deliver_due_batch`] step.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    pub delivered: usize,
+    pub retried: usize,
+    pub parked: usize,
+}
+
+impl Delivery {
+    pub fn new(
+        store: Store,
+        node_id: NodeId,
+        client: SmtpClient,
+        policy: RetryPolicy,
+        workers: usize,
+        wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            node_id,
+            client,
+            policy,
+            workers: workers.max(1),
+            wake,
+            metrics,
+        }
+    }
+
+    fn decide(&self, attempt: Attempt, now: i64, jitter: f64) -> Completion {
+        let Attempt { claimed, result } = attempt;
+        let attempts = claimed.attempts.saturating_add(1);
+        match result {
+            Ok(()) => {
+                let latency = Duration::from_millis(u64::try_from(now - claimed.created_at).unwrap_or(0));
+                self.metrics.mail_delivered(latency);
+                Completion::Delivered { id: claimed.id }
+            }
+            Err(err) => {
+                let permanent = matches!(err, SendError::Permanent(_));
+                let attempts_u32 = u32::try_from(attempts).unwrap_or(u32::MAX);
+                match self
+                    .policy
+                    .after_failure(permanent, attempts_u32, claimed.created_at, now, jitter)
+                {
+                    Next::RetryAt(at) => {
+                        self.metrics.mail_failed("retry");
+                        tracing::info!(id = %claimed.id, attempts, error = err.text(), "delivery failed; will retry");
+                        Completion::Retry {
+                            id: claimed.id,
+                            attempts,
+                            next_attempt_at: at,
+                            error: err.text().to_owned(),
+                        }
+                    }
+                    Next::Park => {
+                        self.metrics.mail_failed("error");
+                        tracing::warn!(id = %claimed.id, attempts, error = err.text(), "delivery failed; moved to the error queue");
+                        Completion::Park {
+                            id: claimed.id,
+                            attempts,
+                            error: err.text().to_owned(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one claimed message over `conn`.
+    async fn attempt(&self, conn: &mut Option<AsyncSmtpConnection>, claimed: ClaimedMail) -> Attempt {
+        let rendered = serde_json::from_str::<ValidMail>(&claimed.content)
+            .map_err(|e| SendError::Permanent(format!("stored message is unreadable: {e}")))
+            .and_then(|mail| {
+                mail.render(&claimed.id, claimed.created_at)
+                    .map_err(|e| SendError::Permanent(e.to_string()))
+            });
+        let result = match rendered {
+            Ok((envelope, bytes)) => self.client.send(conn, &envelope, &bytes).await,
+            Err(e) => Err(e),
+        };
+        Attempt { claimed, result }
+    }
+
+    /// One deterministic step, for tests and tools: claims up to `limit` due messages, sends them
+    /// one after another over one connection, records the outcomes.
+    pub async fn deliver_due_batch(&self, limit: i64) -> Result<BatchReport, StoreError> {
+        let now = now_ms();
+        let lease_until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let claimed = self
+            .store
+            .claim_due_mail(self.node_id.as_str(), now, lease_until, limit)
+            .await?;
+        let mut conn = None;
+        let mut completions = Vec::with_capacity(claimed.len());
+        for mail in claimed {
+            let attempt = self.attempt(&mut conn, mail).await;
+            completions.push(self.decide(attempt, now_ms(), rand::rng().random()));
+        }
+        if let Some(conn) = conn {
+            self.client.close(conn).await;
+        }
+        self.store.complete_mail(&completions, now_ms()).await?;
+        let mut report = BatchReport::default();
+        for c in &completions {
+            match c {
+                Completion::Delivered { .. } => report.delivered += 1,
+                Completion::Retry { .. } => report.retried += 1,
+                Completion::Park { .. } => report.parked += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs until `shutdown` turns true. Messages claimed but not sent by then go back to the queue.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let node = self.node_id.as_str().to_owned();
+        match self.store.release_sending_mail(&node, None).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                messages = n,
+                "re-queued mail that was being sent when this node last stopped"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot re-queue mail left in flight"),
+        }
+        tracing::info!(relay = %self.client.target(), connections = self.workers, "mail delivery started");
+        let capacity = self.workers * 32;
+        let (jobs_tx, jobs_rx) = async_channel::bounded::<ClaimedMail>(capacity);
+        let (done_tx, done_rx) = mpsc::channel::<Attempt>(capacity * 2);
+        let mut workers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            workers.push(tokio::spawn(self.clone().work(
+                jobs_rx.clone(),
+                done_tx.clone(),
+                shutdown.clone(),
+            )));
+        }
+        drop(done_tx);
+        let completer = tokio::spawn(self.clone().complete(done_rx));
+
+        let mut last_maintenance = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if last_maintenance.elapsed() > Duration::from_secs(60) {
+                self.maintain().await;
+                last_maintenance = Instant::now();
+            }
+            let room = capacity.saturating_sub(jobs_tx.len());
+            let claimed = if room >= capacity / 2 {
+                let now = now_ms();
+                let lease_until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+                let limit = i64::try_from(room).unwrap_or(256);
+                match self.store.claim_due_mail(&node, now, lease_until, limit).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim mail for delivery");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let got = claimed.len();
+            for mail in claimed {
+                if jobs_tx.send(mail).await.is_err() {
+                    break;
+                }
+            }
+            if got > 0 {
+                continue;
+            }
+            // Nothing due (or the workers are busy): sleep until new mail, the next due time, or a
+            // worker frees room.
+            let wait = match self.store.next_mail_due(&node).await {
+                Ok(Some(due)) => {
+                    Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
+                }
+                Ok(None) => IDLE_POLL,
+                Err(_) => Duration::from_secs(1),
+            };
+            let wait = if jobs_tx.len() > 0 {
+                wait.min(Duration::from_millis(20))
+            } else {
+                wait
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        jobs_tx.close();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        let _ = completer.await;
+        if let Err(e) = self.store.release_sending_mail(&node, None).await {
+            tracing::warn!(error = %e, "cannot re-queue unsent mail at shutdown; it is re-queued at the next start");
+        }
+        tracing::info!("mail delivery stopped");
+    }
+
+    async fn work(
+        self,
+        jobs: async_channel::Receiver<ClaimedMail>,
+        done: mpsc::Sender<Attempt>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let mut conn: Option<AsyncSmtpConnection> = None;
+        loop {
+            let job = tokio::select! {
+                job = jobs.recv() => job,
+                () = tokio::time::sleep(CONNECTION_IDLE), if conn.is_some() => {
+                    if let Some(c) = conn.take() {
+                        self.client.close(c).await;
+                    }
+                    continue;
+                }
+            };
+            let Ok(job) = job else { break };
+            if *shutdown.borrow() {
+                break;
+            }
+            let attempt = self.attempt(&mut conn, job).await;
+            if done.send(attempt).await.is_err() {
+                break;
+            }
+        }
+        if let Some(c) = conn.take() {
+            self.client.close(c).await;
+        }
+    }
+
+    async fn complete(self, mut done: mpsc::Receiver<Attempt>) {
+        let mut batch = Vec::with_capacity(256);
+        while done.recv_many(&mut batch, 256).await > 0 {
+            let now = now_ms();
+            let completions: Vec<Completion> = {
+                let mut rng = rand::rng();
+                batch.drain(..).map(|a| self.decide(a, now, rng.random())).collect()
+            };
+            // Retry a failed write a few times: the messages were sent, and recording that keeps
+            // them from being sent again after their lease runs out.
+            for wait in [0u64, 200, 1000, 5000] {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                match self.store.complete_mail(&completions, now_ms()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, messages = completions.len(), "cannot record delivery results")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping: leases that ran out, old idempotency keys.
+    async fn maintain(&self) {
+        let now = now_ms();
+        if let Err(e) = self.store.release_sending_mail(self.node_id.as_str(), Some(now)).await {
+            tracing::warn!(error = %e, "cannot release expired mail leases");
+        }
+        let before = now - i64::try_from(IDEMPOTENCY_RETENTION.as_millis()).unwrap_or(0);
+        if let Err(e) = self.store.prune_idempotency_keys(before).await {
+            tracing::warn!(error = %e, "cannot prune idempotency keys");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Mail as submitted (`MailSubmission`), validated once at the edge (`ValidMail`), stored as JSON and
+//! rendered to RFC 5322 bytes at delivery time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::{Address, address::Envelope};
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of `POST /api/v1/mail`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailSubmission {
+    /// Sender; `HERALD_MAIL_FROM` when omitted. `Name <addr@example.com>` or `addr@example.com`.
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    /// Plain-text body; `text` and/or `html` is required.
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// Extra headers, e.g. `{"X-Ticket": "SEC-12"}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A submission that passed validation, in the form that is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidMail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What is wrong with a submission, and in which field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct InvalidMail {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidMail {
+    InvalidMail {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Most recipients accepted in one message (to + cc + bcc).
+pub const MAX_RECIPIENTS: usize = 500;
+const MAX_HEADERS: usize = 50;
+/// RFC 5322 line length limit, also applied to the subject and header values.
+const MAX_LINE: usize = 998;
+
+/// Headers Herald writes itself; a submission may not set them through `headers`.
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "sender",
+    "return-path",
+];
+
+/// Parses one address (`addr@host` or `Name <addr@host>`), with an IDN domain turned into its ASCII
+/// form so that relays without SMTPUTF8 accept it.
+fn parse_mailbox(field: &str, value: &str) -> Result<Mailbox, InvalidMail> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(invalid(field, "an address must not contain line breaks"));
+    }
+    if value.len() > 320 {
+        return Err(invalid(field, "an address must be at most 320 characters long"));
+    }
+    let mailbox: Mailbox = value
+        .trim()
+        .parse()
+        .map_err(|e| invalid(field, format!("`{value}` is not a valid email address ({e})")))?;
+    let domain = mailbox.email.domain();
+    if domain.is_ascii() {
+        return Ok(mailbox);
+    }
+    let ascii = idna::domain_to_ascii(domain)
+        .map_err(|_| invalid(field, format!("`{value}` has an invalid international domain name")))?;
+    let email = Address::new(mailbox.email.user(), ascii)
+        .map_err(|e| invalid(field, format!("`{value}` is not a valid email address ({e})")))?;
+    Ok(Mailbox::new(mailbox.name, email))
+}
+
+fn check_text_line(field: &str, value: &str) -> Result<(), InvalidMail> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(invalid(field, "must not contain line breaks or NUL"));
+    }
+    if value.len() > MAX_LINE {
+        return Err(invalid(field, format!("must be at most {MAX_LINE} bytes long")));
+    }
+    Ok(())
+}
+
+impl MailSubmission {
+    /// Validates every field; the error names the first field at fault.
+    pub fn validate(self, default_from: &str) -> Result<ValidMail, InvalidMail> {
+        let from = parse_mailbox("from", self.from.as_deref().unwrap_or(default_from))?.to_string();
+        let mut lists = Vec::new();
+        for (name, list) in [("to", self.to), ("cc", self.cc), ("bcc", self.bcc)] {
+            let mut parsed = Vec::with_capacity(list.len());
+            for (i, value) in list.iter().enumerate() {
+                parsed.push(parse_mailbox(&format!("{name}[{i}]"), value)?.to_string());
+            }
+            lists.push(parsed);
+        }
+        let [to, cc, bcc]: [Vec<String>; 3] = lists.try_into().map_err(|_| invalid("to", "internal"))?;
+        let recipients = to.len() + cc.len() + bcc.len();
+        if recipients == 0 {
+            return Err(invalid(
+                "to",
+                "at least one recipient is required in `to`, `cc` or `bcc`",
+            ));
+        }
+        if recipients > MAX_RECIPIENTS {
+            return Err(invalid(
+                "to",
+                format!("at most {MAX_RECIPIENTS} recipients are accepted in one message"),
+            ));
+        }
+        let reply_to = self
+            .reply_to
+            .as_deref()
+            .map(|v| parse_mailbox("reply_to", v))
+            .transpose()?;
+        check_text_line("subject", &self.subject)?;
+        if self.text.is_none() && self.html.is_none() {
+            return Err(invalid("text", "a body is required: `text`, `html` or both"));
+        }
+        for (field, body) in [("text", &self.text), ("html", &self.html)] {
+            if body.as_deref().is_some_and(|b| b.contains('\0')) {
+                return Err(invalid(field, "must not contain NUL characters"));
+            }
+        }
+        if self.headers.len() > MAX_HEADERS {
+            return Err(invalid(
+                "headers",
+                format!("at most {MAX_HEADERS} extra headers are accepted"),
+            ));
+        }
+        for (name, value) in &self.headers {
+            let field = format!("headers.{name}");
+            let valid_name =
+                !name.is_empty() && name.len() <= 76 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            if !valid_name {
+                return Err(invalid(
+                    field,
+                    "a header name must be 1 to 76 visible ASCII characters without `:`",
+                ));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(invalid(
+                    field,
+                    format!("`{name}` is set by Herald; use the field of the same name"),
+                ));
+            }
+            check_text_line(&field, value)?;
+        }
+        Ok(ValidMail {
+            from,
+            to,
+            cc,
+            bcc,
+            reply_to: reply_to.map(|m| m.to_string()),
+            subject: self.subject,
+            text: self.text,
+            html: self.html,
+            headers: self.headers,
+        })
+    }
+}
+
+/// Why a stored message could not be turned into SMTP input (a permanent failure).
+#[derive(Debug, thiserror::Error)]
+#[error("the message cannot be built: {0}")]
+pub struct RenderError(String);
+
+impl ValidMail {
+    /// Every envelope recipient: to, cc and bcc.
+    pub fn recipients(&self) -> Vec<String> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
+    }
+
+    /// The SMTP envelope sender (the bare address of `from`).
+    pub fn envelope_from(&self) -> String {
+        self.from
+            .parse::<Mailbox>()
+            .map(|m| m.email.to_string())
+            .unwrap_or_else(|_| self.from.clone())
+    }
+
+    /// The message as RFC 5322 bytes, and its envelope. `message_id` and `created_at_ms` keep the
+    /// `Message-ID` and `Date` headers identical on every attempt.
+    pub fn render(&self, message_id: &str, created_at_ms: i64) -> Result<(Envelope, Vec<u8>), RenderError> {
+        let mailbox = |v: &str| v.parse::<Mailbox>().map_err(|e| RenderError(format!("{v}: {e}")));
+        let mut builder = Message::builder()
+            .from(mailbox(&self.from)?)
+            .subject(self.subject.clone());
+        for to in &self.to {
+            builder = builder.to(mailbox(to)?);
+        }
+        for cc in &self.cc {
+            builder = builder.cc(mailbox(cc)?);
+        }
+        for bcc in &self.bcc {
+            builder = builder.bcc(mailbox(bcc)?);
+        }
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(mailbox(reply_to)?);
+        }
+        let created = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0));
+        builder = builder.date(created).message_id(Some(format!("<{message_id}@herald>")));
+        for (name, value) in &self.headers {
+            let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| RenderError(e.to_string()))?;
+            builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+        }
+        let message = match (&self.text, &self.html) {
+            (Some(text), Some(html)) => {
+                builder.multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+            }
+            (Some(text), None) => builder.singlepart(SinglePart::plain(text.clone())),
+            (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
+            (None, None) => return Err(RenderError("no body".into())),
+        }
+        .map_err(|e| RenderError(e.to_string()))?;
+        Ok((message.envelope().clone(), message.formatted()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(json: serde_json::Value) -> MailSubmission {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn reject(json: serde_json::Value) -> InvalidMail {
+        submission(json).validate("herald@localhost").unwrap_err()
+    }
+
+    #[test]
+    fn a_full_submission_validates_and_renders() {
+        let mail = submission(serde_json::json!({
+            "from": "Ops <ops@example.com>", "to": ["a@example.com"], "cc": ["b@example.com"],
+            "bcc": ["hidden@example.com"], "reply_to": "help@example.com", "subject": "Disk full",
+            "text": "plain", "html": "<p>html</p>", "headers": {"X-Ticket": "SEC-12"}
+        }))
+        .validate("herald@localhost")
+        .unwrap();
+        assert_eq!(
+            mail.recipients(),
+            ["a@example.com", "b@example.com", "hidden@example.com"]
+        );
+        assert_eq!(mail.envelope_from(), "ops@example.com");
+        let (envelope, bytes) = mail.render("0190-abc", 1_700_000_000_000).unwrap();
+        assert_eq!(envelope.to().len(), 3);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("From: Ops <ops@example.com>\r\n"), "{text}");
+        assert!(text.contains("X-Ticket: SEC-12\r\n"));
+        assert!(text.contains("Message-ID: <0190-abc@herald>\r\n"));
+        assert!(text.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"), "{text}");
+        assert!(!text.contains("hidden@example.com"), "Bcc is not in the headers");
+        assert!(text.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn from_defaults_and_idn_domains_become_ascii() {
+        let mail = submission(serde_json::json!({"to": ["user@bücher.example"], "subject": "s", "text": "t"}))
+            .validate("Herald <herald@localhost>")
+            .unwrap();
+        assert_eq!(mail.from, "Herald <herald@localhost>");
+        assert_eq!(mail.to, ["user@xn--bcher-kva.example"]);
+    }
+
+    #[test]
+    fn bad_submissions_name_the_field() {
+        let base = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"to": ["a@example.com"], "subject": "s", "text": "t"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        assert_eq!(
+            reject(base(serde_json::json!({"to": ["not-an-address"]}))).field,
+            "to[0]"
+        );
+        assert_eq!(
+            reject(base(serde_json::json!({"to": [], "cc": [], "bcc": []}))).field,
+            "to"
+        );
+        assert_eq!(
+            reject(base(serde_json::json!({"cc": ["ok@example.com", "x@"]}))).field,
+            "cc[1]"
+        );
+        assert_eq!(
+            reject(base(
+                serde_json::json!({"from": "a@example.com\r\nBcc: evil@example.com"})
+            ))
+            .field,
+            "from"
+        );
+        assert_eq!(
+            reject(base(serde_json::json!({"subject": "hi\r\nBcc: evil@example.com"}))).field,
+            "subject"
+        );
+        assert_eq!(reject(base(serde_json::json!({"text": null}))).field, "text");
+        let err = reject(base(
+            serde_json::json!({"headers": {"X-Evil": "v\r\nBcc: evil@example.com"}}),
+        ));
+        assert_eq!(err.field, "headers.X-Evil");
+        assert_eq!(
+            reject(base(serde_json::json!({"headers": {"Bad Name": "v"}}))).field,
+            "headers.Bad Name"
+        );
+        let err = reject(base(serde_json::json!({"headers": {"bcc": "evil@example.com"}})));
+        assert!(err.message.contains("set by Herald"), "{err}");
+        let many: Vec<String> = (0..501).map(|i| format!("u{i}@example.com")).collect();
+        assert!(
+            reject(base(serde_json::json!({"to": many})))
+                .message
+                .contains("at most 500")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The durable outgoing mail queue: accepted mail is stored before it is acknowledged, delivered
+//! over SMTP as soon as it is due, retried with backoff, and parked in an error queue when it keeps
+//! failing.
+
+mod delivery;
+mod message;
+mod queue;
+mod retry;
+mod smtp;
+
+pub use delivery::{BatchReport, Delivery};
+pub use message::{InvalidMail, MailSubmission, ValidMail};
+pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
+pub use retry::{Next, RetryPolicy};
+pub use smtp::{SendError, SmtpClient, SmtpTarget, TlsMode};

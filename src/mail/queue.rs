@@ -1,0 +1,225 @@
+//! Accepting mail (group commit) and the admin operations on the queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::message::ValidMail;
+use crate::cluster::NodeId;
+use crate::store::{EnqueueOutcome, MailFilter, MailSummary, NewMail, Store, StoreError, now_ms};
+
+/// Largest number of submissions committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the Idempotency-Key was already used for a different message ({0})")]
+    KeyConflict(String),
+    #[error("no message `{0}` in that queue")]
+    NotFound(String),
+    #[error("the mail queue is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    /// False when an `Idempotency-Key` matched an earlier, identical submission.
+    pub created: bool,
+}
+
+/// An `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl TryFrom<&str> for IdempotencyKey {
+    type Error = &'static str;
+    fn try_from(s: &str) -> Result<Self, &'static str> {
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+        }
+        Ok(IdempotencyKey(s.to_owned()))
+    }
+}
+
+struct Pending {
+    row: NewMail,
+    reply: oneshot::Sender<Result<EnqueueOutcome, String>>,
+}
+
+/// The node's mail queue. Cheap to clone.
+#[derive(Clone)]
+pub struct MailQueue {
+    store: Store,
+    node_id: NodeId,
+    submissions: mpsc::Sender<Pending>,
+    /// Woken when new work is due (accepted mail, resend, flush).
+    pub(crate) wake: Arc<Notify>,
+}
+
+impl MailQueue {
+    /// Creates the queue and starts its committer task, which ends when every `MailQueue` clone is
+    /// dropped.
+    pub fn start(store: Store, node_id: NodeId) -> MailQueue {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(commit_loop(store.clone(), rx, wake.clone()));
+        MailQueue {
+            store,
+            node_id,
+            submissions: tx,
+            wake,
+        }
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// Stores a message durably and returns its id. Concurrent submissions share one transaction
+    /// (group commit): each caller is answered only after the commit that holds its message.
+    pub async fn submit(
+        &self,
+        mail: &ValidMail,
+        submitted_by: &str,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Accepted, MailError> {
+        let content_json = serde_json::to_string(mail).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let recipients = mail.recipients();
+        let id = uuid::Uuid::now_v7().to_string();
+        let row = NewMail {
+            id: id.clone(),
+            node_id: self.node_id.to_string(),
+            envelope_from: mail.envelope_from(),
+            recipients_json: serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            subject: mail.subject.clone(),
+            size_bytes: i64::try_from(content_json.len()).unwrap_or(i64::MAX),
+            idempotency: key.map(|k| (k.0.clone(), hex_sha256(&content_json))),
+            content_json,
+            submitted_by: submitted_by.to_owned(),
+            now: now_ms(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.submissions
+            .send(Pending { row, reply })
+            .await
+            .map_err(|_| MailError::ShuttingDown)?;
+        match answer.await.map_err(|_| MailError::ShuttingDown)? {
+            Ok(EnqueueOutcome::Stored) => Ok(Accepted { id, created: true }),
+            Ok(EnqueueOutcome::Duplicate(existing)) => Ok(Accepted {
+                id: existing,
+                created: false,
+            }),
+            Ok(EnqueueOutcome::KeyConflict(existing)) => Err(MailError::KeyConflict(existing)),
+            Err(unavailable) => Err(MailError::Store(StoreError::Unavailable(sqlx::Error::Protocol(
+                unavailable,
+            )))),
+        }
+    }
+
+    /// `(size, errorSize)` of this node, from the live counts.
+    pub async fn counts(&self) -> Result<(i64, i64), MailError> {
+        Ok(self.store.mail_counts(self.node_id.as_str()).await?)
+    }
+
+    pub async fn oldest_queued(&self) -> Result<Option<i64>, MailError> {
+        Ok(self.store.oldest_queued_mail(self.node_id.as_str()).await?)
+    }
+
+    pub async fn list(&self, filter: &MailFilter) -> Result<Vec<MailSummary>, MailError> {
+        Ok(self.store.list_mail(filter).await?)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<MailSummary, MailError> {
+        self.store
+            .mail_by_id(id)
+            .await?
+            .ok_or_else(|| MailError::NotFound(id.to_owned()))
+    }
+
+    /// Moves errored mail (one, or all with `None`) back into this node's queue, due now.
+    pub async fn resend(&self, id: Option<&str>) -> Result<u64, MailError> {
+        let n = self.store.resend_mail(id, self.node_id.as_str(), now_ms()).await?;
+        if let (Some(id), 0) = (id, n) {
+            return Err(MailError::NotFound(id.to_owned()));
+        }
+        self.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Deletes errored mail (one, or all with `None`).
+    pub async fn delete_errors(&self, id: Option<&str>) -> Result<u64, MailError> {
+        self.delete("error", id).await
+    }
+
+    /// Deletes a queued message that is not being sent right now.
+    pub async fn delete_queued(&self, id: &str) -> Result<u64, MailError> {
+        self.delete("queued", Some(id)).await
+    }
+
+    async fn delete(&self, state: &'static str, id: Option<&str>) -> Result<u64, MailError> {
+        let n = self.store.delete_mail(state, id).await?;
+        if let (Some(id), 0) = (id, n) {
+            return Err(MailError::NotFound(id.to_owned()));
+        }
+        Ok(n)
+    }
+
+    /// Makes this node's whole queue due now.
+    pub async fn flush(&self) -> Result<u64, MailError> {
+        let n = self.store.flush_mail(self.node_id.as_str(), now_ms()).await?;
+        self.wake.notify_one();
+        Ok(n)
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Group commit: takes every submission waiting, stores them in one transaction, answers each.
+async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let rows: Vec<NewMail> = batch.iter().map(|p| p.row.clone()).collect();
+        let result = store.enqueue_mail(&rows).await;
+        match result {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = pending.reply.send(Ok(outcome));
+                }
+                wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.len(), "cannot store submitted mail");
+                let text = e.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(text.clone()));
+                }
+                // Do not spin on a database that is down.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        assert!(IdempotencyKey::try_from("order-42").is_ok());
+        assert!(IdempotencyKey::try_from("").is_err());
+        assert!(IdempotencyKey::try_from("has space").is_err());
+        assert!(IdempotencyKey::try_from(&*"k".repeat(256)).is_err());
+    }
+}

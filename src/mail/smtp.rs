@@ -1,0 +1,389 @@
+//! The SMTP side: the relay URL, connections, and sending one message with its outcome classified.
+//!
+//! Connections are made here rather than by lettre's transport: lettre 0.11 never sets `TCP_NODELAY`
+//! and writes the message body and the closing `.` separately, so on a pooled connection every
+//! message waits for the peer's delayed ACK (~40 ms). With `TCP_NODELAY` set on our own socket, lettre's
+//! `AsyncSmtpConnection` speaks the protocol without that stall.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain SMTP (`smtp://`, the default for port 25 relays on a trusted network).
+    None,
+    /// `smtp://…?tls=starttls`: STARTTLS is required; a relay that does not offer it is an error.
+    StartTls,
+    /// `smtps://`: TLS from the first byte (port 465).
+    Implicit,
+}
+
+/// The relay named by `HERALD_SMTP_URL`.
+#[derive(Clone)]
+pub struct SmtpTarget {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<(String, Secret)>,
+    /// The name sent in EHLO (`?helo=`); the machine's host name by default.
+    pub helo: Option<String>,
+}
+
+impl fmt::Debug for SmtpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for SmtpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls == TlsMode::Implicit { "smtps" } else { "smtp" };
+        let user = self
+            .credentials
+            .as_ref()
+            .map(|(u, _)| format!("{u}:<redacted>@"))
+            .unwrap_or_default();
+        let tls = if self.tls == TlsMode::StartTls {
+            "?tls=starttls"
+        } else {
+            ""
+        };
+        write!(f, "{scheme}://{user}{}:{}{tls}", self.host, self.port)
+    }
+}
+
+impl SmtpTarget {
+    pub fn parse(raw: &str) -> Result<SmtpTarget, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+        let (mut tls, default_port) = match url.scheme() {
+            "smtp" => (TlsMode::None, 25),
+            "smtps" => (TlsMode::Implicit, 465),
+            other => return Err(format!("unknown scheme `{other}`: use smtp or smtps")),
+        };
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| "the user name or password is not valid percent-encoding".to_owned())
+        };
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            Some((
+                decode(url.username())?,
+                Secret::new(decode(url.password().unwrap_or(""))?),
+            ))
+        };
+        let mut helo = None;
+        for (key, value) in url.query_pairs() {
+            match (key.as_ref(), value.as_ref()) {
+                ("tls", "starttls") if tls == TlsMode::None => tls = TlsMode::StartTls,
+                ("tls", "none") if tls == TlsMode::None => {}
+                ("tls", other) => return Err(format!("unknown tls mode `{other}`: use tls=starttls (or smtps://)")),
+                ("helo", name) if !name.is_empty() => helo = Some(name.to_owned()),
+                (other, _) => return Err(format!("unknown parameter `{other}`: known are tls and helo")),
+            }
+        }
+        Ok(SmtpTarget {
+            host,
+            port: url.port().unwrap_or(default_port),
+            tls,
+            credentials,
+            helo,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// How a failed attempt is treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// 5xx, or a message the relay can never take: straight to the error queue.
+    Permanent(String),
+    /// 4xx, network errors, timeouts: try again later.
+    Transient(String),
+}
+
+impl SendError {
+    pub fn text(&self) -> &str {
+        match self {
+            SendError::Permanent(t) | SendError::Transient(t) => t,
+        }
+    }
+}
+
+fn classify(err: &lettre::transport::smtp::Error) -> SendError {
+    let text = err.to_string();
+    if err.is_permanent() || err.is_client() {
+        SendError::Permanent(text)
+    } else {
+        SendError::Transient(text)
+    }
+}
+
+/// A TLS stream lettre can drive (implicit TLS, `smtps://`).
+#[derive(Debug)]
+struct TlsStream(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl tokio::io::AsyncRead for TlsStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+/// Opens connections to the relay and sends messages over them.
+#[derive(Clone)]
+pub struct SmtpClient {
+    target: SmtpTarget,
+    timeout: Duration,
+    hello: ClientId,
+    starttls: Option<TlsParameters>,
+    implicit: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl SmtpClient {
+    /// Prepares TLS settings once. `ca_file` adds trusted CA certificates (PEM) to the system's.
+    pub fn new(target: SmtpTarget, ca_file: Option<&Path>, timeout: Duration) -> Result<SmtpClient, String> {
+        let extra_ca = match ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+            None => None,
+        };
+        let hello = ClientId::Domain(target.helo.clone().unwrap_or_else(local_hostname));
+        let mut starttls = None;
+        let mut implicit = None;
+        match target.tls {
+            TlsMode::None => {}
+            TlsMode::StartTls => {
+                let mut builder = TlsParameters::builder(target.host.clone());
+                if let Some(pem) = &extra_ca {
+                    let cert = Certificate::from_pem(pem).map_err(|e| format!("invalid CA certificate: {e}"))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                starttls = Some(builder.build_rustls().map_err(|e| format!("TLS set-up failed: {e}"))?);
+            }
+            TlsMode::Implicit => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                if let Some(pem) = &extra_ca {
+                    use rustls::pki_types::pem::PemObject;
+                    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+                        let cert = cert.map_err(|e| format!("invalid CA certificate: {e}"))?;
+                        roots.add(cert).map_err(|e| format!("invalid CA certificate: {e}"))?;
+                    }
+                }
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                    .map_err(|e| format!("invalid TLS server name {}: {e}", target.host))?;
+                implicit = Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name));
+            }
+        }
+        Ok(SmtpClient {
+            target,
+            timeout,
+            hello,
+            starttls,
+            implicit,
+        })
+    }
+
+    pub fn target(&self) -> &SmtpTarget {
+        &self.target
+    }
+
+    async fn within<T>(&self, what: &str, future: impl Future<Output = Result<T, SendError>>) -> Result<T, SendError> {
+        tokio::time::timeout(self.timeout, future).await.unwrap_or_else(|_| {
+            Err(SendError::Transient(format!(
+                "{what}: no answer from {} within {}",
+                self.target,
+                humantime::format_duration(self.timeout)
+            )))
+        })
+    }
+
+    /// Connects, greets, upgrades to TLS and authenticates as configured.
+    pub async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        self.within("connect", async {
+            let addr = (self.target.host.as_str(), self.target.port);
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| SendError::Transient(format!("cannot connect to {}: {e}", self.target)))?;
+            tcp.set_nodelay(true).map_err(|e| SendError::Transient(e.to_string()))?;
+            let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
+                Some((connector, name)) => {
+                    let tls = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| SendError::Transient(format!("TLS with {} failed: {e}", self.target)))?;
+                    Box::new(TlsStream(tls))
+                }
+                None => Box::new(tcp),
+            };
+            let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+                .await
+                .map_err(|e| classify(&e))?;
+            if let Some(params) = &self.starttls {
+                conn.starttls(params.clone(), &self.hello)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("STARTTLS with {} failed: {e}", self.target)))?;
+            }
+            if let Some((user, password)) = &self.target.credentials {
+                let credentials = Credentials::new(user.clone(), password.expose().to_owned());
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                    .await
+                    .map_err(|e| SendError::Permanent(format!("authentication with {} failed: {e}", self.target)))?;
+            }
+            Ok(conn)
+        })
+        .await
+    }
+
+    /// Sends one message over `conn`, opening a connection first when there is none (or the last
+    /// one broke). After any failure the connection is dropped, so the next message starts clean.
+    pub async fn send(
+        &self,
+        conn: &mut Option<AsyncSmtpConnection>,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<(), SendError> {
+        if conn.as_ref().is_some_and(|c| c.has_broken()) {
+            *conn = None;
+        }
+        let mut connection = match conn.take() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let result = self
+            .within("send", async {
+                connection.send(envelope, message).await.map_err(|e| classify(&e))
+            })
+            .await;
+        if result.is_ok() && !connection.has_broken() {
+            *conn = Some(connection);
+        } else if result.is_err() {
+            // Closing politely is best effort; the relay may already have gone.
+            let _ = tokio::time::timeout(Duration::from_secs(1), connection.abort()).await;
+        }
+        result.map(|_| ())
+    }
+
+    /// Ends a connection with QUIT.
+    pub async fn close(&self, mut conn: AsyncSmtpConnection) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+    }
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_urls_are_parsed() {
+        let t = SmtpTarget::parse("smtp://relay.example.com").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("relay.example.com", 25, TlsMode::None)
+        );
+        let t = SmtpTarget::parse("smtp://u%40x:p%3Ass@relay:587?tls=starttls&helo=herald.example").unwrap();
+        assert_eq!((t.port, t.tls), (587, TlsMode::StartTls));
+        let (user, password) = t.credentials.clone().unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("u@x", "p:ss"));
+        assert_eq!(t.helo.as_deref(), Some("herald.example"));
+        assert_eq!(t.to_string(), "smtp://u@x:<redacted>@relay:587?tls=starttls");
+        let t = SmtpTarget::parse("smtps://relay").unwrap();
+        assert_eq!((t.port, t.tls), (465, TlsMode::Implicit));
+    }
+
+    #[test]
+    fn bad_relay_urls_say_why() {
+        assert!(
+            SmtpTarget::parse("http://relay")
+                .unwrap_err()
+                .contains("unknown scheme")
+        );
+        assert!(
+            SmtpTarget::parse("smtp://relay?tls=maybe")
+                .unwrap_err()
+                .contains("unknown tls mode")
+        );
+        assert!(
+            SmtpTarget::parse("smtp://relay?pool=3")
+                .unwrap_err()
+                .contains("unknown parameter")
+        );
+        assert!(SmtpTarget::parse("nonsense").is_err());
+    }
+}

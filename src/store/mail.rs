@@ -1,0 +1,430 @@
+//! The mail queue's tables: messages, idempotency keys and live counts.
+//!
+//! Writes come in batches (group commit on submission, batched completions on delivery) so that one
+//! transaction, and one fsync, covers many messages.
+
+use sqlx::FromRow;
+
+use super::{Db, Store, StoreError, on_pool};
+
+/// A message to store, already validated and serialised.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub id: String,
+    pub node_id: String,
+    pub envelope_from: String,
+    pub recipients_json: String,
+    pub subject: String,
+    pub content_json: String,
+    pub size_bytes: i64,
+    pub submitted_by: String,
+    pub now: i64,
+    /// `(key, hash of the request)` when the client sent `Idempotency-Key`.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// What became of one submission of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    Stored,
+    /// The key was used before for the same request: the earlier message's id.
+    Duplicate(String),
+    /// The key was used before for a different request.
+    KeyConflict(String),
+}
+
+/// A message taken for delivery.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedMail {
+    pub id: String,
+    pub content: String,
+    pub created_at: i64,
+    pub attempts: i32,
+}
+
+/// The result of one delivery attempt, to record.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    Delivered {
+        id: String,
+    },
+    Retry {
+        id: String,
+        attempts: i32,
+        next_attempt_at: i64,
+        error: String,
+    },
+    Park {
+        id: String,
+        attempts: i32,
+        error: String,
+    },
+}
+
+/// A message as listed to admins.
+#[derive(Debug, Clone, FromRow)]
+pub struct MailSummary {
+    pub id: String,
+    pub node_id: String,
+    pub state: String,
+    pub envelope_from: String,
+    pub recipients: String,
+    pub subject: String,
+    pub size_bytes: i64,
+    pub submitted_by: String,
+    pub attempts: i32,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default)]
+pub struct MailFilter {
+    /// `queued` / `sending` / `error`; several allowed.
+    pub states: Vec<&'static str>,
+    pub node_id: Option<String>,
+    /// Only messages whose id sorts after this one (paging).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+const SUMMARY_COLUMNS: &str = "id, node_id, state, envelope_from, recipients, subject, size_bytes, submitted_by, \
+     attempts, created_at, next_attempt_at, last_error";
+
+const INSERT_MESSAGE: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
+     VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, 0, $9, $9, $9)";
+
+const INSERT_KEY: &str = "INSERT INTO mail_idempotency (principal, key, message_id, request_hash, created_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal, key) DO NOTHING";
+
+const FIND_KEY: &str = "SELECT message_id, request_hash FROM mail_idempotency WHERE principal = $1 AND key = $2";
+
+/// Runs the batch insert inside one transaction on either backend.
+macro_rules! enqueue_in {
+    ($tx:expr, $batch:expr) => {{
+        let mut outcomes = Vec::with_capacity($batch.len());
+        for mail in $batch {
+            if let Some((key, hash)) = &mail.idempotency {
+                let inserted = sqlx::query(INSERT_KEY)
+                    .bind(&mail.submitted_by)
+                    .bind(key)
+                    .bind(&mail.id)
+                    .bind(hash)
+                    .bind(mail.now)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 0 {
+                    let (existing, existing_hash): (String, String) = sqlx::query_as(FIND_KEY)
+                        .bind(&mail.submitted_by)
+                        .bind(key)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    outcomes.push(if &existing_hash == hash {
+                        EnqueueOutcome::Duplicate(existing)
+                    } else {
+                        EnqueueOutcome::KeyConflict(existing)
+                    });
+                    continue;
+                }
+            }
+            sqlx::query(INSERT_MESSAGE)
+                .bind(&mail.id)
+                .bind(&mail.node_id)
+                .bind(&mail.envelope_from)
+                .bind(&mail.recipients_json)
+                .bind(&mail.subject)
+                .bind(&mail.content_json)
+                .bind(mail.size_bytes)
+                .bind(&mail.submitted_by)
+                .bind(mail.now)
+                .execute(&mut *$tx)
+                .await?;
+            outcomes.push(EnqueueOutcome::Stored);
+        }
+        outcomes
+    }};
+}
+
+/// Applies completions inside one transaction on either backend.
+macro_rules! complete_in {
+    ($tx:expr, $completions:expr, $now:expr) => {{
+        for completion in $completions {
+            match completion {
+                Completion::Delivered { id } => {
+                    sqlx::query("DELETE FROM mail_messages WHERE id = $1 AND state = 'sending'")
+                        .bind(id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                Completion::Retry {
+                    id,
+                    attempts,
+                    next_attempt_at,
+                    error,
+                } => {
+                    sqlx::query(
+                        "UPDATE mail_messages SET state = 'queued', attempts = $1, next_attempt_at = $2, \
+                         last_error = $3, lease_until = NULL, updated_at = $4 WHERE id = $5 AND state = 'sending'",
+                    )
+                    .bind(attempts)
+                    .bind(next_attempt_at)
+                    .bind(error)
+                    .bind($now)
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                Completion::Park { id, attempts, error } => {
+                    sqlx::query(
+                        "UPDATE mail_messages SET state = 'error', attempts = $1, last_error = $2, \
+                         lease_until = NULL, updated_at = $3 WHERE id = $4 AND state = 'sending'",
+                    )
+                    .bind(attempts)
+                    .bind(error)
+                    .bind($now)
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+            }
+        }
+    }};
+}
+
+impl Store {
+    /// Stores a batch of submissions in one transaction: all are durable when this returns Ok.
+    pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let outcomes = enqueue_in!(tx, batch);
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let outcomes = enqueue_in!(tx, batch);
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+        }
+    }
+
+    /// Takes up to `limit` due messages of this node for delivery, marking them `sending` until
+    /// `lease_until`. On PostgreSQL, rows locked by another transaction are skipped.
+    pub async fn claim_due_mail(
+        &self,
+        node_id: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMail>, StoreError> {
+        let rows = match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_as(
+                    "UPDATE mail_messages SET state = 'sending', lease_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT id FROM mail_messages WHERE node_id = $3 AND state = 'queued' \
+                     AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4) \
+                     RETURNING id, content, created_at, attempts",
+                )
+                .bind(lease_until)
+                .bind(now)
+                .bind(node_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as(
+                    "UPDATE mail_messages SET state = 'sending', lease_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT id FROM mail_messages WHERE node_id = $3 AND state = 'queued' \
+                     AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, content, created_at, attempts",
+                )
+                .bind(lease_until)
+                .bind(now)
+                .bind(node_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Records delivery outcomes in one transaction. Only rows still `sending` are touched, so an
+    /// admin's delete during delivery wins.
+    pub async fn complete_mail(&self, completions: &[Completion], now: i64) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                complete_in!(tx, completions, now);
+                tx.commit().await?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                complete_in!(tx, completions, now);
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts this node's `sending` messages back in the queue: called at start-up (whatever was in
+    /// flight when the process died is sent again) and for leases that ran out.
+    pub async fn release_sending_mail(
+        &self,
+        node_id: &str,
+        lease_expired_before: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mail_messages SET state = 'queued', lease_until = NULL \
+                 WHERE node_id = $1 AND state = 'sending' AND ($2 IS NULL OR lease_until < $2)",
+            )
+            .bind(node_id)
+            .bind(lease_expired_before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// `(size, errorSize)` of a node: messages waiting or being sent, and messages in the error queue.
+    /// Reads the trigger-maintained counts, so it costs the same with a million messages queued.
+    pub async fn mail_counts(&self, node_id: &str) -> Result<(i64, i64), StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, n FROM mail_queue_counts WHERE node_id = $1")
+                .bind(node_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        let count = |states: &[&str]| {
+            rows.iter()
+                .filter(|(s, _)| states.contains(&s.as_str()))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Ok((count(&["queued", "sending"]), count(&["error"])))
+    }
+
+    /// Acceptance time of this node's oldest message not yet delivered (queued or sending).
+    pub async fn oldest_queued_mail(&self, node_id: &str) -> Result<Option<i64>, StoreError> {
+        let oldest: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MIN(created_at) FROM mail_messages WHERE node_id = $1 AND state IN ('queued', 'sending')",
+            )
+            .bind(node_id)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(oldest)
+    }
+
+    /// When this node's next queued message is due, if any.
+    pub async fn next_mail_due(&self, node_id: &str) -> Result<Option<i64>, StoreError> {
+        let next: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM mail_messages WHERE node_id = $1 AND state = 'queued'")
+                .bind(node_id)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(next)
+    }
+
+    pub async fn list_mail(&self, filter: &MailFilter) -> Result<Vec<MailSummary>, StoreError> {
+        let states = filter
+            .states
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // `states` holds only the fixed names of MailFilter::states, never client text.
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM mail_messages WHERE state IN ({states}) \
+             AND ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(filter.node_id.as_deref())
+                .bind(filter.after.as_deref())
+                .bind(filter.limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    pub async fn mail_by_id(&self, id: &str) -> Result<Option<MailSummary>, StoreError> {
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM mail_messages WHERE id = $1");
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row)
+    }
+
+    /// Moves errored messages (one, or all) back to the queue of `node_id`, due now, attempts reset.
+    pub async fn resend_mail(&self, id: Option<&str>, node_id: &str, now: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mail_messages SET state = 'queued', node_id = $1, attempts = 0, next_attempt_at = $2, \
+                 updated_at = $2 WHERE state = 'error' AND ($3 IS NULL OR id = $3)",
+            )
+            .bind(node_id)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Deletes messages in the given state (one by id, or all).
+    pub async fn delete_mail(&self, state: &'static str, id: Option<&str>) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mail_messages WHERE state = $1 AND ($2 IS NULL OR id = $2)")
+                .bind(state)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Makes every queued message of a node due now (skipping its backoff).
+    pub async fn flush_mail(&self, node_id: &str, now: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mail_messages SET next_attempt_at = $1 WHERE node_id = $2 AND state = 'queued' \
+                 AND next_attempt_at > $1",
+            )
+            .bind(now)
+            .bind(node_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Forgets idempotency keys older than `before`.
+    pub async fn prune_idempotency_keys(&self, before: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mail_idempotency WHERE created_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+}
