@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite, the PostgreSQL suite included.
 #
-# Installs what is missing (Debian's postgresql, as root, non-interactively), starts a throwaway
+# Installs what is missing (Debian's postgresql and postfix, as root, non-interactively), starts a throwaway
 # PostgreSQL server on a free loopback port in a temporary directory, runs every test against it,
 # and stops and removes it whatever happens. Extra arguments go to the test runner, e.g.
 #   scripts/test.sh auth        # only tests whose name contains "auth"
@@ -33,6 +33,9 @@ install_packages() {
 
 PG_BIN=$(pg_bindir) || { install_packages postgresql; PG_BIN=$(pg_bindir); }
 log "PostgreSQL binaries: $PG_BIN"
+# Postfix's smtp-sink and smtp-source: a real SMTP server (with fault injection) for the mail tests.
+# Only the tools are used; the Postfix daemon is not started.
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || install_packages postfix
 
 free_port() {
   local port

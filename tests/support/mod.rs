@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pg_cluster;
+pub mod smtp;
 
 use std::io::Write;
 use std::net::SocketAddr;
