@@ -44,6 +44,12 @@ struct CommonFlags {
     /// Log line format: text or json [env: HERALD_LOG_FORMAT] [default: text].
     #[arg(long, global = true, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// This node's id [env: HERALD_NODE_ID] [default: generated once, kept in DATA_DIR/node-id].
+    #[arg(long, global = true, value_name = "ID")]
+    node_id: Option<String>,
+    /// Sender of mail submitted without `from` [env: HERALD_MAIL_FROM] [default: herald@localhost].
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    mail_from: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +64,71 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Send mail and manage the mail queue (works on the database directly; the node's delivery
+    /// workers pick new mail up within seconds).
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Queue a message, durably; prints its id.
+    Send {
+        /// Recipient (repeat for several).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long)]
+        cc: Vec<String>,
+        #[arg(long)]
+        bcc: Vec<String>,
+        /// Sender; HERALD_MAIL_FROM when omitted.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        reply_to: Option<String>,
+        #[arg(long)]
+        subject: String,
+        /// Plain-text body; `-` reads it from standard input.
+        #[arg(long)]
+        text: Option<String>,
+        /// HTML body.
+        #[arg(long)]
+        html: Option<String>,
+        /// Extra header as `Name: value` (repeat for several).
+        #[arg(long)]
+        header: Vec<String>,
+        /// Makes a retried command safe: the same key returns the first message's id.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// This node's queue figures: size and errorSize.
+    Status,
+    /// List queued messages (oldest first).
+    Queue {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// List the error queue with each message's last error.
+    Errors {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put errored mail back in this node's queue: one by id, or --all.
+    Resend {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Delete errored mail: one by id, or --all.
+    Delete {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Make every message queued on this node due now.
+    Flush,
 }
 
 #[derive(Args)]
@@ -92,6 +163,38 @@ struct ServeFlags {
     /// [env: HERALD_AUTH_LOCKOUT] [default: 60s].
     #[arg(long, value_name = "DURATION")]
     auth_lockout: Option<String>,
+    /// The SMTP relay: smtp://[user:password@]host[:port][?tls=starttls] or smtps://…
+    /// [env: HERALD_SMTP_URL] [default: smtp://127.0.0.1:25].
+    #[arg(long, value_name = "URL")]
+    smtp_url: Option<String>,
+    /// SMTP connections (delivery workers) of this node [env: HERALD_SMTP_CONNECTIONS] [default: 4].
+    #[arg(long, value_name = "N")]
+    smtp_connections: Option<String>,
+    /// Limit for each SMTP exchange [env: HERALD_SMTP_TIMEOUT] [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    smtp_timeout: Option<String>,
+    /// PEM file of extra CA certificates to trust for the relay [env: HERALD_SMTP_CA_FILE].
+    #[arg(long, value_name = "FILE")]
+    smtp_ca_file: Option<String>,
+    /// Whether this node delivers mail, or only accepts it [env: HERALD_MAIL_DELIVERY] [default: true].
+    #[arg(long, value_name = "BOOL")]
+    mail_delivery: Option<String>,
+    /// Largest mail submission accepted [env: HERALD_MAIL_MAX_SIZE] [default: 2MiB].
+    #[arg(long, value_name = "SIZE")]
+    mail_max_size: Option<String>,
+    /// First retry delay after a transient failure; doubles each time
+    /// [env: HERALD_MAIL_BACKOFF_INITIAL] [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    mail_backoff_initial: Option<String>,
+    /// Longest retry delay [env: HERALD_MAIL_BACKOFF_MAX] [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    mail_backoff_max: Option<String>,
+    /// Attempts before a message goes to the error queue [env: HERALD_MAIL_MAX_ATTEMPTS] [default: 10].
+    #[arg(long, value_name = "N")]
+    mail_max_attempts: Option<String>,
+    /// Age after which a failing message goes to the error queue [env: HERALD_MAIL_MAX_AGE] [default: 3d].
+    #[arg(long, value_name = "DURATION")]
+    mail_max_age: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +256,8 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
     put("database_url", &common.database_url);
     put("log", &common.log);
     put("log_format", &common.log_format);
+    put("node_id", &common.node_id);
+    put("mail_from", &common.mail_from);
     if let Some(s) = serve {
         put("listen", &s.listen);
         put("database_max_connections", &s.database_max_connections);
@@ -163,6 +268,16 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
         put("auth_cache_ttl", &s.auth_cache_ttl);
         put("auth_max_failures", &s.auth_max_failures);
         put("auth_lockout", &s.auth_lockout);
+        put("smtp_url", &s.smtp_url);
+        put("smtp_connections", &s.smtp_connections);
+        put("smtp_timeout", &s.smtp_timeout);
+        put("smtp_ca_file", &s.smtp_ca_file);
+        put("mail_delivery", &s.mail_delivery);
+        put("mail_max_size", &s.mail_max_size);
+        put("mail_backoff_initial", &s.mail_backoff_initial);
+        put("mail_backoff_max", &s.mail_backoff_max);
+        put("mail_max_attempts", &s.mail_max_attempts);
+        put("mail_max_age", &s.mail_max_age);
     }
     flags
 }
@@ -212,6 +327,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users(cmd, &settings).await,
         Command::Tokens(cmd) => tokens(cmd, &settings).await,
+        Command::Mail(cmd) => mail(cmd, &settings).await,
     }
 }
 
@@ -322,5 +438,127 @@ async fn tokens(cmd: TokensCommand, settings: &Settings) -> anyhow::Result<()> {
             println!("revoked token {id}");
         }
     }
+    Ok(())
+}
+
+fn one_or_all(id: Option<String>, all: bool, verb: &str) -> anyhow::Result<Option<String>> {
+    match (id, all) {
+        (Some(id), false) => Ok(Some(id)),
+        (None, true) => Ok(None),
+        _ => anyhow::bail!("name a message id to {verb}, or use --all"),
+    }
+}
+
+async fn mail(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
+    use herald::mail::{IdempotencyKey, MailQueue, MailSubmission};
+    use herald::store::MailFilter;
+
+    let store = app::open_store(settings).await?;
+    let node_id = herald::cluster::NodeId::load_or_create(settings.node_id.as_deref(), &settings.data_dir)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let queue = MailQueue::start(store.clone(), node_id);
+    let print_list = |items: Vec<herald::store::MailSummary>| {
+        println!(
+            "{:<36} {:<8} {:>8} {:<20} {:<30} ERROR",
+            "ID", "STATE", "ATTEMPTS", "CREATED", "SUBJECT"
+        );
+        for m in items {
+            let subject: String = m.subject.chars().take(30).collect();
+            let error: String = m.last_error.unwrap_or_default().chars().take(60).collect();
+            println!(
+                "{:<36} {:<8} {:>8} {:<20} {:<30} {}",
+                m.id,
+                m.state,
+                m.attempts,
+                rfc3339_ms(m.created_at),
+                subject,
+                error
+            );
+        }
+    };
+    match cmd {
+        MailCommand::Send {
+            to,
+            cc,
+            bcc,
+            from,
+            reply_to,
+            subject,
+            text,
+            html,
+            header,
+            idempotency_key,
+        } => {
+            let text = match text.as_deref() {
+                Some("-") => {
+                    let mut input = String::new();
+                    std::io::stdin().read_to_string(&mut input)?;
+                    Some(input)
+                }
+                _ => text,
+            };
+            let mut headers = std::collections::BTreeMap::new();
+            for h in header {
+                let (name, value) = h
+                    .split_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("--header must be `Name: value`, got `{h}`"))?;
+                headers.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+            let submission = MailSubmission {
+                from,
+                to,
+                cc,
+                bcc,
+                reply_to,
+                subject,
+                text,
+                html,
+                headers,
+            };
+            let valid = submission.validate(&settings.mail_from)?;
+            let key = idempotency_key
+                .as_deref()
+                .map(IdempotencyKey::try_from)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let accepted = queue.submit(&valid, "cli", key.as_ref()).await?;
+            println!("{}", accepted.id);
+        }
+        MailCommand::Status => {
+            let (size, errors) = queue.counts().await?;
+            println!("size: {size}\nerrorSize: {errors}");
+        }
+        MailCommand::Queue { limit, node } => {
+            let filter = MailFilter {
+                states: vec!["queued", "sending"],
+                node_id: node,
+                after: None,
+                limit,
+            };
+            print_list(queue.list(&filter).await?);
+        }
+        MailCommand::Errors { limit } => {
+            let filter = MailFilter {
+                states: vec!["error"],
+                node_id: None,
+                after: None,
+                limit,
+            };
+            print_list(queue.list(&filter).await?);
+        }
+        MailCommand::Resend { id, all } => {
+            let n = queue.resend(one_or_all(id, all, "resend")?.as_deref()).await?;
+            println!("resent {n} message(s)");
+        }
+        MailCommand::Delete { id, all } => {
+            let n = queue.delete_errors(one_or_all(id, all, "delete")?.as_deref()).await?;
+            println!("deleted {n} message(s)");
+        }
+        MailCommand::Flush => {
+            let n = queue.flush().await?;
+            println!("{n} message(s) due now");
+        }
+    }
+    store.close().await;
     Ok(())
 }

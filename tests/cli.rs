@@ -319,3 +319,104 @@ fn users_and_tokens_are_managed_from_the_command_line() {
     assert_eq!(last.status.code(), Some(1));
     assert!(text(&last.stderr).contains("`root` is the last admin"));
 }
+
+#[test]
+fn mail_is_sent_and_the_queue_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sent = herald(
+        d,
+        &[
+            "mail",
+            "send",
+            "--to",
+            "ops@example.com",
+            "--subject",
+            "Backup done",
+            "--text",
+            "-",
+        ],
+        Some("all good\n"),
+    );
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let id = text(&sent.stdout).trim().to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    let keyed = [
+        "mail",
+        "send",
+        "--to",
+        "a@example.com",
+        "--subject",
+        "s",
+        "--text",
+        "t",
+        "--idempotency-key",
+        "k1",
+    ];
+    let first = text(&herald(d, &keyed, None).stdout);
+    assert_eq!(
+        first,
+        text(&herald(d, &keyed, None).stdout),
+        "the same key gives the same id"
+    );
+    assert_eq!(
+        text(&herald(d, &["mail", "status"], None).stdout),
+        "size: 2\nerrorSize: 0\n"
+    );
+    let queue = text(&herald(d, &["mail", "queue"], None).stdout);
+    assert!(
+        queue.contains(&id) && queue.contains("Backup done") && queue.contains("queued"),
+        "{queue}"
+    );
+    assert_eq!(
+        text(&herald(d, &["mail", "errors"], None).stdout).lines().count(),
+        1,
+        "only the header line"
+    );
+    assert_eq!(
+        text(&herald(d, &["mail", "resend", "--all"], None).stdout),
+        "resent 0 message(s)\n"
+    );
+    let missing = herald(d, &["mail", "delete", "0190"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no message `0190`"));
+    let neither = herald(d, &["mail", "resend"], None);
+    assert!(text(&neither.stderr).contains("or use --all"));
+    let bad = herald(
+        d,
+        &[
+            "mail",
+            "send",
+            "--to",
+            "not-an-address",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("`to[0]`"), "{}", text(&bad.stderr));
+    let injected = herald(
+        d,
+        &[
+            "mail",
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+            "--header",
+            "X-A: 1\r\nBcc: x@example.com",
+        ],
+        None,
+    );
+    assert!(
+        text(&injected.stderr).contains("headers.X-A"),
+        "{}",
+        text(&injected.stderr)
+    );
+}

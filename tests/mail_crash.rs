@@ -28,10 +28,21 @@ impl Drop for Herald {
 }
 
 async fn start(data_dir: &Path, database_url: Option<&str>, smtp_url: &str) -> Herald {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut command = Command::new(HERALD);
     command
-        .args(["serve", "--log", "warn", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--log",
+            "warn",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("HERALD_SMTP_URL", smtp_url)
@@ -43,12 +54,16 @@ async fn start(data_dir: &Path, database_url: Option<&str>, smtp_url: &str) -> H
         Some(url) => command.env("HERALD_DATABASE_URL", url),
         None => command.env_remove("HERALD_DATABASE_URL"),
     };
-    let herald = Herald { child: command.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
+    let herald = Herald {
+        child: command.spawn().unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let client = http_client();
     let url = format!("{}/readyz", herald.base);
-    let ready =
-        eventually(Duration::from_secs(30), || async { client.get(&url).send().await.is_ok_and(|r| r.status() == 200) })
-            .await;
+    let ready = eventually(Duration::from_secs(30), || async {
+        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     assert!(ready, "herald did not start");
     herald
 }
@@ -72,7 +87,9 @@ async fn every_accepted_message_survives_sigkill_during_delivery(backend: Backen
         },
     };
     // A relay that takes a second to answer each DATA: delivery is slow enough to be interrupted.
-    let Some(slow) = SmtpSink::start(&["-w", "1"]) else { return };
+    let Some(slow) = SmtpSink::start(&["-w", "1"]) else {
+        return;
+    };
     let Some(fast) = SmtpSink::start(&[]) else { return };
     let dir = tempfile::tempdir().unwrap();
 
@@ -88,7 +105,12 @@ async fn every_accepted_message_survives_sigkill_during_delivery(backend: Backen
             .await
             .unwrap();
         assert_eq!(response.status(), 202);
-        accepted.push(response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        accepted.push(
+            response.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let started = eventually(Duration::from_secs(30), || async { !slow.received_ids().is_empty() }).await;
     assert!(started, "delivery never started");
@@ -96,10 +118,16 @@ async fn every_accepted_message_survives_sigkill_during_delivery(backend: Backen
     herald.child.kill().unwrap(); // SIGKILL
     herald.child.wait().unwrap();
     let before_crash: Vec<String> = slow.received_ids();
-    assert!(before_crash.len() < MESSAGES, "the crash came too late to interrupt delivery");
+    assert!(
+        before_crash.len() < MESSAGES,
+        "the crash came too late to interrupt delivery"
+    );
 
     let restarted = start(dir.path(), database_url.as_deref(), &fast.url()).await;
-    let drained = eventually(Duration::from_secs(60), || async { queue_size(&restarted).await == Some(0) }).await;
+    let drained = eventually(Duration::from_secs(60), || async {
+        queue_size(&restarted).await == Some(0)
+    })
+    .await;
     assert!(drained, "the queue did not drain after the restart");
 
     let after: Vec<String> = fast.received_ids();
@@ -108,7 +136,10 @@ async fn every_accepted_message_survives_sigkill_during_delivery(backend: Backen
         assert!(delivered.contains(id), "accepted message {id} was lost");
     }
     let duplicates = before_crash.len() + after.len() - delivered.len();
-    assert!(duplicates <= CONNECTIONS, "{duplicates} duplicates; at most the {CONNECTIONS} in flight may be resent");
+    assert!(
+        duplicates <= CONNECTIONS,
+        "{duplicates} duplicates; at most the {CONNECTIONS} in flight may be resent"
+    );
 }
 
 backend_tests!(every_accepted_message_survives_sigkill_during_delivery);

@@ -18,7 +18,7 @@ use crate::store::{ClaimedMail, Completion, Store, StoreError, now_ms};
 /// How long a claimed message stays reserved for this node before it may be claimed again.
 const LEASE: Duration = Duration::from_secs(600);
 /// Longest sleep of an idle dispatcher (it also wakes on new mail and at the next due time).
-const IDLE_POLL: Duration = Duration::from_secs(30);
+const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Idle SMTP connections are closed after this long.
 const CONNECTION_IDLE: Duration = Duration::from_secs(30);
 const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(86_400);
