@@ -5,7 +5,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Store, StoreError, on_pool};
+use super::{Db, Store, StoreError, on_pool, on_read_pool};
 
 /// A message to store, already validated and serialised.
 #[derive(Debug, Clone)]
@@ -198,7 +198,7 @@ impl Store {
     /// Stores a batch of submissions in one transaction: all are durable when this returns Ok.
     pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
         match &self.db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
                 let outcomes = enqueue_in!(tx, batch);
                 tx.commit().await?;
@@ -223,7 +223,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ClaimedMail>, StoreError> {
         let rows = match &self.db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite { write: pool, .. } => {
                 sqlx::query_as(
                     "UPDATE mail_messages SET state = 'sending', lease_until = $1, updated_at = $2 \
                      WHERE id IN (SELECT id FROM mail_messages WHERE node_id = $3 AND state = 'queued' \
@@ -259,7 +259,7 @@ impl Store {
     /// admin's delete during delivery wins.
     pub async fn complete_mail(&self, completions: &[Completion], now: i64) -> Result<(), StoreError> {
         match &self.db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
                 complete_in!(tx, completions, now);
                 tx.commit().await?;
@@ -297,7 +297,7 @@ impl Store {
     /// `(size, errorSize)` of a node: messages waiting or being sent, and messages in the error queue.
     /// Reads the trigger-maintained counts, so it costs the same with a million messages queued.
     pub async fn mail_counts(&self, node_id: &str) -> Result<(i64, i64), StoreError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64)> = on_read_pool!(self, |pool| {
             sqlx::query_as("SELECT state, n FROM mail_queue_counts WHERE node_id = $1")
                 .bind(node_id)
                 .fetch_all(pool)
@@ -314,7 +314,7 @@ impl Store {
 
     /// Acceptance time of this node's oldest message not yet delivered (queued or sending).
     pub async fn oldest_queued_mail(&self, node_id: &str) -> Result<Option<i64>, StoreError> {
-        let oldest: Option<i64> = on_pool!(self, |pool| {
+        let oldest: Option<i64> = on_read_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT MIN(created_at) FROM mail_messages WHERE node_id = $1 AND state IN ('queued', 'sending')",
             )
@@ -327,7 +327,7 @@ impl Store {
 
     /// When this node's next queued message is due, if any.
     pub async fn next_mail_due(&self, node_id: &str) -> Result<Option<i64>, StoreError> {
-        let next: Option<i64> = on_pool!(self, |pool| {
+        let next: Option<i64> = on_read_pool!(self, |pool| {
             sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM mail_messages WHERE node_id = $1 AND state = 'queued'")
                 .bind(node_id)
                 .fetch_one(pool)
@@ -348,7 +348,7 @@ impl Store {
             "SELECT {SUMMARY_COLUMNS} FROM mail_messages WHERE state IN ({states}) \
              AND ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        let rows = on_pool!(self, |pool| {
+        let rows = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(filter.node_id.as_deref())
                 .bind(filter.after.as_deref())
@@ -361,7 +361,7 @@ impl Store {
 
     pub async fn mail_by_id(&self, id: &str) -> Result<Option<MailSummary>, StoreError> {
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM mail_messages WHERE id = $1");
-        let row = on_pool!(self, |pool| {
+        let row = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)

@@ -22,16 +22,28 @@ pub use users::{DeleteUserOutcome, NewUser, UserRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Runs the same expression against whichever pool the store holds.
+/// Runs the same expression against whichever pool the store holds; on SQLite, the writer.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// Like [`on_pool!`] for statements that only read: on SQLite they use the reader pool, so they
+/// never wait behind writes.
+macro_rules! on_read_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_read_pool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -50,7 +62,13 @@ impl Backend {
 
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time. Every write goes through `write`, a pool of exactly one
+    /// connection, so writers queue fairly in the pool instead of spinning in SQLite's busy handler
+    /// (which starved some of them for seconds under load); reads use `read` and never wait for writes.
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -165,13 +183,19 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(options.timeout);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections.min(8))
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
                 .acquire_timeout(options.timeout)
-                .connect_with(connect)
+                .connect_with(connect.clone())
                 .await
                 .map_err(|e| open_error(describe(&e)))?;
-            Db::Sqlite(pool)
+            let read = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.clamp(1, 8))
+                .acquire_timeout(options.timeout)
+                .connect_with(connect.read_only(true))
+                .await
+                .map_err(|e| open_error(describe(&e)))?;
+            Db::Sqlite { write, read }
         };
         Ok(Store { db })
     }
@@ -180,7 +204,7 @@ impl Store {
     /// nodes may start at once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
@@ -188,20 +212,26 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.db {
-            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Sqlite { .. } => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
 
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        on_read_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Closes every connection; waits for checked-out connections to come back.
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match &self.db {
+            Db::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

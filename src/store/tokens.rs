@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_read_pool};
 use crate::auth::{Role, Username};
 
 #[derive(Debug, FromRow)]
@@ -93,7 +93,7 @@ impl Store {
 
     pub async fn token_by_id(&self, id: &str) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!("{TOKEN_SELECT} WHERE t.id = $1");
-        let row: Option<TokenRow> = on_pool!(self, |pool| {
+        let row: Option<TokenRow> = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
@@ -105,7 +105,7 @@ impl Store {
     /// Finds a token by the hash of its secret (expired tokens included: the caller decides).
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!("{TOKEN_SELECT} WHERE t.token_hash = $1");
-        let row: Option<TokenRow> = on_pool!(self, |pool| {
+        let row: Option<TokenRow> = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(token_hash)
                 .fetch_optional(pool)
@@ -117,7 +117,7 @@ impl Store {
     /// All tokens, or one user's, oldest first.
     pub async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenWithOwner>, StoreError> {
         let sql = format!("{TOKEN_SELECT} WHERE ($1 IS NULL OR u.username = $1) ORDER BY t.created_at, t.id");
-        let rows: Vec<TokenRow> = on_pool!(self, |pool| {
+        let rows: Vec<TokenRow> = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(username)
                 .fetch_all(pool)

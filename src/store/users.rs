@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Store, StoreError, on_pool};
+use super::{Db, Store, StoreError, on_pool, on_read_pool};
 use crate::auth::{Role, Username};
 
 #[derive(Debug, FromRow)]
@@ -82,7 +82,7 @@ impl Store {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserRow> = on_pool!(self, |pool| {
+        let row: Option<UserRow> = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(username)
                 .fetch_optional(pool)
@@ -93,14 +93,14 @@ impl Store {
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        let rows: Vec<UserRow> = on_read_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        let n: i64 = on_read_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(pool)
             .await)?;
         Ok(n)
@@ -129,7 +129,7 @@ impl Store {
         const GUARDED_DELETE: &str = "DELETE FROM users WHERE username = $1 \
              AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
         let deleted = match &self.db {
-            Db::Sqlite(pool) => sqlx::query(GUARDED_DELETE)
+            Db::Sqlite { write: pool, .. } => sqlx::query(GUARDED_DELETE)
                 .bind(username)
                 .execute(pool)
                 .await?
