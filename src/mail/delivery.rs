@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lettre::transport::smtp::client::AsyncSmtpConnection;
 use rand::Rng;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::message::ValidMail;
 use super::retry::{Next, RetryPolicy};
-use super::smtp::{SendError, SmtpClient};
+use super::smtp::{Connection, SendError, SmtpClient};
 use crate::cluster::NodeId;
 use crate::metrics::Metrics;
 use crate::store::{ClaimedMail, Completion, Store, StoreError, now_ms};
@@ -110,7 +109,7 @@ impl Delivery {
     }
 
     /// Sends one claimed message over `conn`.
-    async fn attempt(&self, conn: &mut Option<AsyncSmtpConnection>, claimed: ClaimedMail) -> Attempt {
+    async fn attempt(&self, conn: &mut Option<Connection>, claimed: ClaimedMail) -> Attempt {
         let rendered = serde_json::from_str::<ValidMail>(&claimed.content)
             .map_err(|e| SendError::Permanent(format!("stored message is unreadable: {e}")))
             .and_then(|mail| {
@@ -254,7 +253,7 @@ impl Delivery {
         done: mpsc::Sender<Attempt>,
         shutdown: watch::Receiver<bool>,
     ) {
-        let mut conn: Option<AsyncSmtpConnection> = None;
+        let mut conn: Option<Connection> = None;
         loop {
             let job = tokio::select! {
                 job = jobs.recv() => job,

@@ -12,4 +12,4 @@ pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
 pub use retry::{Next, RetryPolicy};
-pub use smtp::{SendError, SmtpClient, SmtpTarget, TlsMode};
+pub use smtp::{Connection, SendError, SmtpClient, SmtpTarget, TlsMode};
