@@ -26,6 +26,7 @@ backend_tests!(
     concurrent_submissions_are_all_stored,
     the_queue_is_listed_in_pages,
     flush_makes_waiting_mail_due_now,
+    implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused,
 );
 
 fn mail(to: &str) -> serde_json::Value {
@@ -630,4 +631,42 @@ async fn flush_makes_waiting_mail_due_now(backend: Backend) {
     let flushed = app.admin(Method::POST, "/api/v1/mail/flush").send().await.unwrap();
     assert_eq!(flushed.json::<serde_json::Value>().await.unwrap()["count"], 1);
     assert_eq!(deliver(&app).await.retried, 1);
+}
+
+async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(backend: Backend) {
+    let Some(sink) = SmtpSink::start(&[]) else { return };
+    let proxy = support::tls_proxy::start(sink.port).await;
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("relay-ca.pem");
+    std::fs::write(&ca_file, &proxy.ca_pem).unwrap();
+    let url = format!("smtps://localhost:{}", proxy.port);
+
+    let trusting_url = url.clone();
+    let Some(app) = spawn_app_with(backend, move |s| {
+        s.smtp_url = herald::secret::Secret::new(trusting_url);
+        s.smtp_ca_file = Some(ca_file);
+    })
+    .await
+    else {
+        return;
+    };
+    let id = submit(&app, &mail("a@example.com")).await;
+    assert_eq!(deliver(&app).await.delivered, 1);
+    assert!(sink.received_ids().contains(&id));
+
+    let Some(app) = spawn_app_with(backend, move |s| s.smtp_url = herald::secret::Secret::new(url)).await else {
+        return;
+    };
+    let id = submit(&app, &mail("b@example.com")).await;
+    assert_eq!(deliver(&app).await.retried, 1);
+    let refused: serde_json::Value = app
+        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let error = refused["last_error"].as_str().unwrap();
+    assert!(error.contains("TLS") && error.contains("certificate"), "{error}");
 }

@@ -3,6 +3,7 @@
 
 pub mod pg_cluster;
 pub mod smtp;
+pub mod tls_proxy;
 
 use std::io::Write;
 use std::net::SocketAddr;
