@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
-use crate::cluster::NodeId;
+use crate::cluster::{Cluster, ClusterSettings, NodeId};
 use crate::config::Settings;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
@@ -27,6 +27,7 @@ pub struct AppState {
     pub mail: MailQueue,
     /// The delivery engine (also when the background workers are off, so tools can drive it).
     pub delivery: Delivery,
+    pub cluster: Cluster,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -42,6 +43,8 @@ pub enum StartupError {
     NodeId(String),
     #[error("cannot use the SMTP relay: {0}")]
     Smtp(String),
+    #[error("cluster mode: {0}")]
+    Cluster(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -115,6 +118,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let mail = MailQueue::start(store.clone(), node_id.clone());
         let delivery = mail_delivery(&settings, &store, &node_id, &mail, &metrics)?;
+        let cluster = join_cluster(&settings, &store, &node_id).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| StartupError::Listen {
@@ -136,6 +140,7 @@ impl Application {
             node_id,
             mail,
             delivery,
+            cluster,
         };
         Ok(Application { listener, state })
     }
@@ -162,6 +167,9 @@ impl Application {
             .settings
             .mail_delivery
             .then(|| tokio::spawn(state.delivery.clone().run(workers_stopped.clone())));
+        let cluster = state.cluster.clone();
+        cluster.activate().await;
+        let heartbeats = tokio::spawn(cluster.clone().run(workers_stopped.clone()));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -183,10 +191,41 @@ impl Application {
                 tracing::warn!("mail delivery did not stop in time; unsent mail is re-queued at the next start");
             }
         }
+        let _ = heartbeats.await;
+        cluster.leave().await;
         store.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+/// Cluster mode is on when `HERALD_CLUSTER=true` and the database is PostgreSQL; asking for it on
+/// SQLite is a start-up error (an embedded database cannot be shared).
+async fn join_cluster(settings: &Settings, store: &Store, node_id: &NodeId) -> Result<Cluster, StartupError> {
+    if settings.cluster && !settings.uses_postgres() {
+        return Err(StartupError::Cluster(
+            "HERALD_CLUSTER=true needs a PostgreSQL database (HERALD_DATABASE_URL=postgres://…); \
+             SQLite runs a single node"
+                .to_owned(),
+        ));
+    }
+    let cluster = Cluster::new(
+        store.clone(),
+        node_id.clone(),
+        ClusterSettings {
+            enabled: settings.cluster,
+            poll_interval: settings.cluster_poll_interval,
+            heartbeat_timeout: settings.cluster_heartbeat_timeout,
+            adopt_after: settings.cluster_adopt_after,
+            retention: settings.cluster_retention,
+        },
+        settings.database_url.clone(),
+    );
+    cluster.claim_identity().await.map_err(StartupError::Cluster)?;
+    if let Err(e) = cluster.heartbeat_once().await {
+        tracing::warn!(error = %e, "cannot publish the node's first heartbeat");
+    }
+    Ok(cluster)
 }
 
 fn mail_delivery(

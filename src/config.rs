@@ -99,6 +99,13 @@ pub struct Settings {
     pub smtp_timeout: Duration,
     /// A PEM file with extra CA certificates to trust for the relay's TLS certificate.
     pub smtp_ca_file: Option<PathBuf>,
+    /// Cluster mode (needs PostgreSQL): heartbeats, clusterStatus, adoption of dead nodes' mail.
+    pub cluster: bool,
+    pub cluster_poll_interval: Duration,
+    pub cluster_heartbeat_timeout: Duration,
+    pub cluster_adopt_after: Duration,
+    /// How long an offline node stays in the cluster view.
+    pub cluster_retention: Duration,
 }
 
 /// One configuration key: its name in `herald.toml`, its environment variable and its flag.
@@ -209,6 +216,31 @@ const KEYS: &[Key] = &[
     ),
     key("smtp_timeout", "HERALD_SMTP_TIMEOUT", "--smtp-timeout", Some("30s")),
     key("smtp_ca_file", "HERALD_SMTP_CA_FILE", "--smtp-ca-file", None),
+    key("cluster", "HERALD_CLUSTER", "--cluster", Some("false")),
+    key(
+        "cluster_poll_interval",
+        "HERALD_CLUSTER_POLL_INTERVAL",
+        "--cluster-poll-interval",
+        Some("60s"),
+    ),
+    key(
+        "cluster_heartbeat_timeout",
+        "HERALD_CLUSTER_HEARTBEAT_TIMEOUT",
+        "--cluster-heartbeat-timeout",
+        Some("5m"),
+    ),
+    key(
+        "cluster_adopt_after",
+        "HERALD_CLUSTER_ADOPT_AFTER",
+        "--cluster-adopt-after",
+        Some("10m"),
+    ),
+    key(
+        "cluster_retention",
+        "HERALD_CLUSTER_RETENTION",
+        "--cluster-retention",
+        Some("7d"),
+    ),
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -387,6 +419,11 @@ impl Settings {
             smtp_ca_file: layers.parse("smtp_ca_file", "a path to a PEM file", |s| {
                 (!s.is_empty()).then(|| PathBuf::from(s))
             })?,
+            cluster: layers.required("cluster", "`true` or `false`", parse_bool)?,
+            cluster_poll_interval: layers.required("cluster_poll_interval", DURATION, parse_duration)?,
+            cluster_heartbeat_timeout: layers.required("cluster_heartbeat_timeout", DURATION, parse_duration)?,
+            cluster_adopt_after: layers.required("cluster_adopt_after", DURATION, parse_duration)?,
+            cluster_retention: layers.required("cluster_retention", DURATION, parse_duration)?,
         })
     }
 

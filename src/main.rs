@@ -68,6 +68,20 @@ enum Command {
     /// workers pick new mail up within seconds).
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Cluster mode (PostgreSQL, HERALD_CLUSTER=true): the nodes, and draining one.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Every node with its state, heartbeat age and mail queue figures.
+    Status,
+    /// Ask a node to drain: it delivers what it holds, takes no new mail, and reports
+    /// PASSIVATING, then PASSIVE (within one poll interval).
+    Drain { node: String },
+    /// Undo a drain: the node takes work again.
+    Activate { node: String },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +342,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Users(cmd) => users(cmd, &settings).await,
         Command::Tokens(cmd) => tokens(cmd, &settings).await,
         Command::Mail(cmd) => mail(cmd, &settings).await,
+        Command::Cluster(cmd) => cluster(cmd, &settings).await,
     }
 }
 
@@ -557,6 +572,57 @@ async fn mail(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
         MailCommand::Flush => {
             let n = queue.flush().await?;
             println!("{n} message(s) due now");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn cluster(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = app::open_store(settings).await?;
+    match cmd {
+        ClusterCommand::Status => {
+            let now = herald::store::now_ms();
+            let timeout = i64::try_from(settings.cluster_heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
+            let nodes = store.cluster_nodes().await?;
+            if nodes.is_empty() {
+                println!("no cluster nodes (a single node on SQLite, or HERALD_CLUSTER is off)");
+            } else {
+                println!(
+                    "{:<24} {:<12} {:>14} {:>8} {:>10} {:<6}",
+                    "NODE", "STATE", "HEARTBEAT AGO", "SIZE", "ERRORSIZE", "DRAIN"
+                );
+            }
+            for n in nodes {
+                let age = (now - n.heartbeat_at).max(0);
+                let state = if n.state != "OFFLINE" && age > timeout {
+                    "OFFLINE"
+                } else {
+                    n.state.as_str()
+                };
+                let (size, errors) = if n.adopted_by.is_some() {
+                    (0, 0)
+                } else {
+                    (n.queue_size, n.error_size)
+                };
+                println!(
+                    "{:<24} {:<12} {:>13}s {:>8} {:>10} {:<6}",
+                    n.node_id,
+                    state,
+                    age / 1000,
+                    size,
+                    errors,
+                    if n.drain_requested { "yes" } else { "no" }
+                );
+            }
+        }
+        ClusterCommand::Drain { node } => {
+            anyhow::ensure!(store.request_drain(&node, true).await?, "no cluster node `{node}`");
+            println!("node `{node}` will drain at its next heartbeat");
+        }
+        ClusterCommand::Activate { node } => {
+            anyhow::ensure!(store.request_drain(&node, false).await?, "no cluster node `{node}`");
+            println!("node `{node}` will take work again at its next heartbeat");
         }
     }
     store.close().await;

@@ -1,8 +1,12 @@
-//! Node identity. Each node owns the mail it accepted; the id names it in the queue and in the
-//! cluster view.
+//! Node identity and cluster membership. Each node owns the mail it accepted; the id names it in
+//! the queue and in the cluster view.
+
+mod membership;
 
 use std::fmt;
 use std::path::Path;
+
+pub use membership::{Cluster, ClusterSettings, NodeState, NodeView};
 
 /// A node id: 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -66,6 +66,12 @@ pub async fn submit(
             Some(IdempotencyKey::try_from(text).map_err(|e| ApiError::bad_request("invalid_header", e))?)
         }
     };
+    if !state.cluster.accepts_work() {
+        return Err(ApiError::unavailable(format!(
+            "node `{}` is draining and takes no new mail; send it to another node",
+            state.node_id
+        )));
+    }
     let mail = submission.validate(&state.settings.mail_from)?;
     let accepted = state.mail.submit(&mail, sender.username.as_str(), key.as_ref()).await?;
     let location = format!("/api/v1/mail/{}", accepted.id);

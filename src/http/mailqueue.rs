@@ -56,7 +56,9 @@ pub async fn status(State(state): State<AppState>, _who: RequireMonitor, format:
     Ok(render(format, "mailQueue", &MailQueueStatus { size, error_size }))
 }
 
-/// Every node's mail queue. A single node is not clustered: the list is empty.
+/// Every node's mail queue, ordered by node id: figures as last published (up to one poll interval
+/// old), except the answering node's own, which are live. A single node is not clustered: the list
+/// is empty.
 #[utoipa::path(
     get, path = "/rest/mailqueue/1.0/clusterStatus", tag = "mail queue (Jira-compatible)", security(("basic" = []), ("bearer" = [])),
     responses(
@@ -64,8 +66,26 @@ pub async fn status(State(state): State<AppState>, _who: RequireMonitor, format:
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 406, body = Problem)
     )
 )]
-pub async fn cluster_status(_who: RequireMonitor, format: Format) -> Result<Response, ApiError> {
-    let nodes: Vec<NodeMailQueue> = Vec::new();
+pub async fn cluster_status(
+    State(state): State<AppState>,
+    _who: RequireMonitor,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let nodes: Vec<NodeMailQueue> = state
+        .cluster
+        .view()
+        .await?
+        .into_iter()
+        .map(|node| NodeMailQueue {
+            node_id: node.node_id,
+            node_state: node.state.as_str().to_owned(),
+            is_clustered: true,
+            mail_queue: MailQueueStatus {
+                size: node.queue_size,
+                error_size: node.error_size,
+            },
+        })
+        .collect();
     Ok(match format {
         Format::Json => render(format, "clusterMailQueue", &ClusterMailQueue { nodes }),
         Format::Xml => render(format, "clusterMailQueue", &ClusterMailQueueXml { nodes: &nodes }),

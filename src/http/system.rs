@@ -20,6 +20,9 @@ pub struct Health {
     /// The database's state, when checked: `ok`, or what went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<String>,
+    /// This node's cluster state, when it is not serving (`passivating`, `passive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
 /// The process is up. No authentication; never touches the database.
@@ -28,6 +31,7 @@ pub async fn livez() -> Json<Health> {
     Json(Health {
         status: "ok",
         database: None,
+        node: None,
     })
 }
 
@@ -44,6 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Health {
                 status: "ready",
                 database: Some("ok".to_owned()),
+                node: None,
             },
         ),
         Ok(Err(e)) => (
@@ -51,6 +56,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Health {
                 status: "unavailable",
                 database: Some(e.to_string()),
+                node: None,
             },
         ),
         Err(_) => (
@@ -58,10 +64,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Health {
                 status: "unavailable",
                 database: Some("the database did not answer within 2 s".to_owned()),
+                node: None,
             },
         ),
     };
     state.metrics.database_up.set(i64::from(status == StatusCode::OK));
+    // A draining node tells load balancers to send new work elsewhere.
+    if status == StatusCode::OK && !state.cluster.accepts_work() {
+        let node_state = state.cluster.state().as_str().to_ascii_lowercase();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "draining",
+                database: Some("ok".to_owned()),
+                node: Some(node_state),
+            }),
+        )
+            .into_response();
+    }
     (status, Json(health)).into_response()
 }
 

@@ -4,6 +4,7 @@
 //! [`on_pool!`] expands one body per backend so each is type-checked against its own driver.
 //! Timestamps are stored as `i64` milliseconds since the Unix epoch.
 
+mod cluster;
 mod mail;
 mod tokens;
 mod users;
@@ -15,6 +16,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use cluster::{Heartbeat, NodeRow};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{DeleteUserOutcome, NewUser, UserRecord};
