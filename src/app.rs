@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
 use crate::config::Settings;
+use crate::integrations::Integrations;
 use crate::metrics::Metrics;
+use crate::secrets::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, Store, StoreError, redact_url};
 
 /// Everything a request handler may need. Cheap to clone.
@@ -21,6 +23,7 @@ pub struct AppState {
     pub authenticator: Authenticator,
     pub accounts: Accounts,
     pub metrics: Arc<Metrics>,
+    pub integrations: Integrations,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -34,6 +37,8 @@ pub enum StartupError {
     Bootstrap(#[from] BootstrapError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
+    #[error("{0}")]
+    Secrets(#[from] SecretsError),
 }
 
 /// Makes sure the data dir exists and can be written to (by writing and removing a probe file).
@@ -111,12 +116,16 @@ impl Application {
             backend = store.backend().name(),
             "database ready"
         );
+        let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+        let metrics = Arc::new(Metrics::new());
+        let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
         let state = AppState {
             settings: Arc::new(settings),
             store,
             authenticator,
             accounts,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            integrations,
         };
         Ok(Application { listener, state })
     }
@@ -138,6 +147,9 @@ impl Application {
         }
         let grace = state.settings.shutdown_timeout;
         let store = state.store.clone();
+        let integrations = state.integrations.clone();
+        let (stop_sweeps, sweeps_stopped) = tokio::sync::watch::channel(false);
+        let sweeps = tokio::spawn(state.integrations.clone().run_sweeps(sweeps_stopped));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -153,6 +165,9 @@ impl Application {
                 Ok(())
             }
         };
+        let _ = stop_sweeps.send(true);
+        let _ = sweeps.await;
+        integrations.flush_history().await;
         store.close().await;
         tracing::info!("stopped");
         result

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod error;
+mod integrations;
 pub mod json;
 pub mod negotiate;
 mod system;
+mod ticketing;
 mod tokens;
 mod users;
 
@@ -41,6 +43,8 @@ use error::ApiError;
         (name = "system", description = "Health, metrics and this document"),
         (name = "users", description = "Users and roles (admin only)"),
         (name = "tokens", description = "API tokens (admin only)"),
+        (name = "integrations", description = "Ticketing integrations and their checks (admin only)"),
+        (name = "ticketing", description = "JFrog Xray-compatible ticketing endpoints (admin only)"),
     )
 )]
 struct ApiDoc;
@@ -67,6 +71,25 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_password))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(
+            integrations::list_integrations,
+            integrations::create_integration
+        ))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::replace_integration,
+            integrations::patch_integration,
+            integrations::delete_integration
+        ))
+        .routes(routes!(integrations::check_integration))
+        .routes(routes!(integrations::integration_history))
+        .routes(routes!(ticketing::integration_status))
+        .routes(routes!(ticketing::create_jira_integration))
+        .routes(routes!(
+            ticketing::update_jira_integration,
+            ticketing::delete_jira_integration
+        ))
+        .routes(routes!(ticketing::jira_integration_details))
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.

@@ -4,6 +4,7 @@
 //! [`on_pool!`] expands one body per backend so each is type-checked against its own driver.
 //! Timestamps are stored as `i64` milliseconds since the Unix epoch.
 
+mod integrations;
 mod tokens;
 mod users;
 
@@ -14,6 +15,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use integrations::{CheckRecord, StoredIntegration};
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{DeleteUserOutcome, NewUser, UserRecord};
 
