@@ -202,7 +202,9 @@ impl From<crate::integrations::IntegrationError> for ApiError {
                 ApiError::bad_request("invalid_field", invalid.to_string()).with_field(invalid.field)
             }
             IntegrationError::Store(e) => e.into(),
-            IntegrationError::Secrets { .. } | IntegrationError::Corrupt { .. } => ApiError::internal(&err),
+            IntegrationError::Secrets { .. } | IntegrationError::Corrupt { .. } | IntegrationError::Unreadable(_) => {
+                ApiError::internal(&err)
+            }
         }
     }
 }

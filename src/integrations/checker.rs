@@ -130,16 +130,35 @@ pub async fn check_integration(jira: &JiraClient, settings: &IntegrationSettings
 
 type StepResult<T> = Result<T, (Step, String)>;
 
+/// Ends a reason with exactly one full stop (or the question mark it already has).
+fn sentence(detail: impl std::fmt::Display) -> String {
+    let text = detail.to_string();
+    if text.ends_with(['.', '?', '!']) {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
 fn connectivity(detail: impl std::fmt::Display) -> (Step, String) {
-    (Step::Connectivity, format!("{UNREACHABLE} Connectivity: {detail}."))
+    (
+        Step::Connectivity,
+        format!("{UNREACHABLE} Connectivity: {}", sentence(detail)),
+    )
 }
 
 fn authentication(detail: impl std::fmt::Display) -> (Step, String) {
-    (Step::Authentication, format!("Authentication failed: {detail}."))
+    (
+        Step::Authentication,
+        format!("Authentication failed: {}", sentence(detail)),
+    )
 }
 
 fn configuration(detail: impl std::fmt::Display) -> (Step, String) {
-    (Step::Configuration, format!("Configuration problem: {detail}."))
+    (
+        Step::Configuration,
+        format!("Configuration problem: {}", sentence(detail)),
+    )
 }
 
 impl Run<'_> {
@@ -253,7 +272,7 @@ impl Run<'_> {
         })?;
         let who = match &self.settings.auth {
             Auth::Basic { username, .. } => format!("user `{username}`"),
-            Auth::Bearer { .. } => "the personal access token".to_owned(),
+            Auth::Bearer { .. } => "the bearer token".to_owned(),
         };
         if let Some(denial) = auth_denial(&response) {
             let mut detail = match denial {

@@ -42,6 +42,9 @@ pub enum IntegrationError {
     Corrupt { name: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading the integration failed (the cause was logged where it happened).
+    #[error("the integration cannot be read: {0}")]
+    Unreadable(String),
 }
 
 /// The integrations service. Cheap to clone.

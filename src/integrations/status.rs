@@ -45,19 +45,19 @@ impl Integrations {
             .await)
     }
 
-    /// Like [`Integrations::record`], but database trouble stays visible as a store error.
+    /// The integration from the short-lived record cache, or the database; concurrent misses share one read.
+    /// Shared errors lose their type: anything but "not found" becomes `Unreadable`.
     async fn record_for_status(&self, name: &str) -> Result<Arc<Integration>, IntegrationError> {
-        if let Some(found) = self.inner.records.get(name).await {
-            return Ok(found);
-        }
-        match self.get(name).await {
-            Ok(integration) => {
-                let integration = Arc::new(integration);
-                self.inner.records.insert(name.to_owned(), integration.clone()).await;
-                Ok(integration)
-            }
-            Err(e) => Err(e),
-        }
+        let this = self.clone();
+        let key = name.to_owned();
+        self.inner
+            .records
+            .try_get_with(key.clone(), async move { this.get(&key).await.map(Arc::new) })
+            .await
+            .map_err(|shared| match &*shared {
+                IntegrationError::NotFound(n) => IntegrationError::NotFound(n.clone()),
+                other => IntegrationError::Unreadable(other.to_string()),
+            })
     }
 
     /// A fresh verdict, whatever the cache holds; joins a check of the same revision already running.
@@ -163,6 +163,12 @@ impl Integrations {
         if self.inner.history.send(HistoryMessage::Record(record)).await.is_err() {
             tracing::warn!(integration = %name, "check history writer has stopped; result not recorded");
         }
+    }
+
+    /// Drops every cached verdict and record (tests and benchmarks start from a cold cache).
+    pub fn invalidate_cache_for_tests(&self) {
+        self.inner.results.invalidate_all();
+        self.inner.records.invalidate_all();
     }
 
     /// Forgets this node's state for a deleted integration.

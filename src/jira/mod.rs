@@ -92,7 +92,7 @@ impl JiraResponse {
             let mut parts: Vec<String> = err.error_messages;
             parts.extend(err.errors.into_iter().map(|(k, v)| format!("{k}: {v}")));
             if !parts.is_empty() {
-                return parts.join("; ");
+                return parts.join("; ").trim_end_matches('.').to_owned();
             }
         }
         if self.is_html() {
@@ -123,7 +123,7 @@ pub enum JiraError {
     Tls { addr: String, detail: String },
     #[error("cannot connect to {addr}: {detail}")]
     Connect { addr: String, detail: String },
-    #[error("no answer to GET {url} within {}", humantime::format_duration(*.after))]
+    #[error("no answer to GET {url} within {}", humantime::format_duration(Duration::from_millis(after.as_nanos().div_ceil(1_000_000) as u64)))]
     Timeout { url: String, after: Duration },
     #[error(
         "GET {url} redirects to another host ({location}); Herald does not follow redirects to another host so \
