@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod integrations_cli;
+
 use herald::app::{self, Application};
 use herald::auth::{Accounts, Role, Username};
 use herald::config::{FlagValues, Settings};
@@ -58,6 +60,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage and check Jira integrations.
+    #[command(subcommand)]
+    Integrations(integrations_cli::IntegrationsCommand),
 }
 
 #[derive(Args)]
@@ -212,6 +217,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users(cmd, &settings).await,
         Command::Tokens(cmd) => tokens(cmd, &settings).await,
+        Command::Integrations(cmd) => {
+            if integrations_cli::run(cmd, &settings).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("at least one integration is faulty")
+            }
+        }
     }
 }
 

@@ -50,11 +50,15 @@ async fn no_secret_appears_in_any_log_line() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    app.register(&json!({"name": "pat", "url": sim.url, "auth": {"type": "basic", "username": "x", "password": jira_sim::PAT}}))
-        .await;
+    app.register(
+        &json!({"name": "pat", "url": sim.url, "auth": {"type": "basic", "username": "x", "password": jira_sim::PAT}}),
+    )
+    .await;
     app.admin(Method::POST, "/xray/api/v1/ticketing/jira-integrations")
-        .json(&json!({"connection_name": "x", "auth_type": "basic", "username": jira_sim::USER, "password": wrong,
-                      "jira_server_url": sim.url}))
+        .json(
+            &json!({"connection_name": "x", "auth_type": "basic", "username": jira_sim::USER, "password": wrong,
+                      "jira_server_url": sim.url}),
+        )
         .send()
         .await
         .unwrap();

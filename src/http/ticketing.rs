@@ -169,12 +169,14 @@ pub struct XrayJiraIntegrationDetails {
     skip_proxy: bool,
 }
 
+#[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
 fn parse_body(bytes: &Bytes) -> Result<XrayJiraIntegration, Response> {
     super::json::parse::<XrayJiraIntegration>(bytes)
         .map_err(|e| xray_error(StatusCode::BAD_REQUEST, e.detail().to_owned()))
 }
 
 /// Builds Herald's spec from Xray's body, keeping Herald-only settings of `base`.
+#[allow(clippy::result_large_err)]
 fn to_spec(
     body: XrayJiraIntegration,
     name: String,
