@@ -97,6 +97,18 @@ struct ServeFlags {
     /// [env: HERALD_AUTH_LOCKOUT] [default: 60s].
     #[arg(long, value_name = "DURATION")]
     auth_lockout: Option<String>,
+    /// How long an integration's check result is served from cache [env: HERALD_CHECK_MAX_AGE] [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    check_max_age: Option<String>,
+    /// How often every integration is re-verified [env: HERALD_CHECK_INTERVAL] [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    check_interval: Option<String>,
+    /// Integrations checked at once by the sweep [env: HERALD_CHECK_CONCURRENCY] [default: 32].
+    #[arg(long, value_name = "N")]
+    check_concurrency: Option<String>,
+    /// Default budget of one check [env: HERALD_CHECK_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    check_timeout: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +180,10 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
         put("auth_cache_ttl", &s.auth_cache_ttl);
         put("auth_max_failures", &s.auth_max_failures);
         put("auth_lockout", &s.auth_lockout);
+        put("check_max_age", &s.check_max_age);
+        put("check_interval", &s.check_interval);
+        put("check_concurrency", &s.check_concurrency);
+        put("check_timeout", &s.check_timeout);
     }
     flags
 }
