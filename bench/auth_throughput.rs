@@ -196,6 +196,19 @@ fn main() -> ExitCode {
         common::loadavg()
     );
 
+    let busy = scenarios
+        .iter()
+        .zip(&results)
+        .filter(|(_, o)| o.other_cpu.as_secs_f64() > 0.10 * o.measured.as_secs_f64())
+        .map(|(s, _)| s.label)
+        .collect::<Vec<_>>();
+    if !busy.is_empty() {
+        println!(
+            "  WARNING: other processes used more than 10% of a core during: {}; rerun on a quiet machine",
+            busy.join(", ")
+        );
+    }
+
     for (scenario, outcome) in scenarios.iter().zip(&results) {
         if let Some(first) = &outcome.first_error {
             eprintln!(

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         "  machine: {} CPU(s); SQLite data dir in a fresh temp dir per run; {runs} run(s) (BENCH_RUNS)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!("  load average at start: {}", common::loadavg());
     println!();
 
     let mut first = Vec::with_capacity(runs);
@@ -131,6 +132,8 @@ fn main() -> ExitCode {
         }
         server.stop();
     }
+    println!();
+    println!("  load average at end: {}", common::loadavg());
     if over_target {
         println!();
         println!("note: idle RSS is above the {RSS_TARGET_MIB:.0} MiB target (reported, not a failure)");

@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
 use crate::cluster::{Cluster, ClusterSettings, NodeId};
 use crate::config::Settings;
+use crate::integrations::Integrations;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
+use crate::secrets::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, Store, StoreError, redact_url};
 
 /// Everything a request handler may need. Cheap to clone.
@@ -28,6 +30,7 @@ pub struct AppState {
     /// The delivery engine (also when the background workers are off, so tools can drive it).
     pub delivery: Delivery,
     pub cluster: Cluster,
+    pub integrations: Integrations,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -47,6 +50,8 @@ pub enum StartupError {
     Cluster(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
+    #[error("{0}")]
+    Secrets(#[from] SecretsError),
 }
 
 /// Makes sure the data dir exists and can be written to (by writing and removing a probe file).
@@ -131,6 +136,9 @@ impl Application {
             node = %node_id,
             "database ready"
         );
+        let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+        let metrics = Arc::new(Metrics::new());
+        let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -141,6 +149,7 @@ impl Application {
             mail,
             delivery,
             cluster,
+            integrations,
         };
         Ok(Application { listener, state })
     }
@@ -170,6 +179,9 @@ impl Application {
         let cluster = state.cluster.clone();
         cluster.activate().await;
         let heartbeats = tokio::spawn(cluster.clone().run(workers_stopped.clone()));
+        let integrations = state.integrations.clone();
+        let (stop_sweeps, sweeps_stopped) = tokio::sync::watch::channel(false);
+        let sweeps = tokio::spawn(state.integrations.clone().run_sweeps(sweeps_stopped));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -193,6 +205,9 @@ impl Application {
         }
         let _ = heartbeats.await;
         cluster.leave().await;
+        let _ = stop_sweeps.send(true);
+        let _ = sweeps.await;
+        integrations.flush_history().await;
         store.close().await;
         tracing::info!("stopped");
         result

@@ -106,6 +106,16 @@ pub struct Settings {
     pub cluster_adopt_after: Duration,
     /// How long an offline node stays in the cluster view.
     pub cluster_retention: Duration,
+    /// How long a check result is served from the cache before Jira is asked again.
+    pub check_max_age: Duration,
+    /// How often the background sweep re-verifies every integration.
+    pub check_interval: Duration,
+    /// How many integrations the sweep checks at once.
+    pub check_concurrency: usize,
+    /// The default overall budget of one check (an integration's own `timeout` overrides it).
+    pub check_timeout: Duration,
+    /// Base64 of the 32-byte key that encrypts stored credentials; `<data_dir>/secret.key` when unset.
+    pub secret_key: Option<Secret>,
 }
 
 /// One configuration key: its name in `herald.toml`, its environment variable and its flag.
@@ -241,6 +251,27 @@ const KEYS: &[Key] = &[
         "--cluster-retention",
         Some("7d"),
     ),
+    key("check_max_age", "HERALD_CHECK_MAX_AGE", "--check-max-age", Some("30s")),
+    key(
+        "check_interval",
+        "HERALD_CHECK_INTERVAL",
+        "--check-interval",
+        Some("5m"),
+    ),
+    key(
+        "check_concurrency",
+        "HERALD_CHECK_CONCURRENCY",
+        "--check-concurrency",
+        Some("32"),
+    ),
+    key("check_timeout", "HERALD_CHECK_TIMEOUT", "--check-timeout", Some("10s")),
+    Key {
+        name: "secret_key",
+        env: "HERALD_SECRET_KEY",
+        flag: "",
+        default: None,
+        secret: true,
+    },
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -424,6 +455,26 @@ impl Settings {
             cluster_heartbeat_timeout: layers.required("cluster_heartbeat_timeout", DURATION, parse_duration)?,
             cluster_adopt_after: layers.required("cluster_adopt_after", DURATION, parse_duration)?,
             cluster_retention: layers.required("cluster_retention", DURATION, parse_duration)?,
+            check_max_age: layers.required(
+                "check_max_age",
+                "a duration such as `30s` (`0s` checks Jira on every request)",
+                |s| humantime::parse_duration(s).ok(),
+            )?,
+            check_interval: layers.required("check_interval", DURATION, parse_duration)?,
+            check_concurrency: layers.required("check_concurrency", "a whole number from 1 to 1024", |s| {
+                positive(s).filter(|n| *n <= 1024).map(|n| n as usize)
+            })?,
+            check_timeout: layers.required("check_timeout", "a duration from 100ms to 5m such as `10s`", |s| {
+                parse_duration(s).filter(|d| (Duration::from_millis(100)..=Duration::from_secs(300)).contains(d))
+            })?,
+            secret_key: layers.parse("secret_key", "the base64 encoding of 32 random bytes", |s| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .ok()
+                    .filter(|b| b.len() == 32)
+                    .map(|_| Secret::new(s))
+            })?,
         })
     }
 
@@ -619,6 +670,44 @@ mod tests {
         assert_eq!(parse_size("lots"), None);
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("0s"), None);
+    }
+
+    #[test]
+    fn check_settings_have_defaults_and_precise_errors() {
+        let s = load(&[], &[]).unwrap();
+        assert_eq!(s.check_max_age, Duration::from_secs(30));
+        assert_eq!(s.check_interval, Duration::from_secs(300));
+        assert_eq!(s.check_timeout, Duration::from_secs(10));
+        assert_eq!(s.check_concurrency, 32);
+        assert!(s.secret_key.is_none());
+        let s = load(
+            &[("HERALD_CHECK_MAX_AGE", "0s"), ("HERALD_CHECK_CONCURRENCY", "4")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.check_max_age, Duration::ZERO);
+        assert_eq!(s.check_concurrency, 4);
+        let err = load(&[("HERALD_CHECK_TIMEOUT", "1h")], &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("HERALD_CHECK_TIMEOUT = \"1h\"") && err.contains("100ms to 5m"),
+            "{err}"
+        );
+        let err = load(&[("HERALD_CHECK_CONCURRENCY", "0")], &[]).unwrap_err().to_string();
+        assert!(err.contains("HERALD_CHECK_CONCURRENCY"), "{err}");
+        let err = load(&[("HERALD_CHECK_INTERVAL", "0s")], &[]).unwrap_err().to_string();
+        assert!(err.contains("HERALD_CHECK_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_key_must_be_32_bytes_and_is_never_echoed() {
+        let err = load(&[("HERALD_SECRET_KEY", "dG9vIHNob3J0")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HERALD_SECRET_KEY = <redacted>"), "{err}");
+        assert!(!err.contains("dG9vIHNob3J0"), "{err}");
+        let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let s = load(&[("HERALD_SECRET_KEY", key)], &[]).unwrap();
+        assert_eq!(s.secret_key.unwrap().expose(), key);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod integrations_cli;
+
 use herald::app::{self, Application};
 use herald::auth::{Accounts, Role, Username};
 use herald::config::{FlagValues, Settings};
@@ -71,6 +73,9 @@ enum Command {
     /// Cluster mode (PostgreSQL, HERALD_CLUSTER=true): the nodes, and draining one.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Manage and check Jira integrations.
+    #[command(subcommand)]
+    Integrations(integrations_cli::IntegrationsCommand),
 }
 
 #[derive(Subcommand)]
@@ -209,6 +214,18 @@ struct ServeFlags {
     /// Age after which a failing message goes to the error queue [env: HERALD_MAIL_MAX_AGE] [default: 3d].
     #[arg(long, value_name = "DURATION")]
     mail_max_age: Option<String>,
+    /// How long an integration's check result is served from cache [env: HERALD_CHECK_MAX_AGE] [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    check_max_age: Option<String>,
+    /// How often every integration is re-verified [env: HERALD_CHECK_INTERVAL] [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    check_interval: Option<String>,
+    /// Integrations checked at once by the sweep [env: HERALD_CHECK_CONCURRENCY] [default: 32].
+    #[arg(long, value_name = "N")]
+    check_concurrency: Option<String>,
+    /// Default budget of one check [env: HERALD_CHECK_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    check_timeout: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -292,6 +309,10 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
         put("mail_backoff_max", &s.mail_backoff_max);
         put("mail_max_attempts", &s.mail_max_attempts);
         put("mail_max_age", &s.mail_max_age);
+        put("check_max_age", &s.check_max_age);
+        put("check_interval", &s.check_interval);
+        put("check_concurrency", &s.check_concurrency);
+        put("check_timeout", &s.check_timeout);
     }
     flags
 }
@@ -343,6 +364,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Tokens(cmd) => tokens(cmd, &settings).await,
         Command::Mail(cmd) => mail(cmd, &settings).await,
         Command::Cluster(cmd) => cluster(cmd, &settings).await,
+        Command::Integrations(cmd) => {
+            if integrations_cli::run(cmd, &settings).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("at least one integration is faulty")
+            }
+        }
     }
 }
 

@@ -44,6 +44,24 @@ pub struct Metrics {
     pub mail_oldest_queued_seconds: Gauge,
     mail_deliveries: Family<ReasonLabels, Counter>,
     mail_delivery_latency: Histogram,
+    integration_healthy: Family<IntegrationLabels, Gauge>,
+    integration_check_duration: Family<CheckLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntegrationLabels {
+    pub integration: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// `healthy` or `faulty`.
+    pub outcome: String,
+}
+
+fn check_histogram() -> Histogram {
+    // 5 ms .. ~80 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
 }
 
 fn http_histogram() -> Histogram {
@@ -116,12 +134,27 @@ impl Metrics {
             "Time from acceptance to delivery of delivered messages",
             mail_delivery_latency.clone(),
         );
+        let integration_healthy = Family::<IntegrationLabels, Gauge>::default();
+        registry.register(
+            "integration_healthy",
+            "1 when the integration's last check found it healthy, 0 when faulty",
+            integration_healthy.clone(),
+        );
+        let integration_check_duration =
+            Family::<CheckLabels, Histogram>::new_with_constructor(check_histogram as fn() -> Histogram);
+        registry.register(
+            "integration_check_duration_seconds",
+            "Time taken by integration checks against Jira",
+            integration_check_duration.clone(),
+        );
         Self {
             mail_queue_size,
             mail_error_size,
             mail_oldest_queued_seconds,
             mail_deliveries,
             mail_delivery_latency,
+            integration_healthy,
+            integration_check_duration,
             registry,
             http_requests,
             http_duration,
@@ -188,6 +221,25 @@ impl Metrics {
                 reason: outcome.to_owned(),
             })
             .inc();
+    }
+
+    pub fn integration_checked(&self, integration: &str, healthy: bool, elapsed: Duration) {
+        self.integration_healthy
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_owned(),
+            })
+            .set(i64::from(healthy));
+        self.integration_check_duration
+            .get_or_create(&CheckLabels {
+                outcome: if healthy { "healthy" } else { "faulty" }.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn integration_removed(&self, integration: &str) {
+        self.integration_healthy.remove(&IntegrationLabels {
+            integration: integration.to_owned(),
+        });
     }
 
     /// The registry as OpenMetrics text.

@@ -191,3 +191,20 @@ impl From<AccountError> for ApiError {
         }
     }
 }
+
+impl From<crate::integrations::IntegrationError> for ApiError {
+    fn from(err: crate::integrations::IntegrationError) -> Self {
+        use crate::integrations::IntegrationError;
+        match err {
+            IntegrationError::NotFound(_) => ApiError::not_found(err.to_string()),
+            IntegrationError::AlreadyExists(_) => ApiError::conflict(err.to_string()),
+            IntegrationError::Invalid(invalid) => {
+                ApiError::bad_request("invalid_field", invalid.to_string()).with_field(invalid.field)
+            }
+            IntegrationError::Store(e) => e.into(),
+            IntegrationError::Secrets { .. } | IntegrationError::Corrupt { .. } | IntegrationError::Unreadable(_) => {
+                ApiError::internal(&err)
+            }
+        }
+    }
+}

@@ -2,11 +2,13 @@
 
 pub mod auth;
 pub mod error;
+mod integrations;
 pub mod json;
 mod mail;
 mod mailqueue;
 pub mod negotiate;
 mod system;
+mod ticketing;
 mod tokens;
 mod users;
 
@@ -45,6 +47,8 @@ use error::ApiError;
         (name = "tokens", description = "API tokens (admin only)"),
         (name = "mail", description = "Submitting mail, and the queue's admin operations"),
         (name = "mail queue (Jira-compatible)", description = "Jira's /rest/mailqueue/1.0 API: JSON or XML by Accept"),
+        (name = "integrations", description = "Ticketing integrations and their checks (admin only)"),
+        (name = "ticketing", description = "JFrog Xray-compatible ticketing endpoints (admin only)"),
     )
 )]
 struct ApiDoc;
@@ -86,6 +90,25 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(mail::get_mail))
         .routes(routes!(mailqueue::status))
         .routes(routes!(mailqueue::cluster_status))
+        .routes(routes!(
+            integrations::list_integrations,
+            integrations::create_integration
+        ))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::replace_integration,
+            integrations::patch_integration,
+            integrations::delete_integration
+        ))
+        .routes(routes!(integrations::check_integration))
+        .routes(routes!(integrations::integration_history))
+        .routes(routes!(ticketing::integration_status))
+        .routes(routes!(ticketing::create_jira_integration))
+        .routes(routes!(
+            ticketing::update_jira_integration,
+            ticketing::delete_jira_integration
+        ))
+        .routes(routes!(ticketing::jira_integration_details))
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.

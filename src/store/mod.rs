@@ -5,6 +5,7 @@
 //! Timestamps are stored as `i64` milliseconds since the Unix epoch.
 
 mod cluster;
+mod integrations;
 mod mail;
 mod tokens;
 mod users;
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use cluster::{Heartbeat, NodeRow};
+pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{DeleteUserOutcome, NewUser, UserRecord};

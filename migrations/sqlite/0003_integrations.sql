@@ -1,0 +1,22 @@
+-- Ticketing integrations and their check history. Timestamps are milliseconds since the Unix epoch.
+-- `config` is the integration's JSON without secrets; `secret` is the AES-256-GCM-sealed password or token.
+CREATE TABLE integrations (
+    name       TEXT    PRIMARY KEY,
+    revision   INTEGER NOT NULL,
+    config     TEXT    NOT NULL,
+    secret     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE integration_checks (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_name TEXT    NOT NULL REFERENCES integrations (name) ON DELETE CASCADE,
+    status           TEXT    NOT NULL,
+    failed_step      TEXT,
+    reason           TEXT    NOT NULL,
+    checked_at       INTEGER NOT NULL,
+    duration_ms      INTEGER NOT NULL
+);
+
+CREATE INDEX integration_checks_name ON integration_checks (integration_name, id);

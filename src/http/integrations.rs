@@ -1,0 +1,334 @@
+//! `/api/v1/integrations`: Herald's own management API for ticketing integrations. Admin only.
+//! Secrets are write-only: responses say `password_set` / `token_set`, never the value.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::RequireAdmin;
+use super::error::{ApiError, Problem};
+use super::json::ApiJson;
+use crate::app::AppState;
+use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
+use crate::store::CheckRecord;
+use crate::timefmt::rfc3339_ms;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuthView {
+    /// `basic` or `bearer`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_set: Option<bool>,
+}
+
+/// An integration as the API shows it (never its secret).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IntegrationView {
+    name: String,
+    url: String,
+    installation_type: InstallationType,
+    auth: AuthView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issue_type: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    fields: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_cert_pem: Option<String>,
+    skip_proxy: bool,
+    /// The integration's own check budget, if set (HERALD_CHECK_TIMEOUT otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<String>,
+    revision: i64,
+    created_at: String,
+    updated_at: String,
+    /// The cached verdict, when one is fresh; never triggers a check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<CheckView>,
+}
+
+impl IntegrationView {
+    pub fn new(integration: &Integration, verdict: Option<&Verdict>) -> Self {
+        let s = &integration.settings;
+        let auth = match &s.auth {
+            Auth::Basic { username, password } => AuthView {
+                kind: "basic",
+                username: Some(username.clone()),
+                password_set: Some(!password.is_empty()),
+                token_set: None,
+            },
+            Auth::Bearer { token } => AuthView {
+                kind: "bearer",
+                username: None,
+                password_set: None,
+                token_set: Some(!token.is_empty()),
+            },
+        };
+        Self {
+            name: integration.name.to_string(),
+            url: s.url.as_str().to_owned(),
+            installation_type: s.installation_type,
+            auth,
+            project_key: s.project_key.clone(),
+            issue_type: s.issue_type.clone(),
+            fields: s.fields.clone(),
+            ca_cert_pem: s.ca_cert_pem.clone(),
+            skip_proxy: s.skip_proxy,
+            timeout: s.timeout.map(|d| humantime::format_duration(d).to_string()),
+            revision: integration.revision,
+            created_at: rfc3339_ms(integration.created_at),
+            updated_at: rfc3339_ms(integration.updated_at),
+            status: verdict.map(CheckView::from),
+        }
+    }
+}
+
+/// A check's full report. The first four fields are those of the Xray status check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckView {
+    /// HEALTHY_INTEGRATION or FAULTY_CONFIGURATION.
+    status: &'static str,
+    reason: String,
+    /// When the result was verified (RFC 3339, UTC, whole seconds).
+    time: String,
+    integration_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_step: Option<Step>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    round_trips: u32,
+    requests: u32,
+    duration_ms: u64,
+    steps: Vec<StepReport>,
+}
+
+impl From<&Verdict> for CheckView {
+    fn from(v: &Verdict) -> Self {
+        let r = &v.report;
+        Self {
+            status: v.status(),
+            reason: r.reason.clone(),
+            time: rfc3339_ms(v.verified_at),
+            integration_name: v.integration_name.clone(),
+            failed_step: r.failed_step,
+            deployment_type: r.deployment_type.clone(),
+            server_version: r.server_version.clone(),
+            user: r.user.clone(),
+            round_trips: r.round_trips,
+            requests: r.requests,
+            duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
+            steps: r.steps.clone(),
+        }
+    }
+}
+
+/// A stored integration with the result of checking it right after the change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SavedIntegration {
+    #[serde(flatten)]
+    integration: IntegrationView,
+    check: CheckView,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    status: String,
+    reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_step: Option<String>,
+    time: String,
+    duration_ms: i64,
+}
+
+impl From<CheckRecord> for HistoryEntry {
+    fn from(r: CheckRecord) -> Self {
+        Self {
+            status: r.status,
+            reason: r.reason,
+            failed_step: r.failed_step,
+            time: rfc3339_ms(r.checked_at),
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How many entries, newest first (1–50, default 50).
+    limit: Option<i64>,
+}
+
+async fn saved(state: &AppState, integration: Integration, status: StatusCode) -> Result<Response, ApiError> {
+    let verdict = state.integrations.check_now(integration.name.as_str()).await?;
+    let location = format!("/api/v1/integrations/{}", integration.name);
+    let body = SavedIntegration {
+        integration: IntegrationView::new(&integration, None),
+        check: CheckView::from(&*verdict),
+    };
+    Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// Every integration, with its cached verdict when fresh.
+#[utoipa::path(
+    get, path = "/api/v1/integrations", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    responses((status = 200, body = [IntegrationView]), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+) -> Result<Json<Vec<IntegrationView>>, ApiError> {
+    let mut out = Vec::new();
+    for integration in state.integrations.list().await? {
+        let verdict = state.integrations.cached(&integration).await;
+        out.push(IntegrationView::new(&integration, verdict.as_deref()));
+    }
+    Ok(Json(out))
+}
+
+/// Registers an integration, then checks it; it is stored whatever the check finds.
+#[utoipa::path(
+    post, path = "/api/v1/integrations", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    request_body = IntegrationSpec,
+    responses(
+        (status = 201, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem)
+    )
+)]
+pub async fn create_integration(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ApiJson(spec): ApiJson<IntegrationSpec>,
+) -> Result<Response, ApiError> {
+    if spec.name.is_none() {
+        return Err(ApiError::bad_request("invalid_field", "`name` is required").with_field("name"));
+    }
+    let integration = state.integrations.create(spec).await?;
+    tracing::info!(integration = %integration.name, by = %admin.username, "integration registered");
+    saved(&state, integration, StatusCode::CREATED).await
+}
+
+/// One integration.
+#[utoipa::path(
+    get, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = IntegrationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn get_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let integration = state.integrations.get(&name).await?;
+    let verdict = state.integrations.cached(&integration).await;
+    Ok(Json(IntegrationView::new(&integration, verdict.as_deref())))
+}
+
+/// Replaces an integration's settings (secrets may be omitted to keep them), then checks it.
+#[utoipa::path(
+    put, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path)), request_body = IntegrationSpec,
+    responses(
+        (status = 200, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)
+    )
+)]
+pub async fn replace_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+    ApiJson(spec): ApiJson<IntegrationSpec>,
+) -> Result<Response, ApiError> {
+    let integration = state.integrations.replace(&name, spec).await?;
+    saved(&state, integration, StatusCode::OK).await
+}
+
+/// Changes some settings (JSON merge patch, RFC 7396; `null` removes an optional setting), then checks.
+#[utoipa::path(
+    patch, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path)), request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)
+    )
+)]
+pub async fn patch_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "the body must be a JSON object (a merge patch)",
+        ));
+    }
+    let integration = state.integrations.patch(&name, patch).await?;
+    saved(&state, integration, StatusCode::OK).await
+}
+
+/// Deletes an integration and its history.
+#[utoipa::path(
+    delete, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.integrations.delete(&name).await?;
+    tracing::info!(integration = %name, by = %admin.username, "integration removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the integration against Jira now (ignoring the cache) and returns the full report.
+#[utoipa::path(
+    post, path = "/api/v1/integrations/{name}/check", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = CheckView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn check_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+) -> Result<Json<CheckView>, ApiError> {
+    let verdict = state.integrations.check_now(&name).await?;
+    Ok(Json(CheckView::from(&*verdict)))
+}
+
+/// The latest check results, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/integrations/{name}/history", tag = "integrations", security(("basic" = []), ("bearer" = [])),
+    params(("name" = String, Path), HistoryQuery),
+    responses((status = 200, body = [HistoryEntry]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+pub async fn integration_history(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let records = state
+        .integrations
+        .history(&name, query.limit.unwrap_or(crate::integrations::HISTORY_LENGTH))
+        .await?;
+    Ok(Json(records.into_iter().map(HistoryEntry::from).collect()))
+}

@@ -1,0 +1,391 @@
+//! `/xray/api/v1/ticketing/...`: JFrog Xray-compatible endpoints, so existing automation works unchanged.
+//! The status check answers exactly as the seed specifies; the management endpoints answer errors
+//! as Xray does, `{"error": "..."}`, and verify the connection before saving.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::RequireAdmin;
+use super::error::Problem;
+use crate::app::AppState;
+use crate::integrations::{AuthSpec, InstallationType, IntegrationError, IntegrationSettings, IntegrationSpec, Step};
+use crate::secret::Secret;
+use crate::store::now_ms;
+use crate::timefmt::rfc3339_ms;
+
+pub const NOT_FOUND_REASON: &str = "The integration does not exist or cannot be located.";
+pub const INTERNAL_REASON: &str =
+    "The system is temporarily unable to retrieve integration details. Please try again later.";
+
+/// The status check's answer. Field names and order are the seed's.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IntegrationStatus {
+    /// HEALTHY_INTEGRATION, FAULTY_CONFIGURATION, INTEGRATION_NOT_FOUND or INTERNAL_SERVER_ERROR.
+    status: &'static str,
+    reason: String,
+    /// When the status was verified: RFC 3339, UTC, whole seconds, `Z`.
+    time: String,
+    integration_name: String,
+}
+
+/// Xray's error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct XrayError {
+    error: String,
+}
+
+/// Xray's success body for management calls.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct XrayInfo {
+    info: String,
+}
+
+fn xray_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(XrayError { error: message.into() })).into_response()
+}
+
+fn from_integration_error(err: IntegrationError) -> Response {
+    match err {
+        IntegrationError::NotFound(name) => xray_error(
+            StatusCode::NOT_FOUND,
+            format!("Jira integration '{name}' was not found"),
+        ),
+        IntegrationError::AlreadyExists(name) => xray_error(
+            StatusCode::CONFLICT,
+            format!("Jira integration '{name}' already exists"),
+        ),
+        IntegrationError::Invalid(invalid) => xray_error(StatusCode::BAD_REQUEST, invalid.to_string()),
+        other => {
+            tracing::error!(error = %other, "ticketing integration request failed");
+            xray_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_REASON)
+        }
+    }
+}
+
+/// Query of the status check; read by hand so a missing parameter gets Xray's 400, not a rejection.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[allow(dead_code)]
+pub struct StatusQuery {
+    /// The name of the integration to check.
+    #[serde(rename = "integrationName")]
+    integration_name: String,
+}
+
+/// The integration's latest status: cached for HERALD_CHECK_MAX_AGE, otherwise verified against Jira now.
+#[utoipa::path(
+    get, path = "/xray/api/v1/ticketing/integrations/status/check", tag = "ticketing",
+    security(("basic" = []), ("bearer" = [])), params(StatusQuery),
+    responses(
+        (status = 200, description = "Healthy or faulty", body = IntegrationStatus),
+        (status = 400, description = "integrationName missing or empty", body = XrayError),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, description = "No such integration", body = IntegrationStatus),
+        (status = 500, description = "Herald cannot read the integration", body = IntegrationStatus)
+    )
+)]
+pub async fn integration_status(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(name) = query.get("integrationName").filter(|n| !n.is_empty()) else {
+        return xray_error(
+            StatusCode::BAD_REQUEST,
+            "The query parameter integrationName is required and must not be empty.",
+        );
+    };
+    let now = || rfc3339_ms(now_ms());
+    match state.integrations.status(name).await {
+        Ok(verdict) => Json(IntegrationStatus {
+            status: verdict.status(),
+            reason: verdict.report.reason.clone(),
+            time: rfc3339_ms(verdict.verified_at),
+            integration_name: name.clone(),
+        })
+        .into_response(),
+        Err(IntegrationError::NotFound(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(IntegrationStatus {
+                status: "INTEGRATION_NOT_FOUND",
+                reason: NOT_FOUND_REASON.to_owned(),
+                time: now(),
+                integration_name: name.clone(),
+            }),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(integration = %name, error = %e, "cannot read integration for its status");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(IntegrationStatus {
+                    status: "INTERNAL_SERVER_ERROR",
+                    reason: INTERNAL_REASON.to_owned(),
+                    time: now(),
+                    integration_name: name.clone(),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Xray's Jira integration body.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct XrayJiraIntegration {
+    /// The integration's name.
+    #[serde(default)]
+    connection_name: Option<String>,
+    /// `basic` (username + password or API token) or `bearer` (personal access token in `password`).
+    #[serde(default)]
+    auth_type: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
+    password: Option<Secret>,
+    /// `cloud` or `server` (Data Center too).
+    #[serde(default)]
+    installation_type: Option<String>,
+    jira_server_url: String,
+    #[serde(default)]
+    skip_proxy: bool,
+}
+
+/// Xray's view of a Jira integration (never the password).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct XrayJiraIntegrationDetails {
+    connection_name: String,
+    auth_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    installation_type: InstallationType,
+    jira_server_url: String,
+    skip_proxy: bool,
+}
+
+#[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
+fn parse_body(bytes: &Bytes) -> Result<XrayJiraIntegration, Response> {
+    super::json::parse::<XrayJiraIntegration>(bytes)
+        .map_err(|e| xray_error(StatusCode::BAD_REQUEST, e.detail().to_owned()))
+}
+
+/// Builds Herald's spec from Xray's body, keeping Herald-only settings of `base`.
+#[allow(clippy::result_large_err)]
+fn to_spec(
+    body: XrayJiraIntegration,
+    name: String,
+    base: Option<IntegrationSpec>,
+) -> Result<IntegrationSpec, Response> {
+    let bad = |m: &str| xray_error(StatusCode::BAD_REQUEST, m.to_owned());
+    let auth = match body.auth_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("basic") => AuthSpec::Basic {
+            username: body.username.unwrap_or_default(),
+            password: body.password,
+        },
+        Some("bearer" | "token" | "pat" | "personal_access_token") => AuthSpec::Bearer { token: body.password },
+        Some(other) => {
+            return Err(bad(&format!(
+                "auth_type '{other}' is not supported; use 'basic' or 'bearer'"
+            )));
+        }
+    };
+    let installation_type = match body
+        .installation_type
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("auto") => InstallationType::Auto,
+        Some("cloud") => InstallationType::Cloud,
+        Some("server" | "datacenter" | "data_center" | "data-center") => InstallationType::Server,
+        Some(other) => {
+            return Err(bad(&format!(
+                "installation_type '{other}' is not supported; use 'cloud' or 'server'"
+            )));
+        }
+    };
+    let mut spec = base.unwrap_or(IntegrationSpec {
+        name: None,
+        url: String::new(),
+        installation_type,
+        auth: auth.clone(),
+        project_key: None,
+        issue_type: None,
+        fields: Default::default(),
+        ca_cert_pem: None,
+        skip_proxy: false,
+        timeout: None,
+    });
+    spec.name = Some(name);
+    spec.url = body.jira_server_url;
+    spec.installation_type = installation_type;
+    spec.auth = auth;
+    spec.skip_proxy = body.skip_proxy;
+    Ok(spec)
+}
+
+/// Like Xray: the connection must work before it is saved.
+async fn verify(state: &AppState, settings: &IntegrationSettings) -> Result<(), Response> {
+    let report = state.integrations.check_settings(settings).await;
+    match report.failed_step {
+        Some(Step::Connectivity | Step::Authentication) => Err(xray_error(StatusCode::BAD_REQUEST, report.reason)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates a Jira integration after verifying that Jira is reachable and accepts the credentials.
+#[utoipa::path(
+    post, path = "/xray/api/v1/ticketing/jira-integrations", tag = "ticketing",
+    security(("basic" = []), ("bearer" = [])), request_body = XrayJiraIntegration,
+    responses(
+        (status = 200, body = XrayInfo), (status = 400, body = XrayError), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = XrayError)
+    )
+)]
+pub async fn create_jira_integration(State(state): State<AppState>, _admin: RequireAdmin, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(name) = body.connection_name.clone().filter(|n| !n.is_empty()) else {
+        return xray_error(StatusCode::BAD_REQUEST, "connection_name is required");
+    };
+    let spec = match to_spec(body, name.clone(), None) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = crate::integrations::IntegrationName::try_from(name.as_str()) {
+        return xray_error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let settings = match spec.clone().validate(None) {
+        Ok(s) => s,
+        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if state.integrations.get(&name).await.is_ok() {
+        return xray_error(
+            StatusCode::CONFLICT,
+            format!("Jira integration '{name}' already exists"),
+        );
+    }
+    if let Err(r) = verify(&state, &settings).await {
+        return r;
+    }
+    match state.integrations.create(spec).await {
+        Ok(_) => Json(XrayInfo {
+            info: format!("Jira integration '{name}' was created successfully"),
+        })
+        .into_response(),
+        Err(e) => from_integration_error(e),
+    }
+}
+
+/// Updates a Jira integration after verifying the new connection; an omitted password keeps the old one.
+#[utoipa::path(
+    put, path = "/xray/api/v1/ticketing/jira-integrations/{connection_name}", tag = "ticketing",
+    security(("basic" = []), ("bearer" = [])), params(("connection_name" = String, Path)),
+    request_body = XrayJiraIntegration,
+    responses(
+        (status = 200, body = XrayInfo), (status = 400, body = XrayError), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = XrayError)
+    )
+)]
+pub async fn update_jira_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if body
+        .connection_name
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != name)
+    {
+        return xray_error(StatusCode::BAD_REQUEST, "connection_name cannot be changed");
+    }
+    let current = match state.integrations.get(&name).await {
+        Ok(c) => c,
+        Err(e) => return from_integration_error(e),
+    };
+    let spec = match to_spec(body, name.clone(), Some(current.settings.to_spec())) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let settings = match spec.clone().validate(Some(&current.settings.auth)) {
+        Ok(s) => s,
+        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Err(r) = verify(&state, &settings).await {
+        return r;
+    }
+    match state.integrations.replace(&name, spec).await {
+        Ok(_) => Json(XrayInfo {
+            info: format!("Jira integration '{name}' was updated successfully"),
+        })
+        .into_response(),
+        Err(e) => from_integration_error(e),
+    }
+}
+
+/// A Jira integration's details (never the password).
+#[utoipa::path(
+    get, path = "/xray/api/v1/ticketing/jira-integrations/{connection_name}/details", tag = "ticketing",
+    security(("basic" = []), ("bearer" = [])), params(("connection_name" = String, Path)),
+    responses(
+        (status = 200, body = XrayJiraIntegrationDetails), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = XrayError)
+    )
+)]
+pub async fn jira_integration_details(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+) -> Response {
+    match state.integrations.get(&name).await {
+        Ok(integration) => {
+            let s = &integration.settings;
+            Json(XrayJiraIntegrationDetails {
+                connection_name: integration.name.to_string(),
+                auth_type: s.auth.kind(),
+                username: s.auth.username().map(str::to_owned),
+                installation_type: s.installation_type,
+                jira_server_url: s.url.as_str().to_owned(),
+                skip_proxy: s.skip_proxy,
+            })
+            .into_response()
+        }
+        Err(e) => from_integration_error(e),
+    }
+}
+
+/// Deletes a Jira integration.
+#[utoipa::path(
+    delete, path = "/xray/api/v1/ticketing/jira-integrations/{connection_name}", tag = "ticketing",
+    security(("basic" = []), ("bearer" = [])), params(("connection_name" = String, Path)),
+    responses(
+        (status = 200, body = XrayInfo), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = XrayError)
+    )
+)]
+pub async fn delete_jira_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Path(name): Path<String>,
+) -> Response {
+    match state.integrations.delete(&name).await {
+        Ok(()) => Json(XrayInfo {
+            info: format!("Jira integration '{name}' was deleted successfully"),
+        })
+        .into_response(),
+        Err(e) => from_integration_error(e),
+    }
+}

@@ -1,0 +1,606 @@
+//! The check: connectivity → authentication → configuration, inside one time budget.
+//!
+//! Requests that do not depend on each other go out together: `serverInfo` (anonymous) with `myself`,
+//! then `project`, `mypermissions` and the project's issue types, then the chosen issue type's fields.
+//! A healthy check of a fully configured integration is therefore three round trips.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::model::{Auth, InstallationType, IntegrationSettings};
+use crate::jira::types::{
+    FieldMeta, FieldPage, IssueType, IssueTypePage, LegacyCreateMeta, MyPermissions, Myself, Project, ServerInfo,
+};
+use crate::jira::{AuthDenial, Credentials, JiraClient, JiraError, JiraResponse, auth_denial};
+
+/// The seed's reason for a healthy integration.
+pub const HEALTHY_REASON: &str = "Integration is healthy and operational.";
+/// The seed's reason for an unreachable Jira; every connectivity reason starts with it.
+pub const UNREACHABLE: &str = "The system is unable to connect to Jira.";
+/// Fields Herald sets on every ticket it creates.
+pub const FIELDS_HERALD_SETS: [&str; 5] = ["project", "issuetype", "summary", "description", "reporter"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Connectivity,
+    Authentication,
+    Configuration,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Connectivity => "connectivity",
+            Step::Authentication => "authentication",
+            Step::Configuration => "configuration",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepOutcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StepReport {
+    pub step: Step,
+    pub outcome: StepOutcome,
+    pub detail: String,
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckReport {
+    pub healthy: bool,
+    /// The step that failed, if any.
+    pub failed_step: Option<Step>,
+    pub reason: String,
+    /// `Cloud` or `Server` as Jira reports it, when reached.
+    pub deployment_type: Option<String>,
+    pub server_version: Option<String>,
+    /// The Jira user Herald acts as.
+    pub user: Option<String>,
+    pub steps: Vec<StepReport>,
+    /// Sequential waves of requests (requests in one wave run concurrently).
+    pub round_trips: u32,
+    pub requests: u32,
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+struct Run<'a> {
+    jira: &'a JiraClient,
+    settings: &'a IntegrationSettings,
+    deadline: Instant,
+    report: CheckReport,
+}
+
+/// Runs the whole check within `budget`.
+pub async fn check_integration(jira: &JiraClient, settings: &IntegrationSettings, budget: Duration) -> CheckReport {
+    let started = Instant::now();
+    let mut run = Run {
+        jira,
+        settings,
+        deadline: started + budget,
+        report: CheckReport {
+            healthy: false,
+            failed_step: None,
+            reason: String::new(),
+            deployment_type: None,
+            server_version: None,
+            user: None,
+            steps: Vec::new(),
+            round_trips: 0,
+            requests: 0,
+            duration: Duration::ZERO,
+        },
+    };
+    let outcome = run.all_steps().await;
+    let mut report = run.report;
+    match outcome {
+        Ok(()) => {
+            report.healthy = true;
+            report.reason = HEALTHY_REASON.to_owned();
+        }
+        Err((step, reason)) => {
+            report.failed_step = Some(step);
+            report.reason = reason;
+            let done: Vec<Step> = report.steps.iter().map(|s| s.step).collect();
+            for later in [Step::Connectivity, Step::Authentication, Step::Configuration] {
+                if !done.contains(&later) {
+                    report.steps.push(StepReport {
+                        step: later,
+                        outcome: StepOutcome::Skipped,
+                        detail: format!("not checked: the {} step failed", step.as_str()),
+                    });
+                }
+            }
+        }
+    }
+    report.duration = started.elapsed();
+    report
+}
+
+type StepResult<T> = Result<T, (Step, String)>;
+
+/// Ends a reason with exactly one full stop (or the question mark it already has).
+fn sentence(detail: impl std::fmt::Display) -> String {
+    let text = detail.to_string();
+    if text.ends_with(['.', '?', '!']) {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
+fn connectivity(detail: impl std::fmt::Display) -> (Step, String) {
+    (
+        Step::Connectivity,
+        format!("{UNREACHABLE} Connectivity: {}", sentence(detail)),
+    )
+}
+
+fn authentication(detail: impl std::fmt::Display) -> (Step, String) {
+    (
+        Step::Authentication,
+        format!("Authentication failed: {}", sentence(detail)),
+    )
+}
+
+fn configuration(detail: impl std::fmt::Display) -> (Step, String) {
+    (
+        Step::Configuration,
+        format!("Configuration problem: {}", sentence(detail)),
+    )
+}
+
+impl Run<'_> {
+    async fn get(&self, path: &str, credentials: Credentials) -> Result<JiraResponse, JiraError> {
+        self.jira.get(path, credentials, self.deadline).await
+    }
+
+    fn passed(&mut self, step: Step, detail: String) {
+        self.report.steps.push(StepReport {
+            step,
+            outcome: StepOutcome::Passed,
+            detail,
+        });
+    }
+
+    fn failed<T>(&mut self, failure: (Step, String)) -> StepResult<T> {
+        self.report.steps.push(StepReport {
+            step: failure.0,
+            outcome: StepOutcome::Failed,
+            detail: failure.1.clone(),
+        });
+        Err(failure)
+    }
+
+    fn wave(&mut self, requests: u32) {
+        self.report.round_trips += 1;
+        self.report.requests += requests;
+    }
+
+    async fn all_steps(&mut self) -> StepResult<()> {
+        self.wave(2);
+        let (server, me) = tokio::join!(
+            self.get("/rest/api/2/serverInfo", Credentials::Anonymous),
+            self.get("/rest/api/2/myself", Credentials::Configured),
+        );
+        let info = match self.connectivity(server) {
+            Ok(info) => info,
+            Err(e) => return self.failed(e),
+        };
+        let deployment = info.deployment_type.clone().unwrap_or_else(|| "unknown".to_owned());
+        self.report.deployment_type = info.deployment_type.clone();
+        self.report.server_version = Some(info.version.clone());
+        let is_cloud = deployment.eq_ignore_ascii_case("cloud");
+        let title = info
+            .server_title
+            .as_deref()
+            .map(|t| format!(" \"{t}\""))
+            .unwrap_or_default();
+        self.passed(
+            Step::Connectivity,
+            format!("reached Jira{title} {} ({deployment})", info.version),
+        );
+        let contradiction = match self.settings.installation_type {
+            InstallationType::Cloud if info.deployment_type.is_some() && !is_cloud => Some("cloud"),
+            InstallationType::Server if is_cloud => Some("server"),
+            _ => None,
+        };
+        if let Some(said) = contradiction {
+            let failure = configuration(format!(
+                "`installation_type` is `{said}` but {} reports deploymentType `{deployment}` (Jira {}); set it to `{}` \
+                 or `auto`",
+                self.jira.base().as_str(),
+                info.version,
+                if is_cloud { "cloud" } else { "server" }
+            ));
+            return self.failed(failure);
+        }
+        let user = match self.authentication(me, is_cloud) {
+            Ok(user) => user,
+            Err(e) => return self.failed(e),
+        };
+        self.passed(Step::Authentication, format!("signed in as `{user}`"));
+        self.report.user = Some(user.clone());
+        match self.configuration(&user).await {
+            Ok(detail) => {
+                self.passed(Step::Configuration, detail);
+                Ok(())
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Step 1: Jira answers `serverInfo` with its JSON.
+    fn connectivity(&self, answer: Result<JiraResponse, JiraError>) -> StepResult<ServerInfo> {
+        let url = self.jira.base().join("/rest/api/2/serverInfo");
+        let response = answer.map_err(connectivity)?;
+        if !response.status.is_success() {
+            let hint = if response.status.as_u16() == 404 {
+                "; there is no Jira REST API at this URL: check the base URL and its context path (e.g. /jira)"
+            } else {
+                ""
+            };
+            return Err(connectivity(format!(
+                "GET {url} answered HTTP {} ({}){hint}",
+                response.status,
+                response.error_summary()
+            )));
+        }
+        response.json::<ServerInfo>().map_err(|e| {
+            connectivity(format!(
+                "GET {url} did not answer with Jira's serverInfo JSON ({e}); is `url` Jira's base URL?"
+            ))
+        })
+    }
+
+    /// Step 2: `myself` with the configured credentials, every refusal recognised.
+    fn authentication(&self, answer: Result<JiraResponse, JiraError>, is_cloud: bool) -> StepResult<String> {
+        let response = answer.map_err(|e| match e {
+            e if e.is_unreachable() => connectivity(e),
+            other => authentication(format!("GET /rest/api/2/myself failed: {other}")),
+        })?;
+        let who = match &self.settings.auth {
+            Auth::Basic { username, .. } => format!("user `{username}`"),
+            Auth::Bearer { .. } => "the bearer token".to_owned(),
+        };
+        if let Some(denial) = auth_denial(&response) {
+            let mut detail = match denial {
+                AuthDenial::AuthenticatedFailed => format!(
+                    "Jira rejected the credentials of {who} (X-Seraph-LoginReason: AUTHENTICATED_FAILED, HTTP {}): \
+                     the user name or password is wrong",
+                    response.status.as_u16()
+                ),
+                AuthDenial::AuthenticationDenied => format!(
+                    "Jira denies sign-in to {who} (X-Seraph-LoginReason: AUTHENTICATION_DENIED, HTTP {}): the \
+                     account is locked after failed logins (CAPTCHA) or not allowed to sign in; sign in once in a \
+                     browser or ask a Jira admin",
+                    response.status.as_u16()
+                ),
+                AuthDenial::CaptchaChallenge { login_url } => format!(
+                    "Jira demands a CAPTCHA for {who} after repeated failed logins (HTTP 403, \
+                     X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE); sign in once in a browser{} to clear it, \
+                     then fix the password",
+                    login_url.map(|u| format!(" at {u}")).unwrap_or_default()
+                ),
+                AuthDenial::CloudPasswordDeprecated => format!(
+                    "Jira Cloud refuses the account password of {who}: basic authentication with passwords is \
+                     deprecated; create an API token and use it as the password (with the account's e-mail as \
+                     username)"
+                ),
+                AuthDenial::HtmlLoginPage => format!(
+                    "Jira answered GET /rest/api/2/myself for {who} with an HTML login page instead of JSON (HTTP {}): \
+                     the credentials were not accepted, or a single sign-on proxy intercepts REST calls",
+                    response.status.as_u16()
+                ),
+                AuthDenial::Unauthorized { detail } => format!(
+                    "Jira rejected the credentials of {who} (HTTP 401{})",
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                ),
+                AuthDenial::Forbidden { detail } => format!(
+                    "Jira refuses {who} (HTTP 403{}): the account may lack access to Jira",
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                ),
+            };
+            detail.push_str(&self.credential_hint(is_cloud));
+            return Err(authentication(detail));
+        }
+        if !response.status.is_success() {
+            return Err(authentication(format!(
+                "GET /rest/api/2/myself answered HTTP {} ({})",
+                response.status,
+                response.error_summary()
+            )));
+        }
+        let me: Myself = response
+            .json()
+            .map_err(|e| authentication(format!("GET /rest/api/2/myself did not answer with a Jira user ({e})")))?;
+        if me.active == Some(false) {
+            return Err(authentication(format!("the Jira account of {who} is deactivated")));
+        }
+        Ok(me
+            .name
+            .filter(|n| !n.is_empty())
+            .or(me.display_name)
+            .or(me.account_id)
+            .unwrap_or_else(|| "unknown".to_owned()))
+    }
+
+    /// A hint when the credential's kind does not suit the deployment.
+    fn credential_hint(&self, is_cloud: bool) -> String {
+        match &self.settings.auth {
+            Auth::Basic { password, .. }
+                if !is_cloud && crate::jira::looks_like_dc_personal_access_token(password.expose()) =>
+            {
+                "; the password looks like a personal access token, which Jira Data Center accepts only as a \
+                 Bearer token: set auth.type to `bearer`"
+                    .to_owned()
+            }
+            Auth::Bearer { .. } if is_cloud => "; Jira Cloud does not accept API tokens as Bearer: use auth.type \
+                 `basic` with the account's e-mail and the API token"
+                .to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Step 3: the project, the permissions, the issue type and its required fields.
+    async fn configuration(&mut self, user: &str) -> StepResult<String> {
+        let Some(key) = self.settings.project_key.clone() else {
+            return Ok("no project configured; nothing more to check".to_owned());
+        };
+        self.wave(3);
+        let project_path = format!("/rest/api/2/project/{key}");
+        let permissions_path =
+            format!("/rest/api/2/mypermissions?projectKey={key}&permissions=BROWSE_PROJECTS,CREATE_ISSUES");
+        let types_path = format!("/rest/api/2/issue/createmeta/{key}/issuetypes?maxResults=200");
+        let (project, permissions, types) = tokio::join!(
+            self.get(&project_path, Credentials::Configured),
+            self.get(&permissions_path, Credentials::Configured),
+            self.get(&types_path, Credentials::Configured),
+        );
+        let project = self.expect_ok(project, "project")?;
+        if project.status.as_u16() == 404 {
+            return Err(configuration(format!(
+                "project `{key}` does not exist or user `{user}` cannot see it (GET /rest/api/2/project/{key}: HTTP \
+                 404, {})",
+                project.error_summary()
+            )));
+        }
+        let project: Project = self.parse(&project, "project")?;
+        let permissions = self.expect_ok(permissions, "mypermissions")?;
+        let permissions: MyPermissions = self.parse(&permissions, "mypermissions")?;
+        let missing: Vec<&str> = ["BROWSE_PROJECTS", "CREATE_ISSUES"]
+            .into_iter()
+            .filter(|p| !permissions.permissions.get(*p).is_some_and(|p| p.have_permission))
+            .collect();
+        if !missing.is_empty() {
+            return Err(configuration(format!(
+                "user `{user}` lacks the permission{} {} in project `{}`; grant {} in the project's permission \
+                 scheme",
+                if missing.len() > 1 { "s" } else { "" },
+                missing.join(" and "),
+                project.key,
+                if missing.len() > 1 { "them" } else { "it" }
+            )));
+        }
+        let Some(wanted) = self.settings.issue_type.clone() else {
+            return Ok(format!(
+                "project `{}` is visible and `{user}` may browse it and create issues",
+                project.key
+            ));
+        };
+        let types = self.expect_ok(types, "issue types")?;
+        let (issue_type, fields) = if types.status.as_u16() == 404 {
+            self.legacy_createmeta(&key, &wanted).await?
+        } else {
+            let page: IssueTypePage = self.parse(&types, "issue types")?;
+            let issue_type = find_issue_type(&page.issue_types, &wanted).ok_or_else(|| {
+                configuration(format!(
+                    "issue type `{wanted}` is not available in project `{key}`; available: {}",
+                    names(&page.issue_types)
+                ))
+            })?;
+            self.wave(1);
+            let fields = self
+                .get(
+                    &format!(
+                        "/rest/api/2/issue/createmeta/{key}/issuetypes/{}?maxResults=200",
+                        issue_type.id
+                    ),
+                    Credentials::Configured,
+                )
+                .await;
+            let fields = self.expect_ok(fields, "create fields")?;
+            if !fields.status.is_success() {
+                return Err(configuration(format!(
+                    "GET /rest/api/2/issue/createmeta/{key}/issuetypes/{} answered HTTP {} ({})",
+                    issue_type.id,
+                    fields.status,
+                    fields.error_summary()
+                )));
+            }
+            let page: FieldPage = self.parse(&fields, "create fields")?;
+            (issue_type, page.fields)
+        };
+        self.check_fields(&key, &issue_type, &fields)?;
+        Ok(format!(
+            "project `{key}` is visible, `{user}` may create issues, and issue type `{}` ({}) can be created with \
+             the configured fields",
+            issue_type.name, issue_type.id
+        ))
+    }
+
+    /// Jira before 8.4 has only `createmeta?projectKeys=…`; used only when the new form is 404.
+    async fn legacy_createmeta(&mut self, key: &str, wanted: &str) -> StepResult<(IssueType, Vec<FieldMeta>)> {
+        self.wave(1);
+        let answer = self
+            .get(
+                &format!("/rest/api/2/issue/createmeta?projectKeys={key}&expand=projects.issuetypes.fields"),
+                Credentials::Configured,
+            )
+            .await;
+        let answer = self.expect_ok(answer, "createmeta")?;
+        if !answer.status.is_success() {
+            return Err(configuration(format!(
+                "neither createmeta form answers for project `{key}` (HTTP {}: {})",
+                answer.status,
+                answer.error_summary()
+            )));
+        }
+        let meta: LegacyCreateMeta = self.parse(&answer, "createmeta")?;
+        let project = meta
+            .projects
+            .into_iter()
+            .find(|p| p.key.eq_ignore_ascii_case(key))
+            .ok_or_else(|| {
+                configuration(format!(
+                    "user may not create issues in project `{key}` (createmeta is empty)"
+                ))
+            })?;
+        let types: Vec<IssueType> = project
+            .issuetypes
+            .iter()
+            .map(|t| IssueType {
+                id: t.id.clone(),
+                name: t.name.clone(),
+            })
+            .collect();
+        let found = find_issue_type(&types, wanted).ok_or_else(|| {
+            configuration(format!(
+                "issue type `{wanted}` is not available in project `{key}`; available: {}",
+                names(&types)
+            ))
+        })?;
+        let fields = project
+            .issuetypes
+            .into_iter()
+            .find(|t| t.id == found.id)
+            .map(|t| {
+                t.fields
+                    .into_iter()
+                    .map(|(id, mut meta)| {
+                        meta.field_id.get_or_insert(id);
+                        meta
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((found, fields))
+    }
+
+    fn check_fields(&self, key: &str, issue_type: &IssueType, fields: &[FieldMeta]) -> StepResult<()> {
+        let id_of = |f: &FieldMeta| f.field_id.clone().or_else(|| f.key.clone()).unwrap_or_default();
+        let missing: Vec<String> = fields
+            .iter()
+            .filter(|f| f.required && !f.has_default_value)
+            .filter(|f| {
+                let id = id_of(f);
+                !FIELDS_HERALD_SETS.contains(&id.as_str()) && !self.settings.fields.contains_key(&id)
+            })
+            .map(|f| {
+                let id = id_of(f);
+                match &f.name {
+                    Some(name) if *name != id => format!("`{id}` ({name})"),
+                    _ => format!("`{id}`"),
+                }
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(configuration(format!(
+                "issue type `{}` in project `{key}` requires {} that Herald does not set; add {} to `fields`",
+                issue_type.name,
+                missing.join(", "),
+                if missing.len() > 1 { "them" } else { "it" }
+            )));
+        }
+        let unknown: Vec<String> = self
+            .settings
+            .fields
+            .keys()
+            .filter(|id| !fields.iter().any(|f| id_of(f) == **id))
+            .map(|id| format!("`{id}`"))
+            .collect();
+        if !unknown.is_empty() && !fields.is_empty() {
+            return Err(configuration(format!(
+                "`fields` sets {} which the create screen of issue type `{}` in project `{key}` does not have; \
+                 Jira would refuse the ticket",
+                unknown.join(", "),
+                issue_type.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// An answer to a configuration request, or the failure that stops the step.
+    fn expect_ok(&self, answer: Result<JiraResponse, JiraError>, what: &str) -> StepResult<JiraResponse> {
+        let response = answer.map_err(|e| match e {
+            e if e.is_unreachable() => connectivity(e),
+            other => configuration(format!("reading {what} failed: {other}")),
+        })?;
+        if let Some(denial) = auth_denial(&response).filter(|_| response.status.as_u16() != 404) {
+            if !matches!(denial, AuthDenial::Forbidden { .. }) {
+                return Err(authentication(format!(
+                    "Jira stopped accepting the credentials while reading {what} ({denial:?})"
+                )));
+            }
+        }
+        if response.status.is_server_error() || response.status.as_u16() == 429 {
+            return Err(configuration(format!(
+                "reading {what} failed: Jira answered HTTP {} ({})",
+                response.status,
+                response.error_summary()
+            )));
+        }
+        Ok(response)
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, response: &JiraResponse, what: &str) -> StepResult<T> {
+        if !response.status.is_success() {
+            return Err(configuration(format!(
+                "reading {what} failed: Jira answered HTTP {} ({})",
+                response.status,
+                response.error_summary()
+            )));
+        }
+        response
+            .json()
+            .map_err(|e| configuration(format!("Jira's answer for {what} is not the expected JSON ({e})")))
+    }
+}
+
+fn find_issue_type(types: &[IssueType], wanted: &str) -> Option<IssueType> {
+    types
+        .iter()
+        .find(|t| t.id == wanted)
+        .or_else(|| types.iter().find(|t| t.name.eq_ignore_ascii_case(wanted)))
+        .cloned()
+}
+
+fn names(types: &[IssueType]) -> String {
+    if types.is_empty() {
+        return "none".to_owned();
+    }
+    types
+        .iter()
+        .map(|t| format!("`{}` ({})", t.name, t.id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

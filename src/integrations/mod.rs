@@ -1,0 +1,331 @@
+//! Ticketing integrations: the model, their storage with encrypted secrets, the check, the result
+//! cache with request coalescing, the history and the periodic sweep.
+
+pub mod checker;
+pub mod model;
+mod status;
+mod sweep;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use checker::{CheckReport, HEALTHY_REASON, Step, StepOutcome, StepReport, UNREACHABLE};
+pub use model::{Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec};
+pub use status::Verdict;
+pub use sweep::SweepSummary;
+
+use crate::config::Settings;
+use crate::jira::ClientOptions;
+use crate::metrics::Metrics;
+use crate::secrets::{SecretBox, SecretsError};
+use crate::store::{CheckRecord, Store, StoreError, StoredIntegration, now_ms};
+use model::InvalidIntegration;
+
+/// How many results per integration the history keeps.
+pub const HISTORY_LENGTH: i64 = 50;
+
+/// What can go wrong managing or checking integrations, in domain words.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    #[error("no integration named `{0}`")]
+    NotFound(String),
+    #[error("an integration named `{0}` already exists")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidIntegration),
+    #[error("integration `{name}`: {source}")]
+    Secrets { name: String, source: SecretsError },
+    #[error("integration `{name}` is stored in a form this Herald cannot read: {detail}")]
+    Corrupt { name: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the integration failed (the cause was logged where it happened).
+    #[error("the integration cannot be read: {0}")]
+    Unreadable(String),
+}
+
+/// The integrations service. Cheap to clone.
+#[derive(Clone)]
+pub struct Integrations {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    secrets: SecretBox,
+    metrics: Arc<Metrics>,
+    max_age: Duration,
+    interval: Duration,
+    concurrency: usize,
+    default_timeout: Duration,
+    /// Integrations as last read, so a cached status costs no database round trip.
+    records: moka::future::Cache<String, Arc<Integration>>,
+    /// Verdicts by (name, revision): an update makes a new key, so a stale verdict is never served.
+    results: moka::future::Cache<(String, i64), Arc<Verdict>>,
+    clients: Mutex<HashMap<ClientOptions, reqwest::Client>>,
+    /// Last verdict per integration (healthy or not), for transition logs and the health gauge.
+    last_healthy: Mutex<HashMap<String, bool>>,
+    history: mpsc::Sender<sweep::HistoryMessage>,
+}
+
+/// The non-secret part of an integration as stored in the `config` column.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredConfig {
+    spec: IntegrationSpec,
+}
+
+impl Integrations {
+    /// Builds the service and starts its history writer (needs a Tokio runtime).
+    pub fn new(store: Store, secrets: SecretBox, metrics: Arc<Metrics>, settings: &Settings) -> Self {
+        let (history, receiver) = mpsc::channel(4096);
+        tokio::spawn(sweep::write_history(store.clone(), receiver));
+        let ttl = settings.check_max_age;
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                secrets,
+                metrics,
+                max_age: ttl,
+                interval: settings.check_interval,
+                concurrency: settings.check_concurrency,
+                default_timeout: settings.check_timeout,
+                records: moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
+                    .build(),
+                results: moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
+                    .support_invalidation_closures()
+                    .build(),
+                clients: Mutex::new(HashMap::new()),
+                last_healthy: Mutex::new(HashMap::new()),
+                history,
+            }),
+        }
+    }
+
+    pub fn max_age(&self) -> Duration {
+        self.inner.max_age
+    }
+
+    /// Registers a new integration.
+    pub async fn create(&self, spec: IntegrationSpec) -> Result<Integration, IntegrationError> {
+        let name = IntegrationName::try_from(spec.name.as_deref().unwrap_or(""))?;
+        let settings = spec.validate(None)?;
+        let (config, secret) = self.seal(&name, &settings)?;
+        let stored = self
+            .inner
+            .store
+            .insert_integration(name.as_str(), &config, &secret, now_ms())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => IntegrationError::AlreadyExists(name.to_string()),
+                other => other.into(),
+            })?;
+        tracing::info!(integration = %name, url = %settings.url.as_str(), "integration created");
+        let integration = self.open(stored)?;
+        self.inner.records.invalidate(name.as_str()).await;
+        Ok(integration)
+    }
+
+    /// Replaces an integration's settings; secrets omitted from `spec` are kept.
+    pub async fn replace(&self, name: &str, spec: IntegrationSpec) -> Result<Integration, IntegrationError> {
+        if spec.name.as_deref().is_some_and(|n| n != name) {
+            return Err(InvalidIntegration::new(
+                "name",
+                "must match the name in the path (integrations cannot be renamed)",
+            )
+            .into());
+        }
+        let current = self.get(name).await?;
+        let settings = spec.validate(Some(&current.settings.auth))?;
+        self.store_update(&current.name, settings).await
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) to an integration's settings.
+    pub async fn patch(&self, name: &str, patch: serde_json::Value) -> Result<Integration, IntegrationError> {
+        let current = self.get(name).await?;
+        let mut doc = serde_json::to_value(current.settings.to_spec()).map_err(|e| IntegrationError::Corrupt {
+            name: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+        // A different auth type replaces the auth object rather than merging into it.
+        if let (Some(new_auth), Some(old_auth)) = (patch.get("auth"), doc.get("auth")) {
+            if new_auth.get("type").is_some_and(|t| Some(t) != old_auth.get("type")) {
+                doc["auth"] = serde_json::Value::Null;
+            }
+        }
+        merge_patch(&mut doc, &patch);
+        let spec: IntegrationSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
+            let field = e.path().to_string();
+            IntegrationError::Invalid(InvalidIntegration::new(&field, &format!("is not valid: {}", e.inner())))
+        })?;
+        if spec.name.as_deref().is_some_and(|n| n != name) {
+            return Err(InvalidIntegration::new("name", "cannot be changed (integrations cannot be renamed)").into());
+        }
+        let settings = spec.validate(Some(&current.settings.auth))?;
+        self.store_update(&current.name, settings).await
+    }
+
+    async fn store_update(
+        &self,
+        name: &IntegrationName,
+        settings: IntegrationSettings,
+    ) -> Result<Integration, IntegrationError> {
+        let (config, secret) = self.seal(name, &settings)?;
+        let stored = self
+            .inner
+            .store
+            .update_integration(name.as_str(), &config, &secret, now_ms())
+            .await?
+            .ok_or_else(|| IntegrationError::NotFound(name.to_string()))?;
+        self.inner.records.invalidate(name.as_str()).await;
+        tracing::info!(integration = %name, revision = stored.revision, "integration updated");
+        self.open(stored)
+    }
+
+    /// One integration, read from the database.
+    pub async fn get(&self, name: &str) -> Result<Integration, IntegrationError> {
+        let stored = self
+            .inner
+            .store
+            .integration(name)
+            .await?
+            .ok_or_else(|| IntegrationError::NotFound(name.to_owned()))?;
+        self.open(stored)
+    }
+
+    pub async fn list(&self) -> Result<Vec<Integration>, IntegrationError> {
+        let rows = self.inner.store.list_integrations().await?;
+        rows.into_iter().map(|row| self.open(row)).collect()
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), IntegrationError> {
+        if !self.inner.store.delete_integration(name).await? {
+            return Err(IntegrationError::NotFound(name.to_owned()));
+        }
+        self.inner.records.invalidate(name).await;
+        self.forget(name);
+        tracing::info!(integration = %name, "integration deleted");
+        Ok(())
+    }
+
+    /// The newest results of one integration, newest first (this node's pending results included).
+    pub async fn history(&self, name: &str, limit: i64) -> Result<Vec<CheckRecord>, IntegrationError> {
+        self.get(name).await?;
+        self.flush_history().await;
+        Ok(self
+            .inner
+            .store
+            .check_history(name, limit.clamp(1, HISTORY_LENGTH))
+            .await?)
+    }
+
+    fn seal(
+        &self,
+        name: &IntegrationName,
+        settings: &IntegrationSettings,
+    ) -> Result<(String, String), IntegrationError> {
+        let config = serde_json::to_string(&StoredConfig {
+            spec: settings.to_spec(),
+        })
+        .map_err(|e| IntegrationError::Corrupt {
+            name: name.to_string(),
+            detail: e.to_string(),
+        })?;
+        let secret = self
+            .inner
+            .secrets
+            .seal(&secret_context(name.as_str()), settings.auth.secret().expose());
+        Ok((config, secret))
+    }
+
+    fn open(&self, row: StoredIntegration) -> Result<Integration, IntegrationError> {
+        let corrupt = |detail: String| IntegrationError::Corrupt {
+            name: row.name.clone(),
+            detail,
+        };
+        let name = IntegrationName::try_from(row.name.as_str()).map_err(|e| corrupt(e.to_string()))?;
+        let stored: StoredConfig = serde_json::from_str(&row.config).map_err(|e| corrupt(e.to_string()))?;
+        let secret = self
+            .inner
+            .secrets
+            .open(&secret_context(&row.name), &row.secret)
+            .map_err(|source| IntegrationError::Secrets {
+                name: row.name.clone(),
+                source,
+            })?;
+        let mut spec = stored.spec;
+        match &mut spec.auth {
+            AuthSpec::Basic { password, .. } => *password = Some(secret),
+            AuthSpec::Bearer { token } => *token = Some(secret),
+        }
+        let settings = spec.validate(None).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Integration {
+            name,
+            settings,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    /// The HTTP client for these settings, shared by every integration with the same TLS and proxy needs.
+    fn client_for(&self, settings: &IntegrationSettings) -> Result<reqwest::Client, String> {
+        let options = ClientOptions {
+            ca_cert_pem: settings.ca_cert_pem.clone(),
+            direct: settings.skip_proxy || settings.url.is_loopback(),
+        };
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&options) {
+            return Ok(client.clone());
+        }
+        let client = crate::jira::build_client(&options)?;
+        if clients.len() >= 256 {
+            clients.clear();
+        }
+        clients.insert(options, client.clone());
+        Ok(client)
+    }
+}
+
+/// Associated data binding a sealed secret to its integration.
+fn secret_context(name: &str) -> String {
+    format!("herald:integration:{name}")
+}
+
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match patch {
+        serde_json::Value::Object(entries) => {
+            if !target.is_object() {
+                *target = serde_json::Value::Object(Default::default());
+            }
+            if let serde_json::Value::Object(map) = target {
+                for (key, value) in entries {
+                    if value.is_null() {
+                        map.remove(key);
+                    } else {
+                        merge_patch(map.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut doc, &serde_json::json!({"a": null, "b": {"c": 9}, "e": [1]}));
+        assert_eq!(doc, serde_json::json!({"b": {"c": 9, "d": 3}, "e": [1]}));
+    }
+}

@@ -1,0 +1,502 @@
+//! The integration model: names, URLs, auth and the rest, parsed once at the edge.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// A name as the admin chose it: 1–128 printable characters, unique, case-sensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationName(String);
+
+impl IntegrationName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IntegrationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<&str> for IntegrationName {
+    type Error = InvalidIntegration;
+    fn try_from(s: &str) -> Result<Self, InvalidIntegration> {
+        let count = s.chars().count();
+        if count == 0 || count > 128 {
+            return Err(InvalidIntegration::new("name", "must be 1 to 128 characters long"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(InvalidIntegration::new(
+                "name",
+                "must contain only printable characters",
+            ));
+        }
+        if s.trim() != s {
+            return Err(InvalidIntegration::new(
+                "name",
+                "must not start or end with white space",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Which kind of Jira the admin says this is; `auto` trusts the server's own answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallationType {
+    Cloud,
+    /// Jira Server or Data Center (both report `deploymentType: Server`).
+    Server,
+    Auto,
+}
+
+impl InstallationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallationType::Cloud => "cloud",
+            InstallationType::Server => "server",
+            InstallationType::Auto => "auto",
+        }
+    }
+}
+
+/// How Herald signs in to Jira.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// User name (or e-mail on Cloud) and password or API token, sent as HTTP Basic.
+    Basic { username: String, password: Secret },
+    /// A personal access token, sent as `Authorization: Bearer`.
+    Bearer { token: Secret },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Auth::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+impl Auth {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::Basic { .. } => "basic",
+            Auth::Bearer { .. } => "bearer",
+        }
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Auth::Basic { username, .. } => Some(username),
+            Auth::Bearer { .. } => None,
+        }
+    }
+
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Auth::Basic { password, .. } => password,
+            Auth::Bearer { token } => token,
+        }
+    }
+}
+
+/// A validated Jira base URL without a trailing slash; may carry a context path such as `/jira`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraUrl(reqwest::Url);
+
+impl JiraUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or("")
+    }
+
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0
+    }
+
+    /// The URL of a REST path such as `/rest/api/2/myself`, under the context path.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.as_str())
+    }
+
+    /// Whether the host is this machine (never sent through a proxy).
+    pub fn is_loopback(&self) -> bool {
+        match self.0.host() {
+            Some(::url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(::url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(::url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+}
+
+impl TryFrom<&str> for JiraUrl {
+    type Error = InvalidIntegration;
+    fn try_from(s: &str) -> Result<Self, InvalidIntegration> {
+        let bad = |why: &str| InvalidIntegration::new("url", why);
+        let url = reqwest::Url::parse(s.trim()).map_err(|e| {
+            bad(&format!(
+                "is not a valid URL ({e}); use e.g. https://jira.example.com/jira"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("must start with http:// or https://"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("must name a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials; put them in `auth`"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("must not have a query or fragment; give Jira's base URL"));
+        }
+        Ok(Self(url))
+    }
+}
+
+/// A registered integration with its credentials (decrypted).
+#[derive(Debug, Clone)]
+pub struct Integration {
+    pub name: IntegrationName,
+    pub settings: IntegrationSettings,
+    /// Increases with every change; a cached check result belongs to one revision.
+    pub revision: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Everything about an integration except its name and bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationSettings {
+    pub url: JiraUrl,
+    pub installation_type: InstallationType,
+    pub auth: Auth,
+    pub project_key: Option<String>,
+    pub issue_type: Option<String>,
+    pub fields: BTreeMap<String, serde_json::Value>,
+    pub ca_cert_pem: Option<String>,
+    pub skip_proxy: bool,
+    /// The check's overall budget; `HERALD_CHECK_TIMEOUT` when not set.
+    pub timeout: Option<Duration>,
+}
+
+/// A value the admin sent that cannot be used, naming the field.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{field}` {message}")]
+pub struct InvalidIntegration {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidIntegration {
+    pub fn new(field: &str, message: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// The JSON body of Herald's API for creating or replacing an integration.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSpec {
+    /// 1–128 printable characters, unique, case-sensitive. Optional on PUT (must match the path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Jira's base URL, http or https, with its context path if any (`https://jira.example.com/jira`).
+    pub url: String,
+    /// `cloud`, `server` (Server or Data Center) or `auto` (the default).
+    #[serde(default = "auto")]
+    pub installation_type: InstallationType,
+    pub auth: AuthSpec,
+    /// The project tickets are created in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_key: Option<String>,
+    /// The issue type of created tickets: a name (`Bug`) or an id (`10004`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_type: Option<String>,
+    /// Extra fields set on every ticket: field id → value as Jira expects it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// PEM CA certificate(s) for a Jira with a private CA; when set, only these are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_pem: Option<String>,
+    /// Connect directly even when a proxy is configured in the environment.
+    #[serde(default)]
+    pub skip_proxy: bool,
+    /// The check's overall budget, e.g. `10s` (100ms to 5m); HERALD_CHECK_TIMEOUT when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+fn auto() -> InstallationType {
+    InstallationType::Auto
+}
+
+/// Credentials in the API. Secrets are write-only: omit them on update to keep the stored one.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthSpec {
+    Basic {
+        username: String,
+        /// Password or API token (Jira Cloud: an API token, with the account's e-mail as username).
+        #[serde(default, skip_serializing)]
+        #[schema(value_type = Option<String>, write_only)]
+        password: Option<Secret>,
+    },
+    Bearer {
+        /// A personal access token (Jira Data Center 8.14+).
+        #[serde(default, skip_serializing)]
+        #[schema(value_type = Option<String>, write_only)]
+        token: Option<Secret>,
+    },
+}
+
+impl IntegrationSpec {
+    /// Validates every field. `stored` supplies the secret when the spec omits it and the auth type is
+    /// unchanged (so an update need not repeat the password).
+    pub fn validate(self, stored: Option<&Auth>) -> Result<IntegrationSettings, InvalidIntegration> {
+        let url = JiraUrl::try_from(self.url.as_str())?;
+        let auth = match self.auth {
+            AuthSpec::Basic { username, password } => {
+                if username.trim().is_empty() || username.chars().any(char::is_control) || username.contains(':') {
+                    return Err(InvalidIntegration::new(
+                        "auth.username",
+                        "must be a non-empty user name or e-mail without `:` or control characters",
+                    ));
+                }
+                let password = match (password, stored) {
+                    (Some(p), _) => p,
+                    (None, Some(Auth::Basic { password, .. })) => password.clone(),
+                    (None, _) => {
+                        return Err(InvalidIntegration::new(
+                            "auth.password",
+                            "is required (a password or API token)",
+                        ));
+                    }
+                };
+                if password.is_empty() {
+                    return Err(InvalidIntegration::new("auth.password", "must not be empty"));
+                }
+                Auth::Basic { username, password }
+            }
+            AuthSpec::Bearer { token } => {
+                let token = match (token, stored) {
+                    (Some(t), _) => t,
+                    (None, Some(Auth::Bearer { token })) => token.clone(),
+                    (None, _) => {
+                        return Err(InvalidIntegration::new(
+                            "auth.token",
+                            "is required (a personal access token)",
+                        ));
+                    }
+                };
+                if token.is_empty() || token.expose().chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(InvalidIntegration::new(
+                        "auth.token",
+                        "must be a non-empty token without white space",
+                    ));
+                }
+                Auth::Bearer { token }
+            }
+        };
+        let project_key = self.project_key.filter(|k| !k.is_empty());
+        if let Some(key) = &project_key {
+            let ok = key.len() <= 255
+                && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(InvalidIntegration::new(
+                    "project_key",
+                    "must be a Jira project key such as `SEC` (a letter, then letters, digits or `_`)",
+                ));
+            }
+        }
+        let issue_type = self.issue_type.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if issue_type.is_some() && project_key.is_none() {
+            return Err(InvalidIntegration::new(
+                "issue_type",
+                "needs `project_key`: issue types are checked within a project",
+            ));
+        }
+        if issue_type.as_ref().is_some_and(|t| t.chars().count() > 255) {
+            return Err(InvalidIntegration::new("issue_type", "must be at most 255 characters"));
+        }
+        if !self.fields.is_empty() && project_key.is_none() {
+            return Err(InvalidIntegration::new(
+                "fields",
+                "needs `project_key`: fields are checked against the project's create screen",
+            ));
+        }
+        for id in self.fields.keys() {
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(InvalidIntegration::new(
+                    &format!("fields.{id}"),
+                    "is not a Jira field id (such as `components` or `customfield_10010`)",
+                ));
+            }
+        }
+        let ca_cert_pem = self.ca_cert_pem.filter(|p| !p.trim().is_empty());
+        if let Some(pem) = &ca_cert_pem {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(InvalidIntegration::new(
+                    "ca_cert_pem",
+                    "must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+                ));
+            }
+            let parsed = reqwest::Certificate::from_pem_bundle(pem.as_bytes());
+            if parsed.as_ref().map_or(true, Vec::is_empty) {
+                return Err(InvalidIntegration::new(
+                    "ca_cert_pem",
+                    "is not a readable PEM certificate",
+                ));
+            }
+        }
+        let timeout = self
+            .timeout
+            .as_deref()
+            .map(|t| {
+                humantime::parse_duration(t.trim())
+                    .ok()
+                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(300)).contains(d))
+                    .ok_or_else(|| {
+                        InvalidIntegration::new("timeout", "must be a duration from 100ms to 5m, such as `10s`")
+                    })
+            })
+            .transpose()?;
+        Ok(IntegrationSettings {
+            url,
+            installation_type: self.installation_type,
+            auth,
+            project_key,
+            issue_type,
+            fields: self.fields,
+            ca_cert_pem,
+            skip_proxy: self.skip_proxy,
+            timeout,
+        })
+    }
+}
+
+impl IntegrationSettings {
+    /// The settings as the API shows them: every secret left out.
+    pub fn to_spec(&self) -> IntegrationSpec {
+        IntegrationSpec {
+            name: None,
+            url: self.url.as_str().to_owned(),
+            installation_type: self.installation_type,
+            auth: match &self.auth {
+                Auth::Basic { username, .. } => AuthSpec::Basic {
+                    username: username.clone(),
+                    password: None,
+                },
+                Auth::Bearer { .. } => AuthSpec::Bearer { token: None },
+            },
+            project_key: self.project_key.clone(),
+            issue_type: self.issue_type.clone(),
+            fields: self.fields.clone(),
+            ca_cert_pem: self.ca_cert_pem.clone(),
+            skip_proxy: self.skip_proxy,
+            timeout: self.timeout.map(|d| humantime::format_duration(d).to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> IntegrationSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn names_are_printable_and_bounded() {
+        assert!(IntegrationName::try_from("jira-prod").is_ok());
+        assert!(IntegrationName::try_from("Jira Prod ü").is_ok());
+        assert!(IntegrationName::try_from("").is_err());
+        assert!(IntegrationName::try_from("a\tb").is_err());
+        assert!(IntegrationName::try_from("a\u{7}b").is_err());
+        assert!(IntegrationName::try_from(" padded").is_err());
+        assert!(IntegrationName::try_from("x".repeat(128).as_str()).is_ok());
+        assert!(IntegrationName::try_from("x".repeat(129).as_str()).is_err());
+    }
+
+    #[test]
+    fn urls_keep_their_context_path_and_refuse_credentials() {
+        let url = JiraUrl::try_from("https://jira.example.com/jira/").unwrap();
+        assert_eq!(
+            url.join("/rest/api/2/myself"),
+            "https://jira.example.com/jira/rest/api/2/myself"
+        );
+        assert!(JiraUrl::try_from("ftp://jira.example.com").is_err());
+        assert!(JiraUrl::try_from("https://u:p@jira.example.com").is_err());
+        assert!(JiraUrl::try_from("jira.example.com").is_err());
+        assert!(JiraUrl::try_from("http://127.0.0.1:8080").unwrap().is_loopback());
+    }
+
+    #[test]
+    fn an_update_may_omit_the_secret_of_the_same_auth_type() {
+        let stored = Auth::Basic {
+            username: "svc".into(),
+            password: Secret::new("old"),
+        };
+        let s =
+            spec(serde_json::json!({"url": "https://j.example.com", "auth": {"type": "basic", "username": "svc2"}}));
+        let settings = s.validate(Some(&stored)).unwrap();
+        assert_eq!(settings.auth.secret().expose(), "old");
+        let s = spec(serde_json::json!({"url": "https://j.example.com", "auth": {"type": "bearer"}}));
+        assert_eq!(s.validate(Some(&stored)).unwrap_err().field, "auth.token");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let auth = Auth::Basic {
+            username: "svc".into(),
+            password: Secret::new("hunter2"),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        let s =
+            spec(serde_json::json!({"url": "https://j.example.com", "auth": {"type": "bearer", "token": "tok-123"}}));
+        assert!(!format!("{s:?}").contains("tok-123"));
+        assert!(!serde_json::to_string(&s).unwrap().contains("tok-123"));
+    }
+
+    #[test]
+    fn issue_type_and_fields_need_a_project_and_timeouts_are_bounded() {
+        let base = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"url": "https://j.example.com", "auth": {"type": "bearer", "token": "t"}});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            spec(v).validate(None)
+        };
+        assert_eq!(
+            base(serde_json::json!({"issue_type": "Bug"})).unwrap_err().field,
+            "issue_type"
+        );
+        assert_eq!(base(serde_json::json!({"timeout": "1h"})).unwrap_err().field, "timeout");
+        assert_eq!(
+            base(serde_json::json!({"project_key": "1X"})).unwrap_err().field,
+            "project_key"
+        );
+        assert_eq!(
+            base(serde_json::json!({"ca_cert_pem": "nope"})).unwrap_err().field,
+            "ca_cert_pem"
+        );
+        let ok = base(serde_json::json!({"project_key": "SEC", "issue_type": "Bug", "timeout": "2s"})).unwrap();
+        assert_eq!(ok.timeout, Some(Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,140 @@
+//! The periodic sweep that re-verifies every integration, and the writer that batches history rows.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{HISTORY_LENGTH, Integrations};
+use crate::store::{CheckRecord, Store};
+
+pub(super) enum HistoryMessage {
+    Record(CheckRecord),
+    /// Answered once every record sent before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Writes history rows in batches (one transaction per batch), so a sweep of thousands of integrations
+/// costs a handful of commits rather than one per check.
+pub(super) async fn write_history(store: Store, mut receiver: mpsc::Receiver<HistoryMessage>) {
+    let mut messages = Vec::with_capacity(1024);
+    while receiver.recv_many(&mut messages, 1024).await > 0 {
+        let mut records = Vec::with_capacity(messages.len());
+        let mut flushes = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                HistoryMessage::Record(r) => records.push(r),
+                HistoryMessage::Flush(done) => flushes.push(done),
+            }
+        }
+        if let Err(e) = store.record_checks(&records).await {
+            tracing::warn!(error = %e, lost = records.len(), "cannot record integration check history");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SweepSummary {
+    pub checked: usize,
+    pub healthy: usize,
+    pub faulty: usize,
+    /// Integrations that could not be read (e.g. undecryptable secrets).
+    pub unreadable: usize,
+    pub duration: Duration,
+}
+
+impl Integrations {
+    /// Waits until every history record sent so far is written.
+    pub async fn flush_history(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.history.send(HistoryMessage::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Re-verifies every integration once, `HERALD_CHECK_CONCURRENCY` at a time, then trims the history.
+    pub async fn sweep_once(&self) -> Result<SweepSummary, super::IntegrationError> {
+        let started = Instant::now();
+        let rows = self.inner.store.list_integrations().await?;
+        let mut summary = SweepSummary::default();
+        let names: HashSet<String> = rows.iter().map(|r| r.name.clone()).collect();
+        let verdicts: Vec<Option<bool>> = futures::stream::iter(rows)
+            .map(|row| async move {
+                match self.open(row) {
+                    Ok(integration) => {
+                        let integration = Arc::new(integration);
+                        self.inner
+                            .records
+                            .insert(integration.name.to_string(), integration.clone())
+                            .await;
+                        Some(self.check_fresh(integration).await.report.healthy)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "sweep: cannot read integration");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(self.inner.concurrency)
+            .collect()
+            .await;
+        for verdict in verdicts {
+            match verdict {
+                Some(true) => summary.healthy += 1,
+                Some(false) => summary.faulty += 1,
+                None => summary.unreadable += 1,
+            }
+        }
+        summary.checked = summary.healthy + summary.faulty;
+        // Integrations deleted on another node: drop their gauges here too.
+        let gone: Vec<String> = {
+            let last = self.inner.last_healthy.lock().unwrap_or_else(|e| e.into_inner());
+            last.keys().filter(|n| !names.contains(*n)).cloned().collect()
+        };
+        for name in gone {
+            self.forget(&name);
+        }
+        self.flush_history().await;
+        if let Err(e) = self.inner.store.prune_check_history(HISTORY_LENGTH).await {
+            tracing::warn!(error = %e, "cannot trim integration check history");
+        }
+        summary.duration = started.elapsed();
+        tracing::info!(
+            checked = summary.checked,
+            healthy = summary.healthy,
+            faulty = summary.faulty,
+            unreadable = summary.unreadable,
+            ms = summary.duration.as_millis() as u64,
+            "integration sweep finished"
+        );
+        Ok(summary)
+    }
+
+    /// Sweeps every `HERALD_CHECK_INTERVAL` (the first one interval after start) until `stop` turns true.
+    pub async fn run_sweeps(self, mut stop: watch::Receiver<bool>) {
+        let period = self.inner.interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+            tokio::select! {
+                result = self.sweep_once() => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "integration sweep failed");
+                    }
+                }
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+        }
+        tracing::debug!("integration sweep stopped");
+    }
+}

@@ -1,0 +1,202 @@
+//! Encryption of stored credentials: AES-256-GCM with a random 96-bit nonce per value.
+//!
+//! The key comes from `HERALD_SECRET_KEY` (base64 of 32 bytes) or from `<data_dir>/secret.key`, which is
+//! created with mode 0600 on first start. A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag); the
+//! caller's context string (e.g. the integration's name) is bound as associated data, so a value copied
+//! to another row does not decrypt.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::secret::Secret;
+
+pub const KEY_FILE: &str = "secret.key";
+const PREFIX: &str = "v1:";
+const NONCE_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("HERALD_SECRET_KEY must be the base64 encoding of exactly 32 bytes")]
+    BadKey,
+    #[error("the key file {path} is not usable: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("a stored secret cannot be decrypted (wrong HERALD_SECRET_KEY or secret.key, or altered data)")]
+    Undecryptable,
+}
+
+/// Seals and opens stored secrets. Cheap to clone.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(<key redacted>)")
+    }
+}
+
+impl SecretBox {
+    pub fn from_key(key: &[u8; 32]) -> Self {
+        Self {
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)),
+        }
+    }
+
+    /// The key from `HERALD_SECRET_KEY` when given, else from the data dir's key file (created if missing).
+    pub fn load(configured: Option<&Secret>, data_dir: &Path) -> Result<Self, SecretsError> {
+        if let Some(encoded) = configured {
+            let bytes = Zeroizing::new(
+                STANDARD
+                    .decode(encoded.expose().trim())
+                    .map_err(|_| SecretsError::BadKey)?,
+            );
+            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SecretsError::BadKey)?;
+            return Ok(Self::from_key(&key));
+        }
+        let path = data_dir.join(KEY_FILE);
+        let fail = |reason: String| SecretsError::KeyFile {
+            path: path.clone(),
+            reason,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                let decoded = Zeroizing::new(
+                    STANDARD
+                        .decode(String::from_utf8_lossy(&bytes).trim())
+                        .map_err(|_| fail("it must hold the base64 of 32 bytes".into()))?,
+                );
+                let key: [u8; 32] = decoded
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| fail("it must hold the base64 of 32 bytes".into()))?;
+                Ok(Self::from_key(&key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                rand::rng().fill_bytes(key.as_mut_slice());
+                let encoded = Zeroizing::new(STANDARD.encode(key.as_slice()));
+                write_private(&path, encoded.as_bytes()).map_err(|e| fail(e.to_string()))?;
+                tracing::info!(file = %path.display(), "created the key that encrypts stored credentials");
+                Ok(Self::from_key(&key))
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// Encrypts `plaintext`, bound to `context`.
+    pub fn seal(&self, context: &str, plaintext: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let payload = Payload {
+            msg: plaintext.as_bytes(),
+            aad: context.as_bytes(),
+        };
+        // Encryption fails only for messages beyond 64 GiB; credentials are bounded far below that.
+        let ciphertext = self.cipher.encrypt(&Nonce::from(nonce), payload).unwrap_or_default();
+        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        format!("{PREFIX}{}", STANDARD.encode(out))
+    }
+
+    pub fn open(&self, context: &str, sealed: &str) -> Result<Secret, SecretsError> {
+        let body = sealed.strip_prefix(PREFIX).ok_or(SecretsError::Undecryptable)?;
+        let bytes = STANDARD.decode(body).map_err(|_| SecretsError::Undecryptable)?;
+        if bytes.len() < NONCE_LEN + 16 {
+            return Err(SecretsError::Undecryptable);
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SecretsError::Undecryptable)?;
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretsError::Undecryptable)?;
+        let text = String::from_utf8(plain).map_err(|_| SecretsError::Undecryptable)?;
+        Ok(Secret::new(text))
+    }
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_round_trip_and_differ_each_time() {
+        let secrets = SecretBox::from_key(&[7; 32]);
+        let a = secrets.seal("jira-prod", "hunter2");
+        let b = secrets.seal("jira-prod", "hunter2");
+        assert_ne!(a, b, "a fresh nonce per value");
+        assert!(!a.contains("hunter2"));
+        assert_eq!(secrets.open("jira-prod", &a).unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn another_context_key_or_altered_data_does_not_open() {
+        let secrets = SecretBox::from_key(&[7; 32]);
+        let sealed = secrets.seal("jira-prod", "hunter2");
+        assert!(secrets.open("jira-test", &sealed).is_err());
+        assert!(SecretBox::from_key(&[8; 32]).open("jira-prod", &sealed).is_err());
+        let mut altered = sealed.clone();
+        altered.pop();
+        altered.push('A');
+        assert!(secrets.open("jira-prod", &altered).is_err());
+    }
+
+    #[test]
+    fn the_key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SecretBox::load(None, dir.path()).unwrap();
+        let sealed = first.seal("x", "value");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = SecretBox::load(None, dir.path()).unwrap();
+        assert_eq!(again.open("x", &sealed).unwrap().expose(), "value");
+    }
+
+    #[test]
+    fn a_configured_key_must_be_32_bytes_of_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            SecretBox::load(Some(&Secret::new("c2hvcnQ=")), dir.path()),
+            Err(SecretsError::BadKey)
+        ));
+        let key = STANDARD.encode([1u8; 32]);
+        assert!(SecretBox::load(Some(&Secret::new(key)), dir.path()).is_ok());
+        assert!(!dir.path().join(KEY_FILE).exists());
+    }
+}

@@ -1,0 +1,635 @@
+//! A Jira simulator: an axum server on 127.0.0.1:0 that answers the REST calls of Herald's check with
+//! Jira's own bodies (tests/fixtures/jira), as Jira Cloud, Data Center, or a pre-8.4 server would, and
+//! with every fault Herald must recognise. Counts requests per path so tests can prove coalescing.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+const SERVER_INFO_CLOUD: &str = include_str!("../fixtures/jira/spec-example__serverInfo.cloud.200.json");
+const SERVER_INFO_DC: &str =
+    include_str!("../fixtures/jira/scanapi-readme__serverInfo.datacenter.issues.redhat.com.json");
+const MYSELF_CLOUD: &str = include_str!("../fixtures/jira/spec-example__myself.cloud.200.json");
+const MYSELF_DC: &str = include_str!("../fixtures/jira/jira-ruby__user_accountId.json");
+const PROJECT_CLOUD: &str = include_str!("../fixtures/jira/spec-example__project.cloud.200.json");
+const PROJECT_DC: &str = include_str!("../fixtures/jira/jira-ruby__project_SAMPLEPROJECT.json");
+const MYPERMISSIONS: &str = include_str!("../fixtures/jira/spec-example__mypermissions.cloud.200.json");
+const ISSUETYPES_CLOUD: &str = include_str!("../fixtures/jira/spec-example__createmeta_issuetypes.cloud.200.json");
+const FIELDS_CLOUD: &str = include_str!("../fixtures/jira/spec-example__createmeta_fields.cloud.200.json");
+const LEGACY_CREATEMETA: &str = include_str!("../fixtures/jira/jiraffe__issue_createmeta.expanded.json");
+
+pub const USER: &str = "svc-herald";
+pub const PASSWORD: &str = "s3cret-password";
+pub const API_TOKEN: &str = "ATATT3xFfGF0-cloud-api-token";
+/// A Data Center personal access token: base64 of `<id>:<random>`, 44 characters.
+pub const PAT: &str = "MTIzNDU2Nzg5MDEyOmFiY2RlZmdoaWowMTIzNDU2Nzg5";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Jira Cloud: Basic with e-mail + API token; passwords over Basic are refused.
+    Cloud,
+    /// Jira Data Center 9.12: Basic with user + password, or Bearer with a personal access token.
+    DataCenter,
+    /// Jira Server 8.0: Basic; no `createmeta/{project}/issuetypes`, only the old `createmeta`.
+    Legacy,
+}
+
+/// A fault injected on one path (or on every path, for `*`).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Any status with a body.
+    Status(u16, String),
+    /// 429 with `Retry-After: secs`, for the first `times` requests.
+    RateLimited { retry_after: u64, times: usize },
+    /// 503 with `Retry-After: secs`, for the first `times` requests.
+    Unavailable { retry_after: u64, times: usize },
+    /// Answers normally after this delay.
+    Slow(Duration),
+    /// Never answers.
+    Hang,
+    /// 200 with JSON cut off in the middle.
+    MalformedJson,
+    /// 200 with a JSON body of this many bytes.
+    Oversized(usize),
+    /// 302 to another URL.
+    Redirect(String),
+    /// 200 with an HTML login page (what an SSO proxy or a failed session looks like).
+    HtmlLoginPage,
+    /// The given `X-Seraph-LoginReason` on a 200 with an anonymous body.
+    SeraphOn200(&'static str),
+    /// 403 with `X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE`.
+    Captcha,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub flavour: Flavour,
+    pub context_path: String,
+    pub project_key: String,
+    /// (id, name) of the issue types of the project.
+    pub issue_types: Vec<(String, String)>,
+    /// (field id, name) required without default, beyond the ones Herald sets.
+    pub required_fields: Vec<(String, String)>,
+    /// Optional fields on the create screen.
+    pub optional_fields: Vec<String>,
+    pub browse: bool,
+    pub create: bool,
+    /// Latency added to every answer.
+    pub latency: Duration,
+    /// Failed logins after which Data Center demands a CAPTCHA (0 = never).
+    pub captcha_after: usize,
+}
+
+impl SimConfig {
+    pub fn new(flavour: Flavour) -> Self {
+        Self {
+            flavour,
+            context_path: String::new(),
+            project_key: "SEC".into(),
+            issue_types: vec![("1".into(), "Bug".into()), ("10001".into(), "Story".into())],
+            required_fields: Vec::new(),
+            optional_fields: vec!["components".into(), "labels".into(), "priority".into()],
+            browse: true,
+            create: true,
+            latency: Duration::ZERO,
+            captcha_after: 0,
+        }
+    }
+}
+
+struct SimState {
+    config: Mutex<SimConfig>,
+    faults: Mutex<HashMap<String, (Fault, usize)>>,
+    counts: Mutex<HashMap<String, usize>>,
+    failed_logins: Mutex<usize>,
+    base: Mutex<String>,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct JiraSim {
+    pub addr: SocketAddr,
+    /// The base URL to register in Herald (scheme, host, port, context path).
+    pub url: String,
+    /// The CA that signed the TLS certificate, when serving HTTPS.
+    pub ca_pem: Option<String>,
+    state: Arc<SimState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JiraSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn router(state: Arc<SimState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+fn new_state(config: SimConfig) -> Arc<SimState> {
+    Arc::new(SimState {
+        config: Mutex::new(config),
+        faults: Mutex::new(HashMap::new()),
+        counts: Mutex::new(HashMap::new()),
+        failed_logins: Mutex::new(0),
+        base: Mutex::new(String::new()),
+    })
+}
+
+impl JiraSim {
+    pub async fn start(flavour: Flavour) -> JiraSim {
+        Self::start_with(SimConfig::new(flavour)).await
+    }
+
+    pub async fn start_with(config: SimConfig) -> JiraSim {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind simulator");
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}{}", config.context_path);
+        let state = new_state(config);
+        *state.base.lock().unwrap() = url.clone();
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        JiraSim {
+            addr,
+            url,
+            ca_pem: None,
+            state,
+            task,
+        }
+    }
+
+    /// Serves HTTPS with a certificate for `names` signed by a fresh test CA (returned in `ca_pem`).
+    pub async fn start_tls(config: SimConfig, names: &[&str]) -> JiraSim {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Herald Test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            leaf.pem().into_bytes(),
+            leaf_key.serialize_pem().into_bytes(),
+        )
+        .await
+        .expect("TLS config");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("https://localhost:{}{}", addr.port(), config.context_path);
+        let state = new_state(config);
+        *state.base.lock().unwrap() = url.clone();
+        let app = router(state.clone());
+        let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+        let task = tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+        JiraSim {
+            addr,
+            url,
+            ca_pem: Some(ca.pem()),
+            state,
+            task,
+        }
+    }
+
+    pub fn configure(&self, change: impl FnOnce(&mut SimConfig)) {
+        change(&mut self.state.config.lock().unwrap());
+    }
+
+    /// Injects a fault on a path such as `/rest/api/2/myself` (without the context path), or `*`.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.state.faults.lock().unwrap().insert(path.to_owned(), (fault, 0));
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.faults.lock().unwrap().clear();
+    }
+
+    /// Requests received on a path (without context path and query).
+    pub fn count(&self, path: &str) -> usize {
+        self.state.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.state.counts.lock().unwrap().values().sum()
+    }
+
+    pub fn reset_counts(&self) {
+        self.state.counts.lock().unwrap().clear();
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn errors(status: StatusCode, message: &str) -> Response {
+    json_response(status, json!({"errorMessages": [message], "errors": {}}))
+}
+
+fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).expect("fixture is JSON")
+}
+
+enum Caller {
+    Anonymous,
+    User,
+    /// Credentials Jira refuses, with how it says so.
+    Refused(Response),
+}
+
+async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> Response {
+    let config = state.config.lock().unwrap().clone();
+    let full_path = request.uri().path().to_owned();
+    let Some(path) = full_path.strip_prefix(&config.context_path).map(str::to_owned) else {
+        return errors(StatusCode::NOT_FOUND, "not under the context path");
+    };
+    let query = request.uri().query().unwrap_or("").to_owned();
+    *state.counts.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+    if !config.latency.is_zero() {
+        tokio::time::sleep(config.latency).await;
+    }
+    let fault = {
+        let mut faults = state.faults.lock().unwrap();
+        let entry = if faults.contains_key(&path) {
+            faults.get_mut(&path)
+        } else {
+            faults.get_mut("*")
+        };
+        entry.map(|(fault, hits)| {
+            *hits += 1;
+            (fault.clone(), *hits)
+        })
+    };
+    if let Some((fault, hits)) = fault {
+        match fault {
+            Fault::Status(code, body) => {
+                return (
+                    StatusCode::from_u16(code).unwrap(),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response();
+            }
+            Fault::RateLimited { retry_after, times } if hits <= times => {
+                let mut r = errors(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return r;
+            }
+            Fault::Unavailable { retry_after, times } if hits <= times => {
+                let mut r = (StatusCode::SERVICE_UNAVAILABLE, "Jira is restarting").into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return r;
+            }
+            Fault::RateLimited { .. } | Fault::Unavailable { .. } => {}
+            Fault::Slow(delay) => tokio::time::sleep(delay).await,
+            Fault::Hang => std::future::pending::<()>().await,
+            Fault::MalformedJson => {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"baseUrl\":\"https://jira.example.com\",\"version\":",
+                )
+                    .into_response();
+            }
+            Fault::Oversized(size) => {
+                let mut body = String::with_capacity(size + 16);
+                body.push_str("{\"padding\":\"");
+                body.push_str(&"x".repeat(size));
+                body.push_str("\"}");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            }
+            Fault::Redirect(location) => {
+                return (StatusCode::FOUND, [(header::LOCATION, location)], "").into_response();
+            }
+            Fault::HtmlLoginPage => return login_page(),
+            Fault::SeraphOn200(reason) => {
+                let mut r = json_response(
+                    StatusCode::OK,
+                    json!({"self": "anonymous", "name": "", "active": false}),
+                );
+                r.headers_mut()
+                    .insert("x-seraph-loginreason", HeaderValue::from_static(reason));
+                return r;
+            }
+            Fault::Captcha => return captcha(&state),
+        }
+    }
+    if path == "/rest/api/2/serverInfo" {
+        return server_info(&state, &config);
+    }
+    if !path.starts_with("/rest/") {
+        return login_page();
+    }
+    match authenticate(&state, &config, request.headers()) {
+        Caller::Refused(response) => return response,
+        Caller::Anonymous => {
+            let mut r = errors(
+                StatusCode::UNAUTHORIZED,
+                "You are not authenticated. Authentication required to perform this operation.",
+            );
+            r.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("OAuth realm=\"jira\""));
+            return r;
+        }
+        Caller::User => {}
+    }
+    route(&config, &path, &query)
+}
+
+fn login_page() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+        "<!DOCTYPE html><html><head><title>Log in - Jira</title></head><body><form id=\"login-form\" \
+         action=\"/login.jsp\"></form></body></html>",
+    )
+        .into_response()
+}
+
+fn captcha(state: &SimState) -> Response {
+    let base = state.base.lock().unwrap().clone();
+    let mut r = errors(StatusCode::FORBIDDEN, "CAPTCHA_CHALLENGE");
+    r.headers_mut().insert(
+        "x-authentication-denied-reason",
+        HeaderValue::from_str(&format!("CAPTCHA_CHALLENGE; login-url={base}/login.jsp")).unwrap(),
+    );
+    r.headers_mut().insert(
+        "x-seraph-loginreason",
+        HeaderValue::from_static("AUTHENTICATION_DENIED"),
+    );
+    r
+}
+
+fn server_info(state: &SimState, config: &SimConfig) -> Response {
+    let base = state.base.lock().unwrap().clone();
+    let mut info = match config.flavour {
+        Flavour::Cloud => {
+            let mut v = fixture(SERVER_INFO_CLOUD);
+            v["deploymentType"] = json!("Cloud");
+            v
+        }
+        Flavour::DataCenter => fixture(SERVER_INFO_DC),
+        Flavour::Legacy => {
+            let mut v = fixture(SERVER_INFO_DC);
+            v["version"] = json!("8.0.2");
+            v["versionNumbers"] = json!([8, 0, 2]);
+            v
+        }
+    };
+    info["baseUrl"] = json!(base);
+    json_response(StatusCode::OK, info)
+}
+
+fn refused_dc(state: &SimState, config: &SimConfig) -> Caller {
+    let mut failures = state.failed_logins.lock().unwrap();
+    *failures += 1;
+    if config.captcha_after > 0 && *failures > config.captcha_after {
+        drop(failures);
+        return Caller::Refused(captcha(state));
+    }
+    let mut r = errors(StatusCode::UNAUTHORIZED, "");
+    r.headers_mut()
+        .insert("x-seraph-loginreason", HeaderValue::from_static("AUTHENTICATED_FAILED"));
+    Caller::Refused(r)
+}
+
+fn authenticate(state: &SimState, config: &SimConfig, headers: &HeaderMap) -> Caller {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Caller::Anonymous;
+    };
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return match config.flavour {
+            Flavour::DataCenter if token == PAT => Caller::User,
+            Flavour::DataCenter => refused_dc(state, config),
+            // Cloud takes OAuth bearer tokens only; an API token there is simply not authenticated.
+            Flavour::Cloud | Flavour::Legacy => Caller::Refused(errors(
+                StatusCode::UNAUTHORIZED,
+                "Client must be authenticated to access this resource.",
+            )),
+        };
+    }
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return Caller::Anonymous;
+    };
+    let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap_or_default()).unwrap_or_default();
+    let (user, secret) = decoded.split_once(':').unwrap_or(("", ""));
+    match config.flavour {
+        Flavour::Cloud => {
+            if user == USER && secret == API_TOKEN {
+                Caller::User
+            } else if user == USER && secret == PASSWORD {
+                Caller::Refused(
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "Basic authentication with passwords is deprecated.  For more information, see: \
+                         https://developer.atlassian.com/cloud/confluence/deprecation-notice-basic-auth/",
+                    )
+                        .into_response(),
+                )
+            } else {
+                Caller::Refused(errors(
+                    StatusCode::UNAUTHORIZED,
+                    "Client must be authenticated to access this resource.",
+                ))
+            }
+        }
+        Flavour::DataCenter | Flavour::Legacy => {
+            if user == USER && secret == PASSWORD {
+                Caller::User
+            } else {
+                refused_dc(state, config)
+            }
+        }
+    }
+}
+
+fn issue_type_json(config: &SimConfig, id: &str, name: &str) -> Value {
+    let base = format!("https://jira.example.com{}", config.context_path);
+    json!({
+        "self": format!("{base}/rest/api/2/issuetype/{id}"),
+        "id": id, "name": name, "description": "", "subtask": false,
+        "iconUrl": format!("{base}/images/icons/issuetypes/bug.png"),
+    })
+}
+
+fn field_list(config: &SimConfig) -> Vec<Value> {
+    let template = fixture(FIELDS_CLOUD)["fields"][0].clone();
+    let field = |id: &str, name: &str, required: bool, default: bool| {
+        let mut f = template.clone();
+        f["fieldId"] = json!(id);
+        f["key"] = json!(id);
+        f["name"] = json!(name);
+        f["required"] = json!(required);
+        f["hasDefaultValue"] = json!(default);
+        f
+    };
+    let mut fields = vec![
+        field("summary", "Summary", true, false),
+        field("issuetype", "Issue Type", true, false),
+        field("project", "Project", true, false),
+        field("reporter", "Reporter", true, true),
+        field("description", "Description", false, false),
+    ];
+    for id in &config.optional_fields {
+        fields.push(field(id, id, false, false));
+    }
+    for (id, name) in &config.required_fields {
+        fields.push(field(id, name, true, false));
+    }
+    fields
+}
+
+fn route(config: &SimConfig, path: &str, query: &str) -> Response {
+    let key = &config.project_key;
+    let segments: Vec<&str> = path.trim_start_matches("/rest/api/2/").split('/').collect();
+    match segments.as_slice() {
+        ["myself"] => {
+            let body = match config.flavour {
+                Flavour::Cloud => fixture(MYSELF_CLOUD),
+                Flavour::DataCenter | Flavour::Legacy => {
+                    let mut v = fixture(MYSELF_DC);
+                    v["name"] = json!(USER);
+                    v
+                }
+            };
+            json_response(StatusCode::OK, body)
+        }
+        ["project", wanted] => {
+            if wanted != key || !config.browse {
+                return errors(
+                    StatusCode::NOT_FOUND,
+                    &format!("No project could be found with key '{wanted}'."),
+                );
+            }
+            let mut body = fixture(match config.flavour {
+                Flavour::Cloud => PROJECT_CLOUD,
+                _ => PROJECT_DC,
+            });
+            body["key"] = json!(key);
+            json_response(StatusCode::OK, body)
+        }
+        ["mypermissions"] => {
+            let template = fixture(MYPERMISSIONS)["permissions"]["EDIT_ISSUES"].clone();
+            let permission = |id: &str, key: &str, name: &str, have: bool| {
+                let mut p = template.clone();
+                p["id"] = json!(id);
+                p["key"] = json!(key);
+                p["name"] = json!(name);
+                p["havePermission"] = json!(have);
+                p
+            };
+            if !query.contains(&format!("projectKey={key}")) {
+                return errors(StatusCode::NOT_FOUND, "No project could be found.");
+            }
+            json_response(
+                StatusCode::OK,
+                json!({"permissions": {
+                    "BROWSE_PROJECTS": permission("10", "BROWSE_PROJECTS", "Browse Projects", config.browse),
+                    "CREATE_ISSUES": permission("11", "CREATE_ISSUES", "Create Issues", config.create),
+                }}),
+            )
+        }
+        ["issue", "createmeta", wanted, "issuetypes"] if config.flavour != Flavour::Legacy => {
+            if wanted != key || !config.create {
+                return errors(
+                    StatusCode::NOT_FOUND,
+                    &format!("No project could be found with key '{wanted}'."),
+                );
+            }
+            let types: Vec<Value> = config
+                .issue_types
+                .iter()
+                .map(|(id, name)| issue_type_json(config, id, name))
+                .collect();
+            let mut body = fixture(ISSUETYPES_CLOUD);
+            let n = types.len();
+            body["maxResults"] = json!(200);
+            body["total"] = json!(n);
+            if config.flavour == Flavour::Cloud {
+                body["issueTypes"] = json!(types);
+            } else {
+                body.as_object_mut().unwrap().remove("issueTypes");
+                body["values"] = json!(types);
+                body["isLast"] = json!(true);
+            }
+            json_response(StatusCode::OK, body)
+        }
+        ["issue", "createmeta", wanted, "issuetypes", id] if config.flavour != Flavour::Legacy => {
+            if wanted != key || !config.issue_types.iter().any(|(i, _)| i == id) {
+                return errors(StatusCode::NOT_FOUND, "Issue type not found.");
+            }
+            let fields = field_list(config);
+            let mut body = fixture(FIELDS_CLOUD);
+            body["maxResults"] = json!(200);
+            body["total"] = json!(fields.len());
+            if config.flavour == Flavour::Cloud {
+                body["fields"] = json!(fields);
+            } else {
+                body.as_object_mut().unwrap().remove("fields");
+                body["values"] = json!(fields);
+            }
+            json_response(StatusCode::OK, body)
+        }
+        ["issue", "createmeta"] if config.flavour == Flavour::Legacy => {
+            let mut body = fixture(LEGACY_CREATEMETA);
+            let project_template = body["projects"][0].clone();
+            if !query.contains(&format!("projectKeys={key}")) || !config.create {
+                body["projects"] = json!([]);
+                return json_response(StatusCode::OK, body);
+            }
+            let mut project = project_template.clone();
+            project["key"] = json!(key);
+            let types: Vec<Value> = config
+                .issue_types
+                .iter()
+                .map(|(id, name)| {
+                    let mut t = issue_type_json(config, id, name);
+                    let fields: serde_json::Map<String, Value> = field_list(config)
+                        .into_iter()
+                        .map(|f| (f["fieldId"].as_str().unwrap().to_owned(), f))
+                        .collect();
+                    t["fields"] = Value::Object(fields);
+                    t
+                })
+                .collect();
+            project["issuetypes"] = json!(types);
+            body["projects"] = json!([project]);
+            json_response(StatusCode::OK, body)
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html>Not Found</html>",
+        )
+            .into_response(),
+    }
+}
