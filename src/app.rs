@@ -12,6 +12,7 @@ use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, Pa
 use crate::cluster::{Cluster, ClusterSettings, NodeId};
 use crate::config::Settings;
 use crate::integrations::Integrations;
+use crate::integrations::SweepShare;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
 use crate::secrets::{SecretBox, SecretsError};
@@ -181,7 +182,13 @@ impl Application {
         let heartbeats = tokio::spawn(cluster.clone().run(workers_stopped.clone()));
         let integrations = state.integrations.clone();
         let (stop_sweeps, sweeps_stopped) = tokio::sync::watch::channel(false);
-        let sweeps = tokio::spawn(state.integrations.clone().run_sweeps(sweeps_stopped));
+        let sharing = state.cluster.clone();
+        let sweeps = tokio::spawn(state.integrations.clone().run_sweeps(sweeps_stopped, move || {
+            // A draining node sweeps nothing; the live nodes split the integrations between them.
+            sharing
+                .work_share()
+                .map_or(SweepShare::NONE, |(index, of)| SweepShare { index, of })
+        }));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -76,6 +76,8 @@ pub struct NodeView {
 struct Local {
     state: NodeState,
     since: i64,
+    /// Since when heartbeats have succeeded without a break (None after a failed one).
+    connected_since: Option<i64>,
 }
 
 /// This node's membership. Cheap to clone.
@@ -86,6 +88,8 @@ pub struct Cluster {
     settings: ClusterSettings,
     started_at: i64,
     local: Arc<Mutex<Local>>,
+    /// The live ACTIVE nodes as of the last heartbeat, by id (for sharing the integration sweep).
+    live: Arc<Mutex<Vec<String>>>,
     /// Holds the node id's advisory lock (PostgreSQL) for as long as this process lives.
     identity: Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
     database_url: String,
@@ -108,7 +112,12 @@ impl Cluster {
             node_id,
             settings,
             started_at: now,
-            local: Arc::new(Mutex::new(Local { state, since: now })),
+            local: Arc::new(Mutex::new(Local {
+                state,
+                since: now,
+                connected_since: None,
+            })),
+            live: Arc::new(Mutex::new(Vec::new())),
             identity: Arc::new(tokio::sync::Mutex::new(None)),
             database_url,
         }
@@ -208,13 +217,18 @@ impl Cluster {
                 error_size,
             })
             .await?;
+        let connected_since = *self.lock().connected_since.get_or_insert(now);
         match (state, drain) {
             (NodeState::Active, true) => self.set_state(NodeState::Passivating),
             (NodeState::Passivating, true) if queue_size == 0 => self.set_state(NodeState::Passive),
             (NodeState::Passivating | NodeState::Passive, false) => self.set_state(NodeState::Active),
             _ => {}
         }
-        if self.state() == NodeState::Active {
+        // Adopt only after being connected for longer than a dead node may stay silent: after an
+        // outage of the database itself every node looks silent, and the others need one heartbeat
+        // to show they are alive.
+        let settled = now - connected_since > ms(self.settings.heartbeat_timeout) + ms(self.settings.adopt_after);
+        if self.state() == NodeState::Active && settled {
             let stale_before = now - ms(self.settings.heartbeat_timeout) - ms(self.settings.adopt_after);
             let offline_before = now - ms(self.settings.adopt_after);
             if let Some((dead, moved)) = self
@@ -226,7 +240,35 @@ impl Cluster {
             }
         }
         self.store.prune_nodes(now - ms(self.settings.retention)).await?;
+        let timeout = ms(self.settings.heartbeat_timeout);
+        let live: Vec<String> = self
+            .store
+            .cluster_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.state == "ACTIVE" && now - n.heartbeat_at <= timeout)
+            .map(|n| n.node_id)
+            .collect();
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
         Ok(())
+    }
+
+    /// This node's share of shared periodic work: `(rank among live ACTIVE nodes, how many)`.
+    /// `(0, 1)` when not clustered; `(0, 0)`-like shares never happen: a node that is not ACTIVE
+    /// (draining) or not yet listed takes no share.
+    pub fn work_share(&self) -> Option<(usize, usize)> {
+        if !self.settings.enabled {
+            return Some((0, 1));
+        }
+        if self.state() != NodeState::Active {
+            return None;
+        }
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        match live.iter().position(|id| id == self.node_id.as_str()) {
+            Some(index) => Some((index, live.len())),
+            // Not listed yet (first heartbeat pending): sweep everything rather than nothing.
+            None => Some((0, 1)),
+        }
     }
 
     /// Re-takes the identity lock after the database connection that held it was lost.
@@ -260,6 +302,7 @@ impl Cluster {
                 break;
             }
             if let Err(e) = self.heartbeat_once().await {
+                self.lock().connected_since = None;
                 tracing::warn!(error = %e, "cannot publish the node's heartbeat");
             }
         }

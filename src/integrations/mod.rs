@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 pub use checker::{CheckReport, HEALTHY_REASON, Step, StepOutcome, StepReport, UNREACHABLE};
 pub use model::{Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec};
 pub use status::Verdict;
-pub use sweep::SweepSummary;
+pub use sweep::{SweepShare, SweepSummary};
 
 use crate::config::Settings;
 use crate::jira::ClientOptions;

@@ -38,6 +38,33 @@ pub(super) async fn write_history(store: Store, mut receiver: mpsc::Receiver<His
     }
 }
 
+/// The part of the integrations one node sweeps: those whose stable hash of the name, modulo
+/// `of`, is `index`. In a cluster, `of` is the number of live nodes and `index` this node's rank
+/// among them, so each integration is checked by one node per interval, not by all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepShare {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl SweepShare {
+    pub const ALL: SweepShare = SweepShare { index: 0, of: 1 };
+    /// No integration: a draining node sweeps nothing.
+    pub const NONE: SweepShare = SweepShare { index: 0, of: 0 };
+
+    pub fn includes(&self, name: &str) -> bool {
+        // FNV-1a: the same on every node and every version, unlike the standard library's hasher.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        match self.of {
+            0 => false,
+            1 => true,
+            of => (hash % of as u64) as usize == self.index % of,
+        }
+    }
+}
+
 /// What one sweep did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SweepSummary {
@@ -60,10 +87,16 @@ impl Integrations {
 
     /// Re-verifies every integration once, `HERALD_CHECK_CONCURRENCY` at a time, then trims the history.
     pub async fn sweep_once(&self) -> Result<SweepSummary, super::IntegrationError> {
+        self.sweep_share(SweepShare::ALL).await
+    }
+
+    /// Re-verifies this node's share of the integrations once.
+    pub async fn sweep_share(&self, share: SweepShare) -> Result<SweepSummary, super::IntegrationError> {
         let started = Instant::now();
-        let rows = self.inner.store.list_integrations().await?;
+        let mut rows = self.inner.store.list_integrations().await?;
         let mut summary = SweepSummary::default();
         let names: HashSet<String> = rows.iter().map(|r| r.name.clone()).collect();
+        rows.retain(|row| share.includes(&row.name));
         let verdicts: Vec<Option<bool>> = futures::stream::iter(rows)
             .map(|row| async move {
                 match self.open(row) {
@@ -117,7 +150,7 @@ impl Integrations {
     }
 
     /// Sweeps every `HERALD_CHECK_INTERVAL` (the first one interval after start) until `stop` turns true.
-    pub async fn run_sweeps(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run_sweeps(self, mut stop: watch::Receiver<bool>, share: impl Fn() -> SweepShare + Send) {
         let period = self.inner.interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,7 +160,7 @@ impl Integrations {
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
             tokio::select! {
-                result = self.sweep_once() => {
+                result = self.sweep_share(share()) => {
                     if let Err(e) = result {
                         tracing::warn!(error = %e, "integration sweep failed");
                     }
@@ -136,5 +169,38 @@ impl Integrations {
             }
         }
         tracing::debug!("integration sweep stopped");
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::SweepShare;
+
+    #[test]
+    fn every_name_is_in_exactly_one_share() {
+        for of in 1..=5 {
+            for i in 0..200 {
+                let name = format!("jira-{i}");
+                let owners = (0..of)
+                    .filter(|&index| SweepShare { index, of }.includes(&name))
+                    .count();
+                assert_eq!(owners, 1, "{name} with {of} nodes");
+            }
+        }
+        assert!(SweepShare::ALL.includes("anything"));
+        assert!(!SweepShare::NONE.includes("anything"));
+    }
+
+    #[test]
+    fn shares_are_roughly_even() {
+        let of = 3;
+        let counts: Vec<usize> = (0..of)
+            .map(|index| {
+                (0..3000)
+                    .filter(|i| SweepShare { index, of }.includes(&format!("integration-{i}")))
+                    .count()
+            })
+            .collect();
+        assert!(counts.iter().all(|&c| (800..=1200).contains(&c)), "{counts:?}");
     }
 }

@@ -1,0 +1,342 @@
+//! Cluster mode: several Herald processes on one PostgreSQL database.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use support::pg_cluster::PgCluster;
+use support::smtp::SmtpSink;
+use support::{ADMIN_PASSWORD, create_postgres_database, eventually, http_client, postgres_admin_url};
+
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+struct Node {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Command, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(HERALD);
+    command
+        .args([
+            "serve",
+            "--log",
+            "warn",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("HERALD_DATABASE_URL", database_url)
+        .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("HERALD_NODE_ID", id)
+        .env("HERALD_CLUSTER", "true")
+        .env("HERALD_CLUSTER_POLL_INTERVAL", "200ms")
+        .env("HERALD_CLUSTER_HEARTBEAT_TIMEOUT", "1s")
+        .env("HERALD_CLUSTER_ADOPT_AFTER", "1s")
+        .env("HERALD_DATABASE_TIMEOUT", "2s")
+        .env("HERALD_SMTP_URL", "smtp://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    (command, format!("http://127.0.0.1:{port}"), dir)
+}
+
+async fn start_node(id: &str, database_url: &str, extra: &[(&str, &str)]) -> Node {
+    let (mut command, base, dir) = node_command(id, database_url, extra);
+    let node = Node {
+        child: command.spawn().unwrap(),
+        base,
+        _dir: dir,
+    };
+    let client = http_client();
+    let url = format!("{}/readyz", node.base);
+    let ready = eventually(Duration::from_secs(30), || async {
+        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(ready, "node {id} did not become ready");
+    node
+}
+
+async fn database() -> Option<String> {
+    Some(create_postgres_database(&postgres_admin_url()?).await)
+}
+
+async fn cluster_status(node: &Node) -> Option<serde_json::Value> {
+    let response = http_client()
+        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", node.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// `(nodeId, nodeState, size, errorSize)` of every node in one answer.
+fn summary(status: &serde_json::Value) -> Vec<(String, String, i64, i64)> {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["isClustered"], true);
+            (
+                n["nodeId"].as_str().unwrap().to_owned(),
+                n["nodeState"].as_str().unwrap().to_owned(),
+                n["mailQueue"]["size"].as_i64().unwrap(),
+                n["mailQueue"]["errorSize"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn submit(node: &Node, to: &str) -> reqwest::Response {
+    http_client()
+        .post(format!("{}/api/v1/mail", node.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"to": [to], "subject": "cluster", "text": "x"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn herald_cli(database_url: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(HERALD)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .env("HERALD_DATABASE_URL", database_url)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reports_the_same_cluster() {
+    let Some(db) = database().await else { return };
+    let hold = [("HERALD_MAIL_DELIVERY", "false")];
+    let nodes = [
+        start_node("node_2", &db, &hold).await,
+        start_node("node_1", &db, &hold).await,
+        start_node("node_3", &db, &hold).await,
+    ];
+    for i in 0..2 {
+        assert_eq!(submit(&nodes[0], &format!("u{i}@example.com")).await.status(), 202);
+    }
+    let expected = vec![
+        ("node_1".to_owned(), "ACTIVE".to_owned(), 0, 0),
+        ("node_2".to_owned(), "ACTIVE".to_owned(), 2, 0),
+        ("node_3".to_owned(), "ACTIVE".to_owned(), 0, 0),
+    ];
+    for node in &nodes {
+        let agreed = eventually(Duration::from_secs(20), || async {
+            cluster_status(node).await.is_some_and(|s| summary(&s) == expected)
+        })
+        .await;
+        assert!(agreed, "{} reports {:?}", node.base, cluster_status(node).await);
+    }
+    let xml = http_client()
+        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", nodes[1].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.starts_with(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><clusterMailQueue><node><nodeId>node_1</nodeId><nodeState>ACTIVE</nodeState><isClustered>true</isClustered><mailQueue><size>0</size><errorSize>0</errorSize></mailQueue></node><node><nodeId>node_2</nodeId>"#
+    ), "{xml}");
+    let status = herald_cli(&db, &["cluster", "status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains("node_1") && table.contains("node_3") && table.contains("ACTIVE"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_goes_offline_and_its_mail_is_adopted_once_and_delivered_once() {
+    let Some(db) = database().await else { return };
+    let Some(sink) = SmtpSink::start(&[]) else { return };
+    let smtp = sink.url();
+    let deliver = [("HERALD_SMTP_URL", smtp.as_str())];
+    let survivors = [
+        start_node("node_1", &db, &deliver).await,
+        start_node("node_2", &db, &deliver).await,
+    ];
+    let mut doomed = start_node("node_3", &db, &[("HERALD_MAIL_DELIVERY", "false")]).await;
+    let mut accepted = Vec::new();
+    for i in 0..5 {
+        let response = submit(&doomed, &format!("u{i}@example.com")).await;
+        accepted.push(
+            response.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let published = eventually(Duration::from_secs(20), || async {
+        cluster_status(&survivors[0])
+            .await
+            .is_some_and(|s| summary(&s).iter().any(|n| n.0 == "node_3" && n.2 == 5))
+    })
+    .await;
+    assert!(published, "node_3's queue was never published");
+
+    doomed.child.kill().unwrap(); // SIGKILL
+    doomed.child.wait().unwrap();
+
+    let offline = eventually(Duration::from_secs(20), || async {
+        cluster_status(&survivors[1])
+            .await
+            .is_some_and(|s| summary(&s).iter().any(|n| n.0 == "node_3" && n.1 == "OFFLINE"))
+    })
+    .await;
+    assert!(offline, "node_3 never went OFFLINE");
+    let delivered = eventually(Duration::from_secs(30), || async {
+        let ids: HashSet<String> = sink.received_ids().into_iter().collect();
+        accepted.iter().all(|id| ids.contains(id))
+    })
+    .await;
+    assert!(delivered, "node_3's mail was not delivered after adoption");
+    let drained = eventually(Duration::from_secs(20), || async {
+        cluster_status(&survivors[0])
+            .await
+            .is_some_and(|s| summary(&s).iter().all(|n| n.2 == 0))
+    })
+    .await;
+    assert!(drained);
+    let received = sink.received_ids();
+    for id in &accepted {
+        assert_eq!(
+            received.iter().filter(|r| *r == id).count(),
+            1,
+            "message {id} delivered more than once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_takes_no_new_work_until_activated() {
+    let Some(db) = database().await else { return };
+    let nodes = [
+        start_node("node_1", &db, &[]).await,
+        start_node("node_2", &db, &[]).await,
+    ];
+    let drain = herald_cli(&db, &["cluster", "drain", "node_2"]);
+    assert!(drain.status.success(), "{}", String::from_utf8_lossy(&drain.stderr));
+    let passive = eventually(Duration::from_secs(20), || async {
+        cluster_status(&nodes[0])
+            .await
+            .is_some_and(|s| summary(&s).iter().any(|n| n.0 == "node_2" && n.1 == "PASSIVE"))
+    })
+    .await;
+    assert!(passive, "{:?}", cluster_status(&nodes[0]).await);
+    let refused = submit(&nodes[1], "a@example.com").await;
+    assert_eq!(refused.status(), 503);
+    let ready = http_client()
+        .get(format!("{}/readyz", nodes[1].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "draining");
+    assert_eq!(
+        submit(&nodes[0], "a@example.com").await.status(),
+        202,
+        "the other node still takes mail"
+    );
+
+    assert!(herald_cli(&db, &["cluster", "activate", "node_2"]).status.success());
+    let active = eventually(Duration::from_secs(20), || async {
+        submit(&nodes[1], "b@example.com").await.status() == 202
+    })
+    .await;
+    assert!(active);
+    let unknown = herald_cli(&db, &["cluster", "drain", "node_9"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no cluster node `node_9`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_live_nodes_cannot_share_an_id() {
+    let Some(db) = database().await else { return };
+    let _first = start_node("node_1", &db, &[]).await;
+    let (mut command, _, _dir) = node_command("node_1", &db, &[]);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another live node already uses the node id `node_1`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_mode_on_sqlite_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(HERALD)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("HERALD_DATABASE_URL")
+        .env("HERALD_CLUSTER", "true")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("HERALD_CLUSTER=true needs a PostgreSQL database"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_recover_from_a_database_restart_without_restarting() {
+    let Some(pg) = PgCluster::start() else { return };
+    let db = create_postgres_database(&pg.url()).await;
+    let nodes = [
+        start_node("node_1", &db, &[]).await,
+        start_node("node_2", &db, &[]).await,
+    ];
+    pg.stop_server();
+    let unavailable = http_client()
+        .get(format!("{}/readyz", nodes[0].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unavailable.status(), 503);
+    pg.start_server();
+    for node in &nodes {
+        let recovered = eventually(Duration::from_secs(30), || async {
+            cluster_status(node).await.is_some_and(|s| {
+                summary(&s)
+                    .iter()
+                    .map(|n| (n.0.as_str(), n.1.as_str()))
+                    .collect::<Vec<_>>()
+                    == [("node_1", "ACTIVE"), ("node_2", "ACTIVE")]
+            })
+        })
+        .await;
+        assert!(recovered, "{} reports {:?}", node.base, cluster_status(node).await);
+        assert_eq!(submit(node, "after@example.com").await.status(), 202);
+    }
+}
