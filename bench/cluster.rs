@@ -1,0 +1,357 @@
+//! Cluster benchmarks, in one run against the release-built `herald` binary and a throwaway
+//! PostgreSQL server:
+//!
+//! (1) `GET /rest/mailqueue/1.0/clusterStatus` latency with 500 registered nodes, next to
+//!     `/rest/mailqueue/1.0/status` on the same server (the single-node baseline);
+//! (2) delivery throughput of 1, 2 and 3 nodes sharing one PostgreSQL, into one `smtp-sink`.
+//!
+//! Knobs: BENCH_CLUSTER_NODES (1, default 500), BENCH_MAIL_MESSAGES (2, default 20000, split evenly
+//! between the nodes), BENCH_MAIL_CONNECTIONS (2, per node, default 4).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{basic, env_usize, free_port, request};
+use herald::store::{ConnectOptions, Heartbeat, NewMail, Store, now_ms};
+
+const PASSWORD: &str = "bench-admin-password";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// A throwaway PostgreSQL server in a temporary directory; stopped on drop.
+struct Postgres {
+    bindir: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bindir.join(tool);
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        let out = command.args(args).output().expect("run a PostgreSQL tool");
+        assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn start() -> Postgres {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed (apt-get install postgresql)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("postgres").exists())
+            .collect();
+        dirs.sort();
+        let bindir = dirs.pop().expect("no PostgreSQL server binaries");
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            assert!(
+                Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(dir.path())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let pg = Postgres {
+            bindir,
+            dir,
+            port: free_port(),
+        };
+        let data = pg.dir.path().join("data").display().to_string();
+        pg.run("initdb", &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"]);
+        // Durable settings (fsync on): this measures what a production database would do.
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200",
+            pg.port,
+            pg.dir.path().display()
+        );
+        let log = pg.dir.path().join("server.log").display().to_string();
+        pg.run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-o", &options, "start"]);
+        pg
+    }
+
+    fn create_database(&self, name: &str) -> String {
+        let psql = self.bindir.join("psql");
+        let status = Command::new(psql)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-qc",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data").display().to_string();
+        let program = self.bindir.join("pg_ctl");
+        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
+        let _ = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(program).args(args).output()
+        };
+    }
+}
+
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(id: &str, database_url: &str, env: &[(&str, String)]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut command = Command::new(common::HERALD);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("HERALD_") || key.to_ascii_lowercase().ends_with("_proxy") {
+                command.env_remove(&key);
+            }
+        }
+        command
+            .args(["serve", "--log", "warn", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(dir.path())
+            .env("HERALD_DATABASE_URL", database_url)
+            .env("HERALD_CLUSTER", "true")
+            .env("HERALD_NODE_ID", id)
+            .env("HERALD_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let node = Node {
+            child: command.spawn().unwrap(),
+            addr,
+            _dir: dir,
+        };
+        wait_ready(addr);
+        node
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !request(addr, "GET", "/readyz", &[], None).is_ok_and(|r| r.status == 200) {
+        assert!(Instant::now() < deadline, "node did not become ready");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn latency(addr: SocketAddr, path: &str, n: usize) -> (Duration, Duration) {
+    let auth = basic("admin", PASSWORD);
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            let r = request(addr, "GET", path, &[("Authorization", &auth)], None).unwrap();
+            assert_eq!(r.status, 200);
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    (samples[n / 2], samples[(n * 99 / 100).min(n - 1)])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn store(url: &str) -> Store {
+    let store = Store::connect(&ConnectOptions {
+        url: url.to_owned(),
+        max_connections: 4,
+        timeout: Duration::from_secs(30),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn cluster_status_with_many_nodes(pg: &Postgres) {
+    let nodes = env_usize("BENCH_CLUSTER_NODES", 500);
+    let url = pg.create_database("herald_view");
+    let store = store(&url).await;
+    let now = now_ms();
+    for i in 1..nodes {
+        let id = format!("node_{i:04}");
+        let beat = Heartbeat {
+            node_id: &id,
+            state: "ACTIVE",
+            started_at: now,
+            now: now + 3_600_000,
+            state_since: now,
+            queue_size: i as i64,
+            error_size: 0,
+        };
+        store.publish_heartbeat(&beat).await.unwrap();
+    }
+    let node = Node::start("node_0000", &url, &[("HERALD_MAIL_DELIVERY", "false".into())]);
+    let auth = basic("admin", PASSWORD);
+    let body = request(
+        node.addr,
+        "GET",
+        "/rest/mailqueue/1.0/clusterStatus",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap()
+    .json();
+    assert_eq!(body["nodes"].as_array().unwrap().len(), nodes);
+    let (status_p50, status_p99) = latency(node.addr, "/rest/mailqueue/1.0/status", 500);
+    let (cluster_p50, cluster_p99) = latency(node.addr, "/rest/mailqueue/1.0/clusterStatus", 500);
+    println!(
+        "(1) clusterStatus with {nodes} registered nodes (PostgreSQL), 500 sequential requests each, new connection per request"
+    );
+    println!("    status        p50 {}   p99 {}", ms(status_p50), ms(status_p99));
+    println!(
+        "    clusterStatus p50 {}   p99 {}   ratio p50 {:.2}",
+        ms(cluster_p50),
+        ms(cluster_p99),
+        cluster_p50.as_secs_f64() / status_p50.as_secs_f64()
+    );
+    store.close().await;
+}
+
+struct Sink(Child, u16);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sink() -> Sink {
+    let port = free_port();
+    let mut command = Command::new("smtp-sink");
+    if is_root() {
+        command.args(["-u", "nobody"]);
+    }
+    let child = command
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("256")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("smtp-sink (package postfix)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Sink(child, port)
+}
+
+async fn throughput_with(pg: &Postgres, nodes: usize, messages: usize, connections: usize, sink_port: u16) -> f64 {
+    let url = pg.create_database(&format!("herald_nodes_{nodes}"));
+    let store = store(&url).await;
+    let content = serde_json::json!({
+        "from": "bench@example.com", "to": ["u@example.com"], "cc": [], "bcc": [], "reply_to": null,
+        "subject": "bench", "text": "x".repeat(1024), "html": null, "headers": {}
+    })
+    .to_string();
+    let now = now_ms();
+    let per_node = messages / nodes;
+    for n in 0..nodes {
+        for chunk in (0..per_node).collect::<Vec<_>>().chunks(5000) {
+            let batch: Vec<NewMail> = chunk
+                .iter()
+                .map(|i| NewMail {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    node_id: format!("node_{n}"),
+                    envelope_from: "bench@example.com".into(),
+                    recipients_json: r#"["u@example.com"]"#.into(),
+                    subject: format!("bench {i}"),
+                    content_json: content.clone(),
+                    size_bytes: content.len() as i64,
+                    submitted_by: "bench".into(),
+                    now,
+                    idempotency: None,
+                })
+                .collect();
+            store.enqueue_mail(&batch).await.unwrap();
+        }
+    }
+    let env = [
+        ("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{sink_port}")),
+        ("HERALD_SMTP_CONNECTIONS", connections.to_string()),
+    ];
+    let started = Instant::now();
+    let running: Vec<Node> = (0..nodes)
+        .map(|n| Node::start(&format!("node_{n}"), &url, &env))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut left = 0;
+        for n in 0..nodes {
+            left += store.mail_counts(&format!("node_{n}")).await.unwrap().0;
+        }
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queues did not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = (per_node * nodes) as f64 / started.elapsed().as_secs_f64();
+    drop(running);
+    store.close().await;
+    rate
+}
+
+#[tokio::main]
+async fn main() {
+    println!("herald cluster benchmarks (load: {})", common::loadavg());
+    let pg = Postgres::start();
+    cluster_status_with_many_nodes(&pg).await;
+    let messages = env_usize("BENCH_MAIL_MESSAGES", 20_000);
+    let connections = env_usize("BENCH_MAIL_CONNECTIONS", 4);
+    let sink = sink();
+    println!(
+        "(2) delivery of {messages} messages (1 KiB) into one smtp-sink, {connections} SMTP connections per node, one PostgreSQL (fsync on); timed from node start-up to empty queues"
+    );
+    let mut base = None;
+    for nodes in 1..=3 {
+        let rate = throughput_with(&pg, nodes, messages, connections, sink.1).await;
+        let base_rate = *base.get_or_insert(rate);
+        println!(
+            "    {nodes} node(s): {rate:>8.0} msg/s   ratio to 1 node {:.2}",
+            rate / base_rate
+        );
+    }
+}
