@@ -92,19 +92,17 @@ pub struct MailFilter {
 const SUMMARY_COLUMNS: &str = "id, node_id, state, envelope_from, recipients, subject, size_bytes, submitted_by, \
      attempts, created_at, next_attempt_at, last_error";
 
-const INSERT_MESSAGE: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
-     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
-     VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, 0, $9, $9, $9)";
-
 const INSERT_KEY: &str = "INSERT INTO mail_idempotency (principal, key, message_id, request_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal, key) DO NOTHING";
 
 const FIND_KEY: &str = "SELECT message_id, request_hash FROM mail_idempotency WHERE principal = $1 AND key = $2";
 
-/// Runs the batch insert inside one transaction on either backend.
-macro_rules! enqueue_in {
+/// Records the idempotency keys of a batch inside its transaction; returns each submission's outcome
+/// and the submissions to store (those without a key, and those whose key is new).
+macro_rules! claim_keys_in {
     ($tx:expr, $batch:expr) => {{
         let mut outcomes = Vec::with_capacity($batch.len());
+        let mut to_store: Vec<&NewMail> = Vec::with_capacity($batch.len());
         for mail in $batch {
             if let Some((key, hash)) = &mail.idempotency {
                 let inserted = sqlx::query(INSERT_KEY)
@@ -130,35 +128,53 @@ macro_rules! enqueue_in {
                     continue;
                 }
             }
-            sqlx::query(INSERT_MESSAGE)
-                .bind(&mail.id)
-                .bind(&mail.node_id)
-                .bind(&mail.envelope_from)
-                .bind(&mail.recipients_json)
-                .bind(&mail.subject)
-                .bind(&mail.content_json)
-                .bind(mail.size_bytes)
-                .bind(&mail.submitted_by)
-                .bind(mail.now)
-                .execute(&mut *$tx)
-                .await?;
+            to_store.push(mail);
             outcomes.push(EnqueueOutcome::Stored);
         }
-        outcomes
+        (outcomes, to_store)
     }};
 }
 
-/// Applies completions inside one transaction on either backend.
+/// One statement stores a whole batch: every statement is a round trip (to SQLite's worker thread,
+/// or to PostgreSQL), so a statement per message would cost more than the messages themselves.
+const SQLITE_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
+     SELECT value ->> 0, value ->> 1, 'queued', value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+     value ->> 7, 0, value ->> 8, value ->> 8, value ->> 8 FROM json_each($1)";
+
+const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
+     SELECT id, node_id, 'queued', envelope_from, recipients, subject, content, size_bytes, submitted_by, 0, now, now, now \
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[]) \
+     AS t(id, node_id, envelope_from, recipients, subject, content, size_bytes, submitted_by, now)";
+
+fn sqlite_rows_json(rows: &[&NewMail]) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|m| {
+            serde_json::json!([
+                m.id,
+                m.node_id,
+                m.envelope_from,
+                m.recipients_json,
+                m.subject,
+                m.content_json,
+                m.size_bytes,
+                m.submitted_by,
+                m.now
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// Applies completions inside one transaction on either backend; delivered messages are deleted
+/// by the caller with one statement.
 macro_rules! complete_in {
     ($tx:expr, $completions:expr, $now:expr) => {{
         for completion in $completions {
             match completion {
-                Completion::Delivered { id } => {
-                    sqlx::query("DELETE FROM mail_messages WHERE id = $1 AND state = 'sending'")
-                        .bind(id)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
+                Completion::Delivered { .. } => {}
                 Completion::Retry {
                     id,
                     attempts,
@@ -200,13 +216,34 @@ impl Store {
         match &self.db {
             Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
-                let outcomes = enqueue_in!(tx, batch);
+                let (outcomes, to_store) = claim_keys_in!(tx, batch);
+                if !to_store.is_empty() {
+                    sqlx::query(SQLITE_BULK_INSERT)
+                        .bind(sqlite_rows_json(&to_store))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(outcomes)
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let outcomes = enqueue_in!(tx, batch);
+                let (outcomes, to_store) = claim_keys_in!(tx, batch);
+                if !to_store.is_empty() {
+                    let column = |f: fn(&NewMail) -> String| to_store.iter().map(|m| f(m)).collect::<Vec<String>>();
+                    sqlx::query(POSTGRES_BULK_INSERT)
+                        .bind(column(|m| m.id.clone()))
+                        .bind(column(|m| m.node_id.clone()))
+                        .bind(column(|m| m.envelope_from.clone()))
+                        .bind(column(|m| m.recipients_json.clone()))
+                        .bind(column(|m| m.subject.clone()))
+                        .bind(column(|m| m.content_json.clone()))
+                        .bind(to_store.iter().map(|m| m.size_bytes).collect::<Vec<i64>>())
+                        .bind(column(|m| m.submitted_by.clone()))
+                        .bind(to_store.iter().map(|m| m.now).collect::<Vec<i64>>())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(outcomes)
             }
@@ -258,14 +295,35 @@ impl Store {
     /// Records delivery outcomes in one transaction. Only rows still `sending` are touched, so an
     /// admin's delete during delivery wins.
     pub async fn complete_mail(&self, completions: &[Completion], now: i64) -> Result<(), StoreError> {
+        let delivered: Vec<String> = completions
+            .iter()
+            .filter_map(|c| match c {
+                Completion::Delivered { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
         match &self.db {
             Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
+                if !delivered.is_empty() {
+                    sqlx::query(
+                        "DELETE FROM mail_messages WHERE state = 'sending' AND id IN (SELECT value FROM json_each($1))",
+                    )
+                    .bind(serde_json::Value::from(delivered).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 complete_in!(tx, completions, now);
                 tx.commit().await?;
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                if !delivered.is_empty() {
+                    sqlx::query("DELETE FROM mail_messages WHERE state = 'sending' AND id = ANY($1)")
+                        .bind(delivered)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 complete_in!(tx, completions, now);
                 tx.commit().await?;
             }
