@@ -14,6 +14,8 @@ use support::{ADMIN_PASSWORD, Backend, create_postgres_database, eventually, htt
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 const MESSAGES: usize = 40;
 const CONNECTIONS: usize = 4;
+/// Messages a worker sends back to back before recording them (see mail::delivery).
+const PIPELINE_RUN: usize = 16;
 
 struct Herald {
     child: Child,

@@ -13,6 +13,7 @@ use super::smtp::{Connection, SendError, SmtpClient};
 use crate::cluster::NodeId;
 use crate::metrics::Metrics;
 use crate::store::{ClaimedMail, Completion, Store, StoreError, now_ms};
+use lettre::address::Envelope;
 
 /// How long a claimed message stays reserved for this node before it may be claimed again.
 const LEASE: Duration = Duration::from_secs(600);
@@ -21,6 +22,8 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Idle SMTP connections are closed after this long.
 const CONNECTION_IDLE: Duration = Duration::from_secs(30);
 const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(86_400);
+/// Most messages a worker sends back to back before reporting their outcomes.
+const PIPELINE_RUN: usize = 16;
 
 #[derive(Clone)]
 pub struct Delivery {
@@ -108,19 +111,38 @@ impl Delivery {
         }
     }
 
-    /// Sends one claimed message over `conn`.
-    async fn attempt(&self, conn: &mut Option<Connection>, claimed: ClaimedMail) -> Attempt {
-        let rendered = serde_json::from_str::<ValidMail>(&claimed.content)
-            .map_err(|e| SendError::Permanent(format!("stored message is unreadable: {e}")))
-            .and_then(|mail| {
-                mail.render(&claimed.id, claimed.created_at)
-                    .map_err(|e| SendError::Permanent(e.to_string()))
-            });
-        let result = match rendered {
-            Ok((envelope, bytes)) => self.client.send(conn, &envelope, &bytes).await,
-            Err(e) => Err(e),
-        };
-        Attempt { claimed, result }
+    /// Sends claimed messages back to back over `conn` (pipelined when the relay allows it).
+    async fn attempt_all(&self, conn: &mut Option<Connection>, claimed: Vec<ClaimedMail>) -> Vec<Attempt> {
+        let rendered: Vec<Result<(Envelope, Vec<u8>), SendError>> = claimed
+            .iter()
+            .map(|c| {
+                serde_json::from_str::<ValidMail>(&c.content)
+                    .map_err(|e| SendError::Permanent(format!("stored message is unreadable: {e}")))
+                    .and_then(|mail| {
+                        mail.render(&c.id, c.created_at)
+                            .map_err(|e| SendError::Permanent(e.to_string()))
+                    })
+            })
+            .collect();
+        let sendable: Vec<(&Envelope, &[u8])> = rendered
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(e, b)| (e, b.as_slice()))
+            .collect();
+        let mut sent = self.client.send_many(conn, &sendable).await.into_iter();
+        claimed
+            .into_iter()
+            .zip(rendered)
+            .map(|(claimed, rendered)| {
+                let result = match rendered {
+                    Ok(_) => sent
+                        .next()
+                        .unwrap_or_else(|| Err(SendError::Transient("not sent".into()))),
+                    Err(e) => Err(e),
+                };
+                Attempt { claimed, result }
+            })
+            .collect()
     }
 
     /// One deterministic step, for tests and tools: claims up to `limit` due messages, sends them
@@ -133,11 +155,11 @@ impl Delivery {
             .claim_due_mail(self.node_id.as_str(), now, lease_until, limit)
             .await?;
         let mut conn = None;
-        let mut completions = Vec::with_capacity(claimed.len());
-        for mail in claimed {
-            let attempt = self.attempt(&mut conn, mail).await;
-            completions.push(self.decide(attempt, now_ms(), rand::rng().random()));
-        }
+        let attempts = self.attempt_all(&mut conn, claimed).await;
+        let completions: Vec<Completion> = attempts
+            .into_iter()
+            .map(|a| self.decide(a, now_ms(), rand::rng().random()))
+            .collect();
         if let Some(conn) = conn {
             self.client.close(conn).await;
         }
@@ -168,11 +190,15 @@ impl Delivery {
         let capacity = self.workers * 32;
         let (jobs_tx, jobs_rx) = async_channel::bounded::<ClaimedMail>(capacity);
         let (done_tx, done_rx) = mpsc::channel::<Attempt>(capacity * 2);
+        // Workers signal it when the job channel is half empty, so the dispatcher claims more at once.
+        let space = Arc::new(Notify::new());
         let mut workers = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
             workers.push(tokio::spawn(self.clone().work(
                 jobs_rx.clone(),
                 done_tx.clone(),
+                space.clone(),
+                capacity / 2,
                 shutdown.clone(),
             )));
         }
@@ -189,7 +215,15 @@ impl Delivery {
                 last_maintenance = Instant::now();
             }
             let room = capacity.saturating_sub(jobs_tx.len());
-            let claimed = if room >= capacity / 2 {
+            if room < capacity / 2 {
+                // The workers have plenty to do: wait until they have taken half of it.
+                tokio::select! {
+                    () = space.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let claimed = {
                 let now = now_ms();
                 let lease_until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
                 let limit = i64::try_from(room).unwrap_or(256);
@@ -204,8 +238,6 @@ impl Delivery {
                         continue;
                     }
                 }
-            } else {
-                Vec::new()
             };
             let got = claimed.len();
             for mail in claimed {
@@ -216,19 +248,13 @@ impl Delivery {
             if got > 0 {
                 continue;
             }
-            // Nothing due (or the workers are busy): sleep until new mail, the next due time, or a
-            // worker frees room.
+            // Nothing due: sleep until new mail, the next due time, or a worker frees room.
             let wait = match self.store.next_mail_due(&node).await {
                 Ok(Some(due)) => {
                     Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
                 }
                 Ok(None) => IDLE_POLL,
                 Err(_) => Duration::from_secs(1),
-            };
-            let wait = if jobs_tx.len() > 0 {
-                wait.min(Duration::from_millis(20))
-            } else {
-                wait
             };
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -251,6 +277,8 @@ impl Delivery {
         self,
         jobs: async_channel::Receiver<ClaimedMail>,
         done: mpsc::Sender<Attempt>,
+        space: Arc<Notify>,
+        low_water: usize,
         shutdown: watch::Receiver<bool>,
     ) {
         let mut conn: Option<Connection> = None;
@@ -265,11 +293,25 @@ impl Delivery {
                 }
             };
             let Ok(job) = job else { break };
+            // Take what else is waiting (up to a small run) to send it back to back.
+            let mut run = vec![job];
+            while run.len() < PIPELINE_RUN {
+                match jobs.try_recv() {
+                    Ok(job) => run.push(job),
+                    Err(_) => break,
+                }
+            }
+            if jobs.len() <= low_water {
+                space.notify_one();
+            }
             if *shutdown.borrow() {
                 break;
             }
-            let attempt = self.attempt(&mut conn, job).await;
-            if done.send(attempt).await.is_err() {
+            let mut stopped = false;
+            for attempt in self.attempt_all(&mut conn, run).await {
+                stopped |= done.send(attempt).await.is_err();
+            }
+            if stopped {
                 break;
             }
         }

@@ -349,24 +349,61 @@ impl SmtpClient {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<(), SendError> {
-        if conn.as_ref().is_some_and(|c| c.inner.has_broken()) {
-            *conn = None;
+        self.send_many(conn, &[(envelope, message)])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Sends several messages over `conn` (opening one when needed), back to back with pipelining
+    /// when the relay offers it. Returns one result per message, in order. After a failure the
+    /// connection is replaced and the remaining messages go on over a new one.
+    pub async fn send_many(
+        &self,
+        conn: &mut Option<Connection>,
+        messages: &[(&Envelope, &[u8])],
+    ) -> Vec<Result<(), SendError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        while results.len() < messages.len() {
+            let start = results.len();
+            if conn.as_ref().is_some_and(|c| c.inner.has_broken()) {
+                *conn = None;
+            }
+            let mut connection = match conn.take() {
+                Some(c) => c,
+                None => match self.connect().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // The relay cannot be reached: the same answer holds for every message left.
+                        results.extend(std::iter::repeat_n(Err(e), messages.len() - start));
+                        break;
+                    }
+                },
+            };
+            let outcome = if connection.pipelining {
+                pipelined_run(&mut connection, &messages[start..], &mut results, self.timeout).await
+            } else {
+                let (envelope, body) = messages[start];
+                match self.within("send", transaction(&mut connection, envelope, body)).await {
+                    Ok(()) => {
+                        results.push(Ok(()));
+                        Ok(())
+                    }
+                    Err(e) => Err((0, e)),
+                }
+            };
+            match outcome {
+                Ok(()) => *conn = Some(connection),
+                Err((failed_at, error)) => {
+                    results.truncate(start + failed_at);
+                    results.push(Err(error));
+                    // Whatever the relay still has to say is dropped with the connection; closing
+                    // politely is best effort, the relay may already have gone.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection.inner.abort()).await;
+                }
+            }
         }
-        let mut connection = match conn.take() {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
-        let result = self
-            .within("send", transaction(&mut connection, envelope, message))
-            .await;
-        if result.is_ok() && !connection.inner.has_broken() {
-            *conn = Some(connection);
-        } else if result.is_err() {
-            // Whatever the relay still has to say about this transaction is dropped with the
-            // connection; closing politely is best effort, the relay may already have gone.
-            let _ = tokio::time::timeout(Duration::from_secs(1), connection.inner.abort()).await;
-        }
-        result
+        results
     }
 
     /// Ends a connection with QUIT.
@@ -375,16 +412,8 @@ impl SmtpClient {
     }
 }
 
-/// One mail transaction: envelope (pipelined when the relay allows it), then the message.
-async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
-    if !conn.pipelining {
-        return conn
-            .inner
-            .send(envelope, message)
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e));
-    }
+/// The envelope commands of one message, after checking what the relay supports.
+fn envelope_commands(conn: &Connection, envelope: &Envelope, message: &[u8]) -> Result<(Mail, Vec<Rcpt>), SendError> {
     let info = conn.inner.server_info();
     let mut parameters = Vec::new();
     let non_ascii = envelope.from().is_some_and(|a| !a.to_string().is_ascii())
@@ -392,7 +421,7 @@ async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8])
     if non_ascii {
         if !info.supports_feature(Extension::SmtpUtfEight) {
             return Err(SendError::Permanent(
-                "an address is not ASCII and the relay does not support SMTPUTF8".to_owned(),
+                "an address is not ASCII and the relay does not support SMTPUTF8".into(),
             ));
         }
         parameters.push(MailParameter::SmtpUtfEight);
@@ -405,17 +434,120 @@ async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8])
         }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    let rcpts: Vec<Rcpt> = envelope.to().iter().map(|to| Rcpt::new(to.clone(), vec![])).collect();
-    let commands = Pipelined {
-        mail: Mail::new(envelope.from().cloned(), parameters),
-        rcpts: &rcpts,
-    };
-    conn.inner.command(commands).await.map_err(|e| classify(&e))?;
-    for _ in &rcpts {
+    let rcpts = envelope.to().iter().map(|to| Rcpt::new(to.clone(), vec![])).collect();
+    Ok((Mail::new(envelope.from().cloned(), parameters), rcpts))
+}
+
+/// Message content (dot-stuffed, ended by `.`), then optionally the next message's envelope: one
+/// write, as RFC 2920 allows (the end of data may be followed by the next transaction's commands).
+struct DataThenNext<'a> {
+    body: &'a str,
+    next: Option<&'a Pipelined<'a>>,
+}
+
+impl fmt::Display for DataThenNext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in self.body.split_inclusive("\r\n") {
+            if line.starts_with('.') {
+                f.write_str(".")?;
+            }
+            f.write_str(line)?;
+        }
+        if !self.body.ends_with("\r\n") {
+            f.write_str("\r\n")?;
+        }
+        f.write_str(".\r\n")?;
+        if let Some(next) = self.next {
+            write!(f, "{next}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the replies to the RCPT and DATA commands of an envelope whose MAIL reply was read.
+async fn read_envelope_replies(conn: &mut Connection, rcpts: usize) -> Result<(), SendError> {
+    for _ in 0..rcpts {
         conn.inner.read_response().await.map_err(|e| classify(&e))?;
     }
     conn.inner.read_response().await.map_err(|e| classify(&e))?; // 354 for DATA
-    conn.inner.message(message).await.map(|_| ()).map_err(|e| classify(&e))
+    Ok(())
+}
+
+fn timed_out(what: &str, timeout: Duration) -> SendError {
+    SendError::Transient(format!(
+        "{what}: no answer within {}",
+        humantime::format_duration(timeout)
+    ))
+}
+
+/// Sends messages back to back over one pipelining connection: the end of each message and the next
+/// envelope share one write, so a message costs one round trip. On the first failure it stops and
+/// returns the index of the message that failed; the results of the messages before it are pushed.
+async fn pipelined_run(
+    conn: &mut Connection,
+    messages: &[(&Envelope, &[u8])],
+    results: &mut Vec<Result<(), SendError>>,
+    timeout: Duration,
+) -> Result<(), (usize, SendError)> {
+    let mut envelopes = Vec::with_capacity(messages.len());
+    for (i, (envelope, body)) in messages.iter().enumerate() {
+        match envelope_commands(conn, envelope, body) {
+            Ok(commands) => envelopes.push(commands),
+            Err(e) if i == 0 => return Err((0, e)),
+            // Send up to the one that cannot be sent; the caller goes on from it.
+            Err(_) => break,
+        }
+    }
+    let first = Pipelined {
+        mail: envelopes[0].0.clone(),
+        rcpts: &envelopes[0].1,
+    };
+    let rcpts = envelopes[0].1.len();
+    let sent = tokio::time::timeout(timeout, async {
+        conn.inner.command(first).await.map_err(|e| classify(&e))?;
+        read_envelope_replies(conn, rcpts).await
+    })
+    .await;
+    sent.unwrap_or_else(|_| Err(timed_out("envelope", timeout)))
+        .map_err(|e| (0, e))?;
+    for k in 0..envelopes.len() {
+        let body = std::str::from_utf8(messages[k].1)
+            .map_err(|_| (k, SendError::Permanent("the message is not valid UTF-8".into())))?;
+        let next = envelopes.get(k + 1).map(|(mail, rcpts)| Pipelined {
+            mail: mail.clone(),
+            rcpts,
+        });
+        let data = DataThenNext {
+            body,
+            next: next.as_ref(),
+        };
+        let done = tokio::time::timeout(timeout, conn.inner.command(data)).await;
+        match done {
+            Ok(Ok(_)) => results.push(Ok(())),
+            Ok(Err(e)) => return Err((k, classify(&e))),
+            Err(_) => return Err((k, timed_out("message", timeout))),
+        }
+        if let Some(next) = &next {
+            let replies = tokio::time::timeout(timeout, async {
+                conn.inner.read_response().await.map_err(|e| classify(&e))?; // MAIL
+                read_envelope_replies(conn, next.rcpts.len()).await
+            })
+            .await;
+            replies
+                .unwrap_or_else(|_| Err(timed_out("envelope", timeout)))
+                .map_err(|e| (k + 1, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// One mail transaction without pipelining (the relay does not offer it).
+async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+    conn.inner
+        .send(envelope, message)
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(&e))
 }
 
 fn local_hostname() -> String {
