@@ -138,7 +138,6 @@ impl Application {
             "database ready"
         );
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
-        let metrics = Arc::new(Metrics::new());
         let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
         let state = AppState {
             settings: Arc::new(settings),
