@@ -57,6 +57,9 @@ SINK_ARGS=()
 "$SMTP_SINK" "${SINK_ARGS[@]}" 127.0.0.1:2525 64 & PIDS+=($!)
 log "SMTP sink on 127.0.0.1:2525"
 
+# Every node sharing a database needs the same key for the integration secrets it stores.
+HERALD_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+export HERALD_SECRET_KEY
 export HERALD_DATABASE_URL="$DB" HERALD_CLUSTER=true HERALD_ADMIN_PASSWORD=demo-admin-password \
   HERALD_SMTP_URL=smtp://127.0.0.1:2525 HERALD_CLUSTER_POLL_INTERVAL=5s \
   HERALD_CLUSTER_HEARTBEAT_TIMEOUT=15s HERALD_CLUSTER_ADOPT_AFTER=15s

@@ -49,6 +49,11 @@ pub enum StartupError {
     Smtp(String),
     #[error("cluster mode: {0}")]
     Cluster(String),
+    #[error(
+        "this node's secrets key (HERALD_SECRET_KEY, or secret.key in the data dir) is not the one the \
+         database's secrets were encrypted with; every node sharing a database needs the same HERALD_SECRET_KEY"
+    )]
+    SecretKeyMismatch,
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
     #[error("{0}")]
@@ -138,6 +143,7 @@ impl Application {
             "database ready"
         );
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+        check_secret_key(&store, &secrets).await?;
         let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
         let state = AppState {
             settings: Arc::new(settings),
@@ -218,6 +224,19 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Stops a node whose secrets key differs from the one the database's secrets were sealed with: it
+/// could read none of them, and would write secrets that no other node can read.
+async fn check_secret_key(store: &Store, secrets: &SecretBox) -> Result<(), StartupError> {
+    const CONTEXT: &str = "herald:secret-key-check";
+    let stored = store
+        .meta_insert_or_get("secret_key_check", &secrets.seal(CONTEXT, "herald"))
+        .await?;
+    secrets
+        .open(CONTEXT, &stored)
+        .map(|_| ())
+        .map_err(|_| StartupError::SecretKeyMismatch)
 }
 
 /// Cluster mode is on when `HERALD_CLUSTER=true` and the database is PostgreSQL; asking for it on

@@ -11,6 +11,8 @@ use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, create_postgres_database, eventually, http_client, postgres_admin_url};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+/// 32 bytes, base64.
+const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 struct Node {
     child: Child,
@@ -36,8 +38,8 @@ fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Comman
     command
         .args([
             "serve",
-            "--log",
-            "warn",
+            "--log-format",
+            "json",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",
@@ -52,8 +54,11 @@ fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Comman
         .env("HERALD_CLUSTER_ADOPT_AFTER", "1s")
         .env("HERALD_DATABASE_TIMEOUT", "2s")
         .env("HERALD_SMTP_URL", "smtp://127.0.0.1:1")
+        .env("HERALD_LOG", "warn")
+        // Nodes sharing a database share the key that seals integration secrets.
+        .env("HERALD_SECRET_KEY", SECRET_KEY)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::null());
     for (k, v) in extra {
         command.env(k, v);
     }
@@ -61,7 +66,11 @@ fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Comman
 }
 
 async fn start_node(id: &str, database_url: &str, extra: &[(&str, &str)]) -> Node {
-    let (mut command, base, dir) = node_command(id, database_url, extra);
+    let (command, base, dir) = node_command(id, database_url, extra);
+    spawn_node(id, command, base, dir).await
+}
+
+async fn spawn_node(id: &str, mut command: Command, base: String, dir: tempfile::TempDir) -> Node {
     let node = Node {
         child: command.spawn().unwrap(),
         base,
@@ -286,11 +295,29 @@ async fn two_live_nodes_cannot_share_an_id() {
     let Some(db) = database().await else { return };
     let _first = start_node("node_1", &db, &[]).await;
     let (mut command, _, _dir) = node_command("node_1", &db, &[]);
-    let output = command.output().unwrap();
+    let output = command.stderr(Stdio::piped()).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("another live node already uses the node id `node_1`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_secrets_key_is_refused_at_start_up() {
+    let Some(db) = database().await else { return };
+    let _first = start_node("node_1", &db, &[]).await;
+    let (mut command, _, _dir) = node_command(
+        "node_2",
+        &db,
+        &[("HERALD_SECRET_KEY", "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")],
+    );
+    let output = command.stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("every node sharing a database needs the same HERALD_SECRET_KEY"),
         "{stderr}"
     );
 }
@@ -339,4 +366,73 @@ async fn nodes_recover_from_a_database_restart_without_restarting() {
         assert!(recovered, "{} reports {:?}", node.base, cluster_status(node).await);
         assert_eq!(submit(node, "after@example.com").await.status(), 202);
     }
+}
+
+/// `checked` of every "integration sweep finished" line a node has logged so far.
+fn sweeps_logged(log: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["message"] == "integration sweep finished")
+        .filter_map(|v| v["checked"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_nodes_split_the_integration_sweep() {
+    use support::jira_sim::{Flavour, JiraSim};
+    let Some(db) = database().await else { return };
+    const INTEGRATIONS: usize = 8;
+    let mut sims = Vec::new();
+    for _ in 0..INTEGRATIONS {
+        sims.push(JiraSim::start(Flavour::Cloud).await);
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for id in ["node_1", "node_2"] {
+        let (mut command, base, dir) =
+            node_command(id, &db, &[("HERALD_CHECK_INTERVAL", "1s"), ("HERALD_LOG", "info")]);
+        command.stderr(std::fs::File::create(logs.path().join(id)).unwrap());
+        nodes.push(spawn_node(id, command, base, dir).await);
+    }
+    for (i, sim) in sims.iter().enumerate() {
+        let spec = support::integrations::spec_for(&format!("jira-{i}"), sim, Flavour::Cloud);
+        let response = http_client()
+            .post(format!("{}/api/v1/integrations", nodes[0].base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    // Once both nodes have swept at least twice (the first sweep may come before they see each
+    // other), their latest sweeps together cover every integration exactly once.
+    let split = eventually(Duration::from_secs(30), || async {
+        let (a, b) = (
+            sweeps_logged(&logs.path().join("node_1")),
+            sweeps_logged(&logs.path().join("node_2")),
+        );
+        a.len() >= 2 && b.len() >= 2 && a[a.len() - 1] + b[b.len() - 1] == INTEGRATIONS as u64
+    })
+    .await;
+    let (a, b) = (
+        sweeps_logged(&logs.path().join("node_1")),
+        sweeps_logged(&logs.path().join("node_2")),
+    );
+    let tail = |id: &str| {
+        let text = std::fs::read_to_string(logs.path().join(id)).unwrap_or_default();
+        text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    };
+    assert!(
+        split,
+        "sweeps checked node_1 {a:?}, node_2 {b:?} of {INTEGRATIONS}\nnode_1:\n{}\nnode_2:\n{}",
+        tail("node_1"),
+        tail("node_2")
+    );
+    assert!(
+        a.last() < Some(&(INTEGRATIONS as u64)) && b.last() < Some(&(INTEGRATIONS as u64)),
+        "{a:?} {b:?}"
+    );
 }

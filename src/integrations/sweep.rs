@@ -139,6 +139,7 @@ impl Integrations {
         }
         summary.duration = started.elapsed();
         tracing::info!(
+            share = %format!("{}/{}", share.index, share.of),
             checked = summary.checked,
             healthy = summary.healthy,
             faulty = summary.faulty,

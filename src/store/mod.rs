@@ -7,6 +7,7 @@
 mod cluster;
 mod integrations;
 mod mail;
+mod meta;
 mod tokens;
 mod users;
 
