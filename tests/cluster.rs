@@ -3,48 +3,27 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::pg_cluster::PgCluster;
+use support::process::{HERALD, Process, serve_command};
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, create_postgres_database, eventually, http_client, postgres_admin_url};
 
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 /// 32 bytes, base64.
 const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 struct Node {
-    child: Child,
-    base: String,
+    process: Process,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A cluster node's command: shared settings with short intervals, JSON logs, and `extra` env.
 fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Command, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(HERALD);
+    let (mut command, base) = serve_command(dir.path(), &["--log-format", "json"]);
     command
-        .args([
-            "serve",
-            "--log-format",
-            "json",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
         .env("HERALD_DATABASE_URL", database_url)
         .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("HERALD_NODE_ID", id)
@@ -56,34 +35,23 @@ fn node_command(id: &str, database_url: &str, extra: &[(&str, &str)]) -> (Comman
         .env("HERALD_SMTP_URL", "smtp://127.0.0.1:1")
         .env("HERALD_LOG", "warn")
         // Nodes sharing a database share the key that seals integration secrets.
-        .env("HERALD_SECRET_KEY", SECRET_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env("HERALD_SECRET_KEY", SECRET_KEY);
     for (k, v) in extra {
         command.env(k, v);
     }
-    (command, format!("http://127.0.0.1:{port}"), dir)
+    (command, base, dir)
 }
 
 async fn start_node(id: &str, database_url: &str, extra: &[(&str, &str)]) -> Node {
     let (command, base, dir) = node_command(id, database_url, extra);
-    spawn_node(id, command, base, dir).await
+    spawn_node(command, base, dir).await
 }
 
-async fn spawn_node(id: &str, mut command: Command, base: String, dir: tempfile::TempDir) -> Node {
-    let node = Node {
-        child: command.spawn().unwrap(),
-        base,
+async fn spawn_node(command: Command, base: String, dir: tempfile::TempDir) -> Node {
+    Node {
+        process: Process::start(command, base).await,
         _dir: dir,
-    };
-    let client = http_client();
-    let url = format!("{}/readyz", node.base);
-    let ready = eventually(Duration::from_secs(30), || async {
-        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(ready, "node {id} did not become ready");
-    node
+    }
 }
 
 async fn database() -> Option<String> {
@@ -92,7 +60,7 @@ async fn database() -> Option<String> {
 
 async fn cluster_status(node: &Node) -> Option<serde_json::Value> {
     let response = http_client()
-        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", node.base))
+        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", node.process.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
@@ -123,7 +91,7 @@ fn summary(status: &serde_json::Value) -> Vec<(String, String, i64, i64)> {
 
 async fn submit(node: &Node, to: &str) -> reqwest::Response {
     http_client()
-        .post(format!("{}/api/v1/mail", node.base))
+        .post(format!("{}/api/v1/mail", node.process.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .json(&serde_json::json!({"to": [to], "subject": "cluster", "text": "x"}))
         .send()
@@ -164,10 +132,10 @@ async fn every_node_reports_the_same_cluster() {
             cluster_status(node).await.is_some_and(|s| summary(&s) == expected)
         })
         .await;
-        assert!(agreed, "{} reports {:?}", node.base, cluster_status(node).await);
+        assert!(agreed, "{} reports {:?}", node.process.base, cluster_status(node).await);
     }
     let xml = http_client()
-        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", nodes[1].base))
+        .get(format!("{}/rest/mailqueue/1.0/clusterStatus", nodes[1].process.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .header("accept", "application/xml")
         .send()
@@ -216,8 +184,7 @@ async fn a_killed_node_goes_offline_and_its_mail_is_adopted_once_and_delivered_o
     .await;
     assert!(published, "node_3's queue was never published");
 
-    doomed.child.kill().unwrap(); // SIGKILL
-    doomed.child.wait().unwrap();
+    doomed.process.kill(); // SIGKILL
 
     let offline = eventually(Duration::from_secs(20), || async {
         cluster_status(&survivors[1])
@@ -268,7 +235,7 @@ async fn a_draining_node_takes_no_new_work_until_activated() {
     let refused = submit(&nodes[1], "a@example.com").await;
     assert_eq!(refused.status(), 503);
     let ready = http_client()
-        .get(format!("{}/readyz", nodes[1].base))
+        .get(format!("{}/readyz", nodes[1].process.base))
         .send()
         .await
         .unwrap();
@@ -346,7 +313,7 @@ async fn nodes_recover_from_a_database_restart_without_restarting() {
     ];
     pg.stop_server();
     let unavailable = http_client()
-        .get(format!("{}/readyz", nodes[0].base))
+        .get(format!("{}/readyz", nodes[0].process.base))
         .send()
         .await
         .unwrap();
@@ -363,7 +330,12 @@ async fn nodes_recover_from_a_database_restart_without_restarting() {
             })
         })
         .await;
-        assert!(recovered, "{} reports {:?}", node.base, cluster_status(node).await);
+        assert!(
+            recovered,
+            "{} reports {:?}",
+            node.process.base,
+            cluster_status(node).await
+        );
         assert_eq!(submit(node, "after@example.com").await.status(), 202);
     }
 }
@@ -394,12 +366,12 @@ async fn live_nodes_split_the_integration_sweep() {
         let (mut command, base, dir) =
             node_command(id, &db, &[("HERALD_CHECK_INTERVAL", "1s"), ("HERALD_LOG", "info")]);
         command.stderr(std::fs::File::create(logs.path().join(id)).unwrap());
-        nodes.push(spawn_node(id, command, base, dir).await);
+        nodes.push(spawn_node(command, base, dir).await);
     }
     for (i, sim) in sims.iter().enumerate() {
         let spec = support::integrations::spec_for(&format!("jira-{i}"), sim, Flavour::Cloud);
         let response = http_client()
-            .post(format!("{}/api/v1/integrations", nodes[0].base))
+            .post(format!("{}/api/v1/integrations", nodes[0].process.base))
             .basic_auth("admin", Some(ADMIN_PASSWORD))
             .json(&spec)
             .send()

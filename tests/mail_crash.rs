@@ -5,72 +5,31 @@ mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::process::{Process, serve_command};
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, Backend, create_postgres_database, eventually, http_client, postgres_admin_url};
 
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 const MESSAGES: usize = 40;
 const CONNECTIONS: usize = 4;
 /// Messages a worker sends back to back before recording them (see mail::delivery).
 const PIPELINE_RUN: usize = 16;
 
-struct Herald {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(data_dir: &Path, database_url: Option<&str>, smtp_url: &str) -> Herald {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(HERALD);
+async fn start(data_dir: &Path, database_url: Option<&str>, smtp_url: &str) -> Process {
+    let (mut command, base) = serve_command(data_dir, &["--log", "warn"]);
     command
-        .args([
-            "serve",
-            "--log",
-            "warn",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir)
         .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("HERALD_SMTP_URL", smtp_url)
         .env("HERALD_SMTP_CONNECTIONS", CONNECTIONS.to_string())
-        .env("HERALD_NODE_ID", "node_1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    match database_url {
-        Some(url) => command.env("HERALD_DATABASE_URL", url),
-        None => command.env_remove("HERALD_DATABASE_URL"),
-    };
-    let herald = Herald {
-        child: command.spawn().unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = http_client();
-    let url = format!("{}/readyz", herald.base);
-    let ready = eventually(Duration::from_secs(30), || async {
-        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(ready, "herald did not start");
-    herald
+        .env("HERALD_NODE_ID", "node_1");
+    if let Some(url) = database_url {
+        command.env("HERALD_DATABASE_URL", url);
+    }
+    Process::start(command, base).await
 }
 
-async fn queue_size(herald: &Herald) -> Option<i64> {
+async fn queue_size(herald: &Process) -> Option<i64> {
     let response = http_client()
         .get(format!("{}/rest/mailqueue/1.0/status", herald.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
@@ -117,8 +76,7 @@ async fn every_accepted_message_survives_sigkill_during_delivery(backend: Backen
     let started = eventually(Duration::from_secs(30), || async { !slow.received_ids().is_empty() }).await;
     assert!(started, "delivery never started");
     let mut herald = herald;
-    herald.child.kill().unwrap(); // SIGKILL
-    herald.child.wait().unwrap();
+    herald.kill(); // SIGKILL
     let before_crash: Vec<String> = slow.received_ids();
     assert!(
         before_crash.len() < MESSAGES,

@@ -4,6 +4,7 @@
 pub mod integrations;
 pub mod jira_sim;
 pub mod pg_cluster;
+pub mod process;
 pub mod smtp;
 pub mod tls_proxy;
 
