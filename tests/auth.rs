@@ -443,14 +443,7 @@ async fn polling_with_basic_pays_for_one_password_check(backend: Backend) {
 async fn token_use_is_recorded(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let (id, token) = app.create_token("admin").await;
-    let tokens: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/tokens")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: serde_json::Value = app.admin_json("/api/v1/tokens").await;
     assert_eq!(tokens[0]["last_used_at"], serde_json::Value::Null);
     assert_eq!(
         app.get("/api/v1/whoami")
@@ -461,14 +454,7 @@ async fn token_use_is_recorded(backend: Backend) {
             .status(),
         StatusCode::OK
     );
-    let tokens: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/tokens")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: serde_json::Value = app.admin_json("/api/v1/tokens").await;
     assert_eq!(tokens[0]["id"], id.as_str());
     assert!(tokens[0]["last_used_at"].as_str().unwrap().ends_with('Z'));
     assert!(tokens[0].get("token").is_none(), "the secret is never listed");

@@ -50,14 +50,7 @@ async fn submit(app: &TestApp, body: &serde_json::Value) -> String {
 }
 
 async fn status(app: &TestApp) -> (i64, i64) {
-    let body: serde_json::Value = app
-        .admin(Method::GET, "/rest/mailqueue/1.0/status")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = app.admin_json("/rest/mailqueue/1.0/status").await;
     (body["size"].as_i64().unwrap(), body["errorSize"].as_i64().unwrap())
 }
 
@@ -341,14 +334,7 @@ async fn the_mail_role_may_submit_and_nothing_else(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(by_monitor.status(), StatusCode::FORBIDDEN);
-    let listed: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/mail/queue")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json("/api/v1/mail/queue").await;
     assert_eq!(listed["items"][0]["submitted_by"], "billing-app");
 }
 
@@ -362,14 +348,7 @@ async fn transient_failures_are_retried_with_backoff(backend: Backend) {
     let id = submit(&app, &mail("a@example.com")).await;
     let report = deliver(&app).await;
     assert_eq!(report.retried, 1);
-    let queued: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queued: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert_eq!(queued["state"], "queued");
     assert_eq!(queued["attempts"], 1);
     assert!(queued["last_error"].as_str().unwrap().contains("450"), "{queued}");
@@ -388,14 +367,7 @@ async fn permanent_failures_go_to_the_error_queue_and_can_be_resent_or_deleted(b
     let second = submit(&app, &mail("b@example.com")).await;
     assert_eq!(deliver(&app).await.parked, 2);
     assert_eq!(status(&app).await, (0, 2));
-    let errors: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/mail/errors")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let errors: serde_json::Value = app.admin_json("/api/v1/mail/errors").await;
     assert_eq!(errors["items"].as_array().unwrap().len(), 2);
     assert_eq!(errors["items"][0]["id"], first.as_str());
     assert_eq!(errors["items"][0]["attempts"], 1);
@@ -448,14 +420,7 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
     };
     let id = submit(&app, &mail("a@example.com")).await;
     assert_eq!(deliver(&app).await.retried, 1);
-    let after_drop: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after_drop: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert_eq!(after_drop["state"], "queued");
 
     let Some(slow) = SmtpSink::start(&["-w", "3"]) else {
@@ -466,14 +431,7 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
     };
     let id = submit(&app, &mail("a@example.com")).await;
     assert_eq!(deliver(&app).await.retried, 1);
-    let after_timeout: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after_timeout: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert!(
         after_timeout["last_error"].as_str().unwrap().contains("no answer"),
         "{after_timeout}"
@@ -491,14 +449,7 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
     };
     let id = submit(&app, &mail("a@example.com")).await;
     assert_eq!(deliver(&app).await.retried, 1);
-    let refused: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert!(
         refused["last_error"].as_str().unwrap().contains("cannot connect"),
         "{refused}"
@@ -533,14 +484,7 @@ async fn too_many_attempts_end_in_the_error_queue(backend: Backend) {
     let parked: usize = reports.iter().map(|r| r.parked).sum();
     let retried: usize = reports.iter().map(|r| r.retried).sum();
     assert_eq!((retried, parked), (2, 1), "{reports:?}");
-    let errored: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let errored: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert_eq!(errored["state"], "error");
     assert_eq!(errored["attempts"], 3);
 }
@@ -566,23 +510,11 @@ async fn the_queue_is_listed_in_pages(backend: Backend) {
     for i in 0..5 {
         ids.push(submit(&app, &mail(&format!("u{i}@example.com"))).await);
     }
-    let page1: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/mail/queue?limit=3")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page1: serde_json::Value = app.admin_json("/api/v1/mail/queue?limit=3").await;
     let next = page1["next"].as_str().unwrap();
     let page2: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/queue?limit=3&after={next}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json(&format!("/api/v1/mail/queue?limit=3&after={next}"))
+        .await;
     let listed: Vec<&str> = page1["items"]
         .as_array()
         .unwrap()
@@ -595,14 +527,7 @@ async fn the_queue_is_listed_in_pages(backend: Backend) {
     assert_eq!(page1["items"][0]["recipients"], json!(["u0@example.com"]));
     assert_eq!(page1["items"][0]["state"], "queued");
     let node = page1["items"][0]["node_id"].as_str().unwrap();
-    let by_node: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/queue?node={node}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_node: serde_json::Value = app.admin_json(&format!("/api/v1/mail/queue?node={node}")).await;
     assert_eq!(by_node["items"].as_array().unwrap().len(), 5);
     let bad = app
         .admin(Method::GET, "/api/v1/mail/queue?state=lost")
@@ -676,14 +601,7 @@ async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(ba
     };
     let id = submit(&app, &mail("b@example.com")).await;
     assert_eq!(deliver(&app).await.retried, 1);
-    let refused: serde_json::Value = app
-        .admin(Method::GET, &format!("/api/v1/mail/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     let error = refused["last_error"].as_str().unwrap();
     assert!(error.contains("TLS") && error.contains("certificate"), "{error}");
 }

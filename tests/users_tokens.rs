@@ -33,14 +33,7 @@ async fn creating_a_user_answers_201_with_its_location(backend: Backend) {
     assert_eq!(user["username"], "grafana");
     assert_eq!(user["role"], "monitor");
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
-    let listed: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/users")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json("/api/v1/users").await;
     let names: Vec<_> = listed
         .as_array()
         .unwrap()
@@ -48,14 +41,7 @@ async fn creating_a_user_answers_201_with_its_location(backend: Backend) {
         .map(|u| u["username"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["admin", "grafana"]);
-    let one: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/users/grafana")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: serde_json::Value = app.admin_json("/api/v1/users/grafana").await;
     assert_eq!(one["role"], "monitor");
 }
 
@@ -295,14 +281,7 @@ async fn tokens_are_shown_once_listed_without_secrets_and_revocable(backend: Bac
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-    let listed: serde_json::Value = app
-        .admin(Method::GET, "/api/v1/tokens")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json("/api/v1/tokens").await;
     assert_eq!(listed, json!([]));
 }
 

@@ -341,20 +341,6 @@ impl SmtpClient {
         .await
     }
 
-    /// Sends one message over `conn`, opening a connection first when there is none (or the last
-    /// one broke). After any failure the connection is dropped, so the next message starts clean.
-    pub async fn send(
-        &self,
-        conn: &mut Option<Connection>,
-        envelope: &Envelope,
-        message: &[u8],
-    ) -> Result<(), SendError> {
-        self.send_many(conn, &[(envelope, message)])
-            .await
-            .pop()
-            .unwrap_or(Ok(()))
-    }
-
     /// Sends several messages over `conn` (opening one when needed), back to back with pipelining
     /// when the relay offers it. Returns one result per message, in order. After a failure the
     /// connection is replaced and the remaining messages go on over a new one.

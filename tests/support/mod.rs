@@ -198,6 +198,17 @@ impl TestApp {
             .basic_auth("admin", Some(ADMIN_PASSWORD))
     }
 
+    /// GET as the bootstrap admin; the JSON body.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Creates a user through the API and returns its password.
     pub async fn create_user(&self, username: &str, role: &str) -> String {
         let password = format!("{username}-password-123");
