@@ -27,6 +27,21 @@ backend_tests!(
     token_use_is_recorded,
 );
 
+/// The status of `GET /metrics` with Basic credentials.
+async fn metrics_as(app: &support::TestApp, user: &str, password: Option<&str>) -> StatusCode {
+    app.get("/metrics")
+        .basic_auth(user, password)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The status of `GET /metrics` with a Bearer token.
+async fn metrics_as_bearer(app: &support::TestApp, token: &str) -> StatusCode {
+    app.get("/metrics").bearer_auth(token).send().await.unwrap().status()
+}
+
 fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
 }
@@ -219,72 +234,26 @@ async fn revoked_tokens_and_deleted_users_are_refused_at_once(backend: Backend) 
     let (token_id, token) = app.create_token("mon").await;
     let (_, second_token) = app.create_token("mon").await;
     // Warm the credential cache first, so the test proves revocation beats the cache.
-    assert_eq!(
-        app.get("/metrics").bearer_auth(&token).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(metrics_as_bearer(&app, &token).await, StatusCode::OK);
     let revoked = app
         .admin(Method::DELETE, &format!("/api/v1/tokens/{token_id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.get("/metrics").bearer_auth(&token).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get("/metrics")
-            .bearer_auth(&second_token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get("/metrics")
-            .basic_auth("mon", Some(&password))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(metrics_as_bearer(&app, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(metrics_as_bearer(&app, &second_token).await, StatusCode::OK);
+    assert_eq!(metrics_as(&app, "mon", Some(&password)).await, StatusCode::OK);
     let deleted = app.admin(Method::DELETE, "/api/v1/users/mon").send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.get("/metrics")
-            .bearer_auth(&second_token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get("/metrics")
-            .basic_auth("mon", Some(&password))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(metrics_as_bearer(&app, &second_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(metrics_as(&app, "mon", Some(&password)).await, StatusCode::UNAUTHORIZED);
 }
 
 async fn a_changed_password_replaces_the_old_one_at_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let old = app.create_user("mon", "monitor").await;
-    assert_eq!(
-        app.get("/metrics")
-            .basic_auth("mon", Some(&old))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(metrics_as(&app, "mon", Some(&old)).await, StatusCode::OK);
     let changed = app
         .admin(Method::PUT, "/api/v1/users/mon/password")
         .json(&serde_json::json!({"password": "a-brand-new-password"}))
@@ -292,15 +261,7 @@ async fn a_changed_password_replaces_the_old_one_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(changed.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.get("/metrics")
-            .basic_auth("mon", Some(&old))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(metrics_as(&app, "mon", Some(&old)).await, StatusCode::UNAUTHORIZED);
     let new = app
         .get("/metrics")
         .basic_auth("mon", Some("a-brand-new-password"))
@@ -387,23 +348,10 @@ async fn throttling_one_user_leaves_others_alone(backend: Backend) {
             .unwrap();
     }
     assert_eq!(
-        app.get("/metrics")
-            .basic_auth("admin", Some("guess"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        metrics_as(&app, "admin", Some("guess")).await,
         StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(
-        app.get("/metrics")
-            .basic_auth("mon", Some(&password))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(metrics_as(&app, "mon", Some(&password)).await, StatusCode::OK);
 }
 
 /// Reads one sample of the metrics text, e.g. `herald_auth_successes_total{reason="checked"}`.
