@@ -116,6 +116,23 @@ pub struct Settings {
     pub check_timeout: Duration,
     /// Base64 of the 32-byte key that encrypts stored credentials; `<data_dir>/secret.key` when unset.
     pub secret_key: Option<Secret>,
+    /// The address users reach Herald at (`https://herald.example.com`): links in alert mail, and
+    /// `Secure` console cookies when it is https.
+    pub public_url: Option<String>,
+    /// A console session ends after this long without a request.
+    pub session_idle_timeout: Duration,
+    /// A console session ends this long after sign-in, however active.
+    pub session_lifetime: Duration,
+    /// Who receives health alerts; alerts are off when empty.
+    pub alert_emails: Vec<String>,
+    /// How often the alert rules are evaluated.
+    pub alert_interval: Duration,
+    /// How long a condition (or its clearing) must last before a mail is sent.
+    pub alert_debounce: Duration,
+    /// The error queue (whole cluster) alerts when it holds more messages than this.
+    pub alert_error_queue: i64,
+    /// The queue alerts when its oldest message has waited longer than this.
+    pub alert_queue_age: Duration,
 }
 
 /// One configuration key: its name in `herald.toml`, its environment variable and its flag.
@@ -272,6 +289,14 @@ const KEYS: &[Key] = &[
         default: None,
         secret: true,
     },
+    key("public_url", "HERALD_PUBLIC_URL", "", None),
+    key("session_idle_timeout", "HERALD_SESSION_IDLE_TIMEOUT", "", Some("8h")),
+    key("session_lifetime", "HERALD_SESSION_LIFETIME", "", Some("7d")),
+    key("alert_emails", "HERALD_ALERT_EMAILS", "", Some("")),
+    key("alert_interval", "HERALD_ALERT_INTERVAL", "", Some("30s")),
+    key("alert_debounce", "HERALD_ALERT_DEBOUNCE", "", Some("2m")),
+    key("alert_error_queue", "HERALD_ALERT_ERROR_QUEUE", "", Some("10")),
+    key("alert_queue_age", "HERALD_ALERT_QUEUE_AGE", "", Some("30m")),
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -475,6 +500,33 @@ impl Settings {
                     .filter(|b| b.len() == 32)
                     .map(|_| Secret::new(s))
             })?,
+            public_url: layers.parse(
+                "public_url",
+                "an http or https URL such as https://herald.example.com",
+                |s| {
+                    url::Url::parse(s)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                        .map(|_| s.trim_end_matches('/').to_owned())
+                },
+            )?,
+            session_idle_timeout: layers.required("session_idle_timeout", DURATION, parse_duration)?,
+            session_lifetime: layers.required("session_lifetime", DURATION, parse_duration)?,
+            alert_emails: layers.required(
+                "alert_emails",
+                "a comma-separated list of email addresses such as `ops@example.com, oncall@example.com`",
+                parse_addresses,
+            )?,
+            alert_interval: layers.required("alert_interval", DURATION, parse_duration)?,
+            alert_debounce: layers.required(
+                "alert_debounce",
+                "a duration such as `2m` (`0s` mails at the first evaluation that sees a change)",
+                |s| humantime::parse_duration(s).ok(),
+            )?,
+            alert_error_queue: layers.required("alert_error_queue", "a whole number from 0 to 1000000000", |s| {
+                s.parse::<i64>().ok().filter(|n| (0..=1_000_000_000).contains(n))
+            })?,
+            alert_queue_age: layers.required("alert_queue_age", DURATION, parse_duration)?,
         })
     }
 
@@ -497,6 +549,15 @@ impl Settings {
             Err(e) => panic!("default settings are invalid: {e}"),
         }
     }
+}
+
+/// A comma-separated list of addresses (empty is allowed: no recipient).
+fn parse_addresses(s: &str) -> Option<Vec<String>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse::<lettre::Address>().ok().map(|_| a.to_owned()))
+        .collect()
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -708,6 +769,36 @@ mod tests {
         let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
         let s = load(&[("HERALD_SECRET_KEY", key)], &[]).unwrap();
         assert_eq!(s.secret_key.unwrap().expose(), key);
+    }
+
+    #[test]
+    fn alert_and_console_settings_are_parsed_with_precise_errors() {
+        let s = load(&[], &[]).unwrap();
+        assert!(s.alert_emails.is_empty());
+        assert_eq!(s.alert_queue_age, Duration::from_secs(30 * 60));
+        assert_eq!(s.alert_error_queue, 10);
+        assert_eq!(s.public_url, None);
+        let s = load(
+            &[
+                ("HERALD_ALERT_EMAILS", " ops@example.com,oncall@example.org ,"),
+                ("HERALD_PUBLIC_URL", "https://herald.example.com/"),
+                ("HERALD_ALERT_DEBOUNCE", "0s"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.alert_emails, ["ops@example.com", "oncall@example.org"]);
+        assert_eq!(s.public_url.as_deref(), Some("https://herald.example.com"));
+        assert_eq!(s.alert_debounce, Duration::ZERO);
+        let e = load(&[("HERALD_ALERT_EMAILS", "ops@example.com, not an address")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HERALD_ALERT_EMAILS") && e.contains("comma-separated"),
+            "{e}"
+        );
+        let e = load(&[("HERALD_PUBLIC_URL", "ftp://x")], &[]).unwrap_err().to_string();
+        assert!(e.contains("HERALD_PUBLIC_URL") && e.contains("http or https"), "{e}");
     }
 
     #[test]

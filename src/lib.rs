@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod http;
