@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod integrations;
 pub mod jira;

@@ -13,7 +13,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use checker::{CheckReport, HEALTHY_REASON, Step, StepOutcome, StepReport, UNREACHABLE};
-pub use model::{Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec};
+pub use model::{
+    Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec,
+    InvalidIntegration,
+};
 pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};
 
@@ -22,7 +25,6 @@ use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
 use crate::secrets::{SecretBox, SecretsError};
 use crate::store::{CheckRecord, Store, StoreError, StoredIntegration, now_ms};
-use model::InvalidIntegration;
 
 /// How many results per integration the history keeps.
 pub const HISTORY_LENGTH: i64 = 50;
@@ -69,6 +71,8 @@ struct Inner {
     /// Last verdict per integration (healthy or not), for transition logs and the health gauge.
     last_healthy: Mutex<HashMap<String, bool>>,
     history: mpsc::Sender<sweep::HistoryMessage>,
+    /// When this node's last sweep finished (ms since the epoch), and what it found.
+    last_sweep: Mutex<Option<(i64, SweepSummary)>>,
 }
 
 /// The non-secret part of an integration as stored in the `config` column.
@@ -104,6 +108,7 @@ impl Integrations {
                 clients: Mutex::new(HashMap::new()),
                 last_healthy: Mutex::new(HashMap::new()),
                 history,
+                last_sweep: Mutex::new(None),
             }),
         }
     }
@@ -212,6 +217,19 @@ impl Integrations {
         self.forget(name);
         tracing::info!(integration = %name, "integration deleted");
         Ok(())
+    }
+
+    /// When this node's last sweep finished, and its summary.
+    pub fn last_sweep(&self) -> Option<(i64, SweepSummary)> {
+        self.inner.last_sweep.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The newest result of every integration that has one, by name, cluster-wide (this node's pending
+    /// results included).
+    pub async fn latest_checks(&self) -> Result<HashMap<String, CheckRecord>, IntegrationError> {
+        self.flush_history().await;
+        let rows = self.inner.store.latest_checks().await?;
+        Ok(rows.into_iter().map(|r| (r.integration_name.clone(), r)).collect())
     }
 
     /// The newest results of one integration, newest first (this node's pending results included).

@@ -138,6 +138,8 @@ impl Integrations {
             tracing::warn!(error = %e, "cannot trim integration check history");
         }
         summary.duration = started.elapsed();
+        *self.inner.last_sweep.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((crate::store::now_ms(), summary.clone()));
         tracing::info!(
             share = %format!("{}/{}", share.index, share.of),
             checked = summary.checked,

@@ -8,6 +8,7 @@ mod cluster;
 mod integrations;
 mod mail;
 mod meta;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -21,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};
+pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{DeleteUserOutcome, NewUser, UserRecord};
 

@@ -1,0 +1,919 @@
+//! The console's pages and the actions their forms post to.
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::chart::history_svg;
+use super::error::ConsoleError;
+use super::forms::IntegrationForm;
+use super::session::{CsrfForm, Session};
+use super::view::{Chrome, When, encode_component, html, html_with};
+use crate::app::AppState;
+use crate::cluster::NodeState;
+use crate::integrations::{Auth, Integration, IntegrationError, StepOutcome, Verdict};
+use crate::store::{CheckRecord, MailFilter, MailSummary, now_ms};
+
+/// Messages per page of the mail lists.
+const PAGE_SIZE: i64 = 50;
+/// Checks shown in an integration's history table (the chart shows all that are kept).
+const RECENT_CHECKS: usize = 10;
+
+fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ConsoleError> {
+    form.map(|Form(f)| f)
+        .map_err(|e| ConsoleError::BadRequest(format!("The form could not be read: {e}.")))
+}
+
+/// A status as a badge: the CSS class and the words.
+#[derive(Debug, Clone)]
+pub struct Badge {
+    pub class: &'static str,
+    pub label: &'static str,
+}
+
+impl Badge {
+    fn of_status(status: Option<&str>) -> Badge {
+        match status {
+            Some("HEALTHY_INTEGRATION") => Badge {
+                class: "ok",
+                label: "Healthy",
+            },
+            Some(_) => Badge {
+                class: "bad",
+                label: "Faulty",
+            },
+            None => Badge {
+                class: "unknown",
+                label: "Not checked",
+            },
+        }
+    }
+
+    fn of_node(state: NodeState) -> Badge {
+        match state {
+            NodeState::Active => Badge {
+                class: "ok",
+                label: "ACTIVE",
+            },
+            NodeState::Activating => Badge {
+                class: "warn",
+                label: "ACTIVATING",
+            },
+            NodeState::Passivating => Badge {
+                class: "warn",
+                label: "PASSIVATING",
+            },
+            NodeState::Passive => Badge {
+                class: "unknown",
+                label: "PASSIVE",
+            },
+            NodeState::Offline => Badge {
+                class: "bad",
+                label: "OFFLINE",
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Figures shared by several pages
+
+/// One node's mail figures.
+pub struct NodeFigures {
+    pub node_id: String,
+    pub href: String,
+    pub this: bool,
+    pub badge: Badge,
+    pub heartbeat: Option<When>,
+    pub queue: i64,
+    pub errors: i64,
+    pub oldest: Option<When>,
+    pub can_drain: bool,
+    pub can_activate: bool,
+}
+
+/// Every node (this one alone when not clustered), with its queue figures and oldest queued mail.
+async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, ConsoleError> {
+    let clustered = state.cluster.enabled();
+    let mut views = state.cluster.view().await?;
+    if views.is_empty() {
+        let (queue_size, error_size) = state.mail.counts().await?;
+        views.push(crate::cluster::NodeView {
+            node_id: state.node_id.to_string(),
+            state: state.cluster.state(),
+            heartbeat_at: now,
+            queue_size,
+            error_size,
+        });
+    }
+    let mut nodes = Vec::with_capacity(views.len());
+    for view in views {
+        let oldest = state.store.oldest_queued_mail(&view.node_id).await?;
+        nodes.push(NodeFigures {
+            href: encode_component(&view.node_id),
+            this: view.node_id == state.node_id.as_str(),
+            badge: Badge::of_node(view.state),
+            heartbeat: clustered.then(|| When::at(view.heartbeat_at, now)),
+            queue: view.queue_size,
+            errors: view.error_size,
+            oldest: oldest.map(|at| When::at(at, now)),
+            can_drain: clustered && matches!(view.state, NodeState::Active | NodeState::Activating),
+            can_activate: clustered && matches!(view.state, NodeState::Passive | NodeState::Passivating),
+            node_id: view.node_id,
+        });
+    }
+    Ok(nodes)
+}
+
+/// One integration as the tables show it.
+pub struct IntegrationRow {
+    pub name: String,
+    pub href: String,
+    pub url: String,
+    pub installation_type: &'static str,
+    pub target: String,
+    pub badge: Badge,
+    pub reason: String,
+    pub verified: Option<When>,
+}
+
+fn integration_row(integration: &Integration, latest: Option<&CheckRecord>, now: i64) -> IntegrationRow {
+    let s = &integration.settings;
+    let target = match (&s.project_key, &s.issue_type) {
+        (Some(p), Some(t)) => format!("{p} / {t}"),
+        (Some(p), None) => p.clone(),
+        _ => String::new(),
+    };
+    IntegrationRow {
+        name: integration.name.to_string(),
+        href: format!("/console/integrations/{}", encode_component(integration.name.as_str())),
+        url: s.url.as_str().to_owned(),
+        installation_type: s.installation_type.as_str(),
+        target,
+        badge: Badge::of_status(latest.map(|c| c.status.as_str())),
+        reason: latest.map(|c| c.reason.clone()).unwrap_or_default(),
+        verified: latest.map(|c| When::at(c.checked_at, now)),
+    }
+}
+
+async fn integration_rows(state: &AppState, now: i64) -> Result<Vec<IntegrationRow>, ConsoleError> {
+    let integrations = state.integrations.list().await?;
+    let latest = state.integrations.latest_checks().await?;
+    let mut rows: Vec<IntegrationRow> = integrations
+        .iter()
+        .map(|i| integration_row(i, latest.get(i.name.as_str()), now))
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Overview
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage {
+    page: Chrome,
+    total: usize,
+    healthy: usize,
+    faulty: usize,
+    unchecked: usize,
+    problems: Vec<IntegrationRow>,
+    nodes: Vec<NodeFigures>,
+    clustered: bool,
+    queue_total: i64,
+    errors_total: i64,
+    oldest: Option<When>,
+    last_sweep: Option<(When, String)>,
+    sweep_every: String,
+}
+
+pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    let now = now_ms();
+    let rows = integration_rows(&state, now).await?;
+    let nodes = node_figures(&state, now).await?;
+    let count = |label: &str| rows.iter().filter(|r| r.badge.label == label).count();
+    let oldest_at = {
+        let mut oldest = None;
+        for node in &nodes {
+            if let Some(at) = state.store.oldest_queued_mail(&node.node_id).await? {
+                oldest = Some(oldest.map_or(at, |o: i64| o.min(at)));
+            }
+        }
+        oldest
+    };
+    let last_sweep = state.integrations.last_sweep().map(|(at, summary)| {
+        (
+            When::at(at, now),
+            format!(
+                "{} checked: {} healthy, {} faulty{}",
+                summary.checked,
+                summary.healthy,
+                summary.faulty,
+                if summary.unreadable > 0 {
+                    format!(", {} unreadable", summary.unreadable)
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    });
+    let page = OverviewPage {
+        page: Chrome::new(&session, state.node_id.as_str(), "overview", "Overview"),
+        total: rows.len(),
+        healthy: count("Healthy"),
+        faulty: count("Faulty"),
+        unchecked: count("Not checked"),
+        queue_total: nodes.iter().map(|n| n.queue).sum(),
+        errors_total: nodes.iter().map(|n| n.errors).sum(),
+        oldest: oldest_at.map(|at| When::at(at, now)),
+        problems: rows.into_iter().filter(|r| r.badge.class == "bad").collect(),
+        clustered: state.cluster.enabled(),
+        nodes,
+        last_sweep,
+        sweep_every: humantime::format_duration(state.settings.check_interval).to_string(),
+    };
+    html(&page)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Integrations
+
+#[derive(Template)]
+#[template(path = "console/integrations.html")]
+struct IntegrationsPage {
+    page: Chrome,
+    rows: Vec<IntegrationRow>,
+}
+
+pub async fn integrations(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    let now = now_ms();
+    let page = IntegrationsPage {
+        page: Chrome::new(&session, state.node_id.as_str(), "integrations", "Integrations"),
+        rows: integration_rows(&state, now).await?,
+    };
+    html(&page)
+}
+
+pub struct StepRow {
+    pub step: &'static str,
+    pub class: &'static str,
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+/// The last check in full (steps included) when this node holds it; otherwise the stored summary.
+pub struct LastCheck {
+    pub badge: Badge,
+    pub status: String,
+    pub reason: String,
+    pub failed_step: Option<String>,
+    pub verified: When,
+    pub duration_ms: i64,
+    pub steps: Vec<StepRow>,
+    pub facts: Vec<(&'static str, String)>,
+}
+
+fn last_check_of(verdict: Option<&Verdict>, latest: Option<&CheckRecord>, now: i64) -> Option<LastCheck> {
+    // The node's own verdict has the steps; a newer stored record (another node's check) wins.
+    let verdict = verdict.filter(|v| latest.is_none_or(|r| r.checked_at <= v.verified_at));
+    if let Some(v) = verdict {
+        let r = &v.report;
+        let mut facts = Vec::new();
+        if let Some(d) = &r.deployment_type {
+            facts.push(("Deployment", d.clone()));
+        }
+        if let Some(version) = &r.server_version {
+            facts.push(("Jira version", version.clone()));
+        }
+        if let Some(user) = &r.user {
+            facts.push(("Acting as", user.clone()));
+        }
+        facts.push(("Round trips", format!("{} ({} requests)", r.round_trips, r.requests)));
+        return Some(LastCheck {
+            badge: Badge::of_status(Some(v.status())),
+            status: v.status().to_owned(),
+            reason: r.reason.clone(),
+            failed_step: r.failed_step.map(|s| s.as_str().to_owned()),
+            verified: When::at(v.verified_at, now),
+            duration_ms: i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX),
+            steps: r
+                .steps
+                .iter()
+                .map(|s| {
+                    let (class, outcome) = match s.outcome {
+                        StepOutcome::Passed => ("ok", "passed"),
+                        StepOutcome::Failed => ("bad", "failed"),
+                        StepOutcome::Skipped => ("unknown", "skipped"),
+                    };
+                    StepRow {
+                        step: s.step.as_str(),
+                        class,
+                        outcome,
+                        detail: s.detail.clone(),
+                    }
+                })
+                .collect(),
+            facts,
+        });
+    }
+    latest.map(|r| LastCheck {
+        badge: Badge::of_status(Some(&r.status)),
+        status: r.status.clone(),
+        reason: r.reason.clone(),
+        failed_step: r.failed_step.clone(),
+        verified: When::at(r.checked_at, now),
+        duration_ms: r.duration_ms,
+        steps: Vec::new(),
+        facts: Vec::new(),
+    })
+}
+
+pub struct HistoryRow {
+    pub badge: Badge,
+    pub when: When,
+    pub duration_ms: i64,
+    pub failed_step: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/integration.html")]
+struct IntegrationPage {
+    page: Chrome,
+    name: String,
+    href: String,
+    settings: Vec<(&'static str, String)>,
+    fields_json: String,
+    last: Option<LastCheck>,
+    chart: String,
+    recent: Vec<HistoryRow>,
+    kept: usize,
+}
+
+fn settings_list(integration: &Integration, now: i64) -> Vec<(&'static str, String)> {
+    let s = &integration.settings;
+    let mut out = vec![
+        ("Jira URL", s.url.as_str().to_owned()),
+        ("Installation", s.installation_type.as_str().to_owned()),
+    ];
+    match &s.auth {
+        Auth::Basic { username, .. } => {
+            out.push(("Authentication", "Basic (password or API token)".to_owned()));
+            out.push(("User", username.clone()));
+            out.push(("Secret", "set (never shown)".to_owned()));
+        }
+        Auth::Bearer { .. } => {
+            out.push(("Authentication", "Bearer (personal access token)".to_owned()));
+            out.push(("Secret", "set (never shown)".to_owned()));
+        }
+    }
+    out.push(("Project", s.project_key.clone().unwrap_or_else(|| "—".to_owned())));
+    out.push(("Issue type", s.issue_type.clone().unwrap_or_else(|| "—".to_owned())));
+    out.push((
+        "Private CA",
+        if s.ca_cert_pem.is_some() {
+            "set"
+        } else {
+            "no (system trust store)"
+        }
+        .to_owned(),
+    ));
+    out.push((
+        "Proxy",
+        if s.skip_proxy {
+            "bypassed"
+        } else {
+            "from the environment, if any"
+        }
+        .to_owned(),
+    ));
+    out.push((
+        "Check budget",
+        s.timeout.map_or_else(
+            || "HERALD_CHECK_TIMEOUT".to_owned(),
+            |d| humantime::format_duration(d).to_string(),
+        ),
+    ));
+    out.push((
+        "Revision",
+        format!(
+            "{} (changed {})",
+            integration.revision,
+            When::at(integration.updated_at, now).ago
+        ),
+    ));
+    out
+}
+
+pub async fn integration(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let now = now_ms();
+    let integration = state.integrations.get(&name).await?;
+    let history = state
+        .integrations
+        .history(&name, crate::integrations::HISTORY_LENGTH)
+        .await?;
+    let verdict = state.integrations.cached(&integration).await;
+    let page = IntegrationPage {
+        page: Chrome::new(&session, state.node_id.as_str(), "integrations", name.clone()),
+        href: format!("/console/integrations/{}", encode_component(&name)),
+        settings: settings_list(&integration, now),
+        fields_json: if integration.settings.fields.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string_pretty(&integration.settings.fields).unwrap_or_default()
+        },
+        last: last_check_of(verdict.as_deref(), history.first(), now),
+        chart: history_svg(&history),
+        recent: history
+            .iter()
+            .take(RECENT_CHECKS)
+            .map(|r| HistoryRow {
+                badge: Badge::of_status(Some(&r.status)),
+                when: When::at(r.checked_at, now),
+                duration_ms: r.duration_ms,
+                failed_step: r.failed_step.clone().unwrap_or_default(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        kept: history.len(),
+        name,
+    };
+    html(&page)
+}
+
+#[derive(Template)]
+#[template(path = "console/integration_form.html")]
+struct IntegrationFormPage {
+    page: Chrome,
+    /// None for a new integration.
+    editing: Option<String>,
+    action: String,
+    form: IntegrationForm,
+    error: Option<String>,
+}
+
+fn form_page(
+    session: &Session,
+    state: &AppState,
+    editing: Option<&str>,
+    form: IntegrationForm,
+    error: Option<String>,
+) -> IntegrationFormPage {
+    let (title, action) = match editing {
+        Some(name) => (
+            format!("Edit {name}"),
+            format!("/console/integrations/{}/edit", encode_component(name)),
+        ),
+        None => ("Add an integration".to_owned(), "/console/integrations".to_owned()),
+    };
+    IntegrationFormPage {
+        page: Chrome::new(session, state.node_id.as_str(), "integrations", title),
+        editing: editing.map(str::to_owned),
+        action,
+        form,
+        error,
+    }
+}
+
+pub async fn new_integration(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    session.require_admin()?;
+    let form = IntegrationForm {
+        auth_type: "basic".to_owned(),
+        installation_type: "auto".to_owned(),
+        ..IntegrationForm::default()
+    };
+    html(&form_page(&session, &state, None, form, None))
+}
+
+pub async fn edit_integration(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Response, ConsoleError> {
+    session.require_admin()?;
+    let integration = state.integrations.get(&name).await?;
+    html(&form_page(
+        &session,
+        &state,
+        Some(&name),
+        IntegrationForm::of(&integration),
+        None,
+    ))
+}
+
+/// A rejected form comes back with the values entered (never the secret) and the reason.
+fn form_error(
+    state: &AppState,
+    session: &Session,
+    editing: Option<&str>,
+    mut form: IntegrationForm,
+    error: String,
+) -> Result<Response, ConsoleError> {
+    form.secret.clear();
+    html_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &form_page(session, state, editing, form, Some(error)),
+    )
+}
+
+/// Saves, then checks at once, so the admin sees straight away whether the integration works.
+async fn saved(state: &AppState, session: &Session, integration: Integration, verb: &str) -> Response {
+    let name = integration.name.to_string();
+    let verdict = state.integrations.check_now(&name).await;
+    let message = match verdict {
+        Ok(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
+        Ok(v) => format!(
+            "Integration {name} {verb}. Checked: FAULTY_CONFIGURATION: {}",
+            v.report.reason
+        ),
+        Err(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
+    };
+    session
+        .done(
+            state,
+            &format!("/console/integrations/{}", encode_component(&name)),
+            message,
+        )
+        .await
+}
+
+fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
+    match e {
+        IntegrationError::Invalid(invalid) => Ok(format!("{invalid}.")),
+        IntegrationError::AlreadyExists(name) => Ok(format!("An integration named `{name}` already exists.")),
+        other => Err(other.into()),
+    }
+}
+
+pub async fn create_integration(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<Form<IntegrationForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let form = read_form(form)?;
+    session.authorize_change(&form.csrf)?;
+    let spec = match form.to_spec() {
+        Ok(spec) => spec,
+        Err(e) => return form_error(&state, &session, None, form, format!("{e}.")),
+    };
+    match state.integrations.create(spec).await {
+        Ok(integration) => Ok(saved(&state, &session, integration, "added").await),
+        Err(e) => form_error(&state, &session, None, form, invalid(e)?),
+    }
+}
+
+pub async fn update_integration(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    form: Result<Form<IntegrationForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let mut form = read_form(form)?;
+    session.authorize_change(&form.csrf)?;
+    form.name = name.clone();
+    let spec = match form.to_spec() {
+        Ok(spec) => spec,
+        Err(e) => return form_error(&state, &session, Some(&name), form, format!("{e}.")),
+    };
+    match state.integrations.replace(&name, spec).await {
+        Ok(integration) => Ok(saved(&state, &session, integration, "saved").await),
+        Err(e) => form_error(&state, &session, Some(&name), form, invalid(e)?),
+    }
+}
+
+pub async fn check_integration(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    let verdict = state.integrations.check_now(&name).await?;
+    let message = if verdict.report.healthy {
+        format!("Checked {name}: healthy ({} ms).", verdict.report.duration.as_millis())
+    } else {
+        format!("Checked {name}: FAULTY_CONFIGURATION: {}", verdict.report.reason)
+    };
+    Ok(session
+        .done(
+            &state,
+            &format!("/console/integrations/{}", encode_component(&name)),
+            message,
+        )
+        .await)
+}
+
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    state.integrations.delete(&name).await?;
+    Ok(session
+        .done(&state, "/console/integrations", format!("Integration {name} deleted."))
+        .await)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Mail
+
+pub struct MailRow {
+    pub id: String,
+    pub href: String,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub node_id: String,
+    pub attempts: i32,
+    pub created: When,
+    pub next_attempt: Option<When>,
+    pub sending: bool,
+    pub last_error: String,
+}
+
+fn mail_row(m: MailSummary, now: i64) -> MailRow {
+    let to = serde_json::from_str::<Vec<String>>(&m.recipients)
+        .map(|r| r.join(", "))
+        .unwrap_or(m.recipients);
+    MailRow {
+        href: encode_component(&m.id),
+        subject: if m.subject.is_empty() {
+            "(no subject)".to_owned()
+        } else {
+            m.subject
+        },
+        from: m.envelope_from,
+        to,
+        attempts: m.attempts,
+        created: When::at(m.created_at, now),
+        next_attempt: (m.state == "queued").then(|| When::at(m.next_attempt_at, now)),
+        sending: m.state == "sending",
+        last_error: m.last_error.unwrap_or_default(),
+        node_id: m.node_id,
+        id: m.id,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MailQuery {
+    view: Option<String>,
+    after: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/mail.html")]
+struct MailPage {
+    page: Chrome,
+    errors_view: bool,
+    rows: Vec<MailRow>,
+    queue_total: i64,
+    errors_total: i64,
+    first_page: bool,
+    next_page: Option<String>,
+    page_size: i64,
+}
+
+pub async fn mail(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<MailQuery>,
+) -> Result<Response, ConsoleError> {
+    let errors_view = match query.view.as_deref() {
+        None | Some("queue") => false,
+        Some("errors") => true,
+        Some(other) => {
+            return Err(ConsoleError::BadRequest(format!(
+                "There is no mail view `{}`: use `queue` or `errors`.",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let now = now_ms();
+    let nodes = node_figures(&state, now).await?;
+    let filter = MailFilter {
+        states: if errors_view {
+            vec!["error"]
+        } else {
+            vec!["queued", "sending"]
+        },
+        node_id: None,
+        after: query.after.clone().filter(|a| !a.is_empty()),
+        limit: PAGE_SIZE + 1,
+    };
+    let mut rows: Vec<MailRow> = state
+        .mail
+        .list(&filter)
+        .await?
+        .into_iter()
+        .map(|m| mail_row(m, now))
+        .collect();
+    let more = rows.len() > PAGE_SIZE as usize;
+    rows.truncate(PAGE_SIZE as usize);
+    let view = if errors_view { "errors" } else { "queue" };
+    let next_page = more
+        .then(|| {
+            rows.last()
+                .map(|r| format!("/console/mail?view={view}&after={}", encode_component(&r.id)))
+        })
+        .flatten();
+    let page = MailPage {
+        page: Chrome::new(
+            &session,
+            state.node_id.as_str(),
+            "mail",
+            if errors_view { "Error queue" } else { "Mail queue" },
+        ),
+        errors_view,
+        rows,
+        queue_total: nodes.iter().map(|n| n.queue).sum(),
+        errors_total: nodes.iter().map(|n| n.errors).sum(),
+        first_page: filter.after.is_none(),
+        next_page,
+        page_size: PAGE_SIZE,
+    };
+    html(&page)
+}
+
+#[derive(Deserialize)]
+pub struct MailActionForm {
+    #[serde(default)]
+    csrf: String,
+    /// Which list the message is in: `queue` or `errors` (where to return, and what delete means).
+    #[serde(default)]
+    view: String,
+}
+
+fn mail_list(view: &str) -> &'static str {
+    if view == "queue" {
+        "/console/mail?view=queue"
+    } else {
+        "/console/mail?view=errors"
+    }
+}
+
+pub async fn resend_mail(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    form: Result<Form<MailActionForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let form = read_form(form)?;
+    session.authorize_change(&form.csrf)?;
+    state.mail.resend(Some(&id)).await?;
+    Ok(session
+        .done(
+            &state,
+            "/console/mail?view=errors",
+            format!("Message {id} is queued again for delivery."),
+        )
+        .await)
+}
+
+pub async fn delete_mail(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    form: Result<Form<MailActionForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let form = read_form(form)?;
+    session.authorize_change(&form.csrf)?;
+    if form.view == "queue" {
+        state.mail.delete_queued(&id).await?;
+    } else {
+        state.mail.delete_errors(Some(&id)).await?;
+    }
+    Ok(session
+        .done(&state, mail_list(&form.view), format!("Message {id} deleted."))
+        .await)
+}
+
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".to_owned()
+    } else {
+        format!("{n} messages")
+    }
+}
+
+pub async fn resend_all_mail(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    let n = state.mail.resend(None).await?;
+    Ok(session
+        .done(
+            &state,
+            "/console/mail?view=errors",
+            format!("{} queued again for delivery.", messages(n)),
+        )
+        .await)
+}
+
+pub async fn delete_all_errors(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    let n = state.mail.delete_errors(None).await?;
+    Ok(session
+        .done(
+            &state,
+            "/console/mail?view=errors",
+            format!("{} deleted from the error queue.", messages(n)),
+        )
+        .await)
+}
+
+pub async fn flush_mail(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    let n = state.mail.flush().await?;
+    Ok(session
+        .done(
+            &state,
+            "/console/mail?view=queue",
+            format!("Flushed: {} of node {} due now.", messages(n), state.node_id),
+        )
+        .await)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Cluster
+
+#[derive(Template)]
+#[template(path = "console/cluster.html")]
+struct ClusterPage {
+    page: Chrome,
+    clustered: bool,
+    nodes: Vec<NodeFigures>,
+    heartbeat_every: String,
+    offline_after: String,
+    backend: &'static str,
+}
+
+pub async fn cluster(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    let now = now_ms();
+    let settings = state.cluster.settings();
+    let page = ClusterPage {
+        page: Chrome::new(&session, state.node_id.as_str(), "cluster", "Cluster"),
+        clustered: state.cluster.enabled(),
+        nodes: node_figures(&state, now).await?,
+        heartbeat_every: humantime::format_duration(settings.poll_interval).to_string(),
+        offline_after: humantime::format_duration(settings.heartbeat_timeout).to_string(),
+        backend: state.store.backend().name(),
+    };
+    html(&page)
+}
+
+async fn set_drain(state: &AppState, session: &Session, node: &str, drain: bool) -> Result<Response, ConsoleError> {
+    if !state.cluster.enabled() {
+        return Err(ConsoleError::BadRequest(
+            "This node is not clustered: draining needs cluster mode (HERALD_CLUSTER=true on PostgreSQL).".to_owned(),
+        ));
+    }
+    if !state.store.request_drain(node, drain).await? {
+        return Err(ConsoleError::NotFound(format!("There is no cluster node `{node}`.")));
+    }
+    let message = if drain {
+        format!("Node {node} will drain at its next heartbeat: it stops taking mail and finishes what it holds.")
+    } else {
+        format!("Node {node} will take work again at its next heartbeat.")
+    };
+    Ok(session.done(state, "/console/cluster", message).await)
+}
+
+pub async fn drain_node(
+    State(state): State<AppState>,
+    session: Session,
+    Path(node): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    set_drain(&state, &session, &node, true).await
+}
+
+pub async fn activate_node(
+    State(state): State<AppState>,
+    session: Session,
+    Path(node): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    session.authorize_change(&read_form(form)?.csrf)?;
+    set_drain(&state, &session, &node, false).await
+}

@@ -1,0 +1,428 @@
+//! Sign-in, sign-out and the session behind every console page.
+//!
+//! - The session id is 32 random bytes in the `herald_session` cookie (HttpOnly, SameSite=Lax, path
+//!   `/console`, Secure when Herald is reached over https); the database keeps only its SHA-256.
+//! - Every sign-in mints a new id and ends the session the browser came with, so a session id planted
+//!   before sign-in (session fixation) is never the one that gets signed in.
+//! - Every form carries the session's CSRF token; the sign-in form, which has no session yet, carries a
+//!   token that must equal the `herald_signin` cookie set with the form (double submit).
+//! - Sessions end after `HERALD_SESSION_IDLE_TIMEOUT` without a request, `HERALD_SESSION_LIFETIME` after
+//!   sign-in, at sign-out, and when the user's password changes or the user is deleted.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ConsoleError;
+use super::view::html_with;
+use crate::app::AppState;
+use crate::auth::{AuthError, Credentials, Role, Username};
+use crate::secret::Secret;
+use crate::store::now_ms;
+
+pub const SESSION_COOKIE: &str = "herald_session";
+const SIGN_IN_COOKIE: &str = "herald_signin";
+/// Activity is written back at most this often, so reading pages costs no write.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// The signed-in user of a console request.
+pub struct Session {
+    id_hash: String,
+    pub username: Username,
+    pub role: Role,
+    pub csrf: String,
+    /// The one-time message set by the previous action (already cleared in the database).
+    pub flash: Option<String>,
+}
+
+impl Session {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins only: monitors see the console read-only.
+    pub fn require_admin(&self) -> Result<(), ConsoleError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden(format!(
+                "`{}` has the {} role, which can see the console but not change anything. Ask an admin.",
+                self.username, self.role
+            )))
+        }
+    }
+
+    /// Checks a form's CSRF token against the session's (constant time).
+    pub fn check_csrf(&self, token: &str) -> Result<(), ConsoleError> {
+        if !token.is_empty() && bool::from(token.as_bytes().ct_eq(self.csrf.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Csrf)
+        }
+    }
+
+    /// For a form post by an admin: the role and the CSRF token.
+    pub fn authorize_change(&self, csrf: &str) -> Result<(), ConsoleError> {
+        self.check_csrf(csrf)?;
+        self.require_admin()
+    }
+
+    /// Redirects (303) after an action, with a message for the next page.
+    pub async fn done(&self, state: &AppState, location: &str, message: impl Into<String>) -> Response {
+        let message = message.into();
+        if let Err(e) = state.store.touch_session(&self.id_hash, now_ms(), Some(&message)).await {
+            tracing::warn!(error = %e, "console: cannot store the message for the next page");
+        }
+        Redirect::to(location).into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Session, ConsoleError> {
+        let sign_in = || ConsoleError::SignIn {
+            next: (parts.method == axum::http::Method::GET)
+                .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+                .flatten(),
+        };
+        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(sign_in());
+        };
+        let id_hash = digest(id);
+        let Some(record) = state.store.session(&id_hash).await? else {
+            return Err(sign_in());
+        };
+        let now = now_ms();
+        let idle = ms(state.settings.session_idle_timeout);
+        if record.expires_at <= now || now - record.last_seen_at > idle {
+            state.store.delete_session(&id_hash).await?;
+            return Err(sign_in());
+        }
+        if record.flash.is_some() || now - record.last_seen_at >= TOUCH_EVERY_MS {
+            state.store.touch_session(&id_hash, now, None).await?;
+        }
+        Ok(Session {
+            id_hash,
+            username: record.username,
+            role: record.role,
+            csrf: record.csrf_token,
+            flash: record.flash,
+        })
+    }
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The value of a cookie (the first one of that name).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn digest(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether the browser reached Herald over https (directly per `HERALD_PUBLIC_URL`, or through a
+/// proxy that says so), so cookies must be `Secure`.
+fn over_tls(headers: &HeaderMap, state: &AppState) -> bool {
+    let public_https = state
+        .settings
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    public_https || forwarded
+}
+
+fn set_cookie(name: &str, value: &str, path: &str, max_age: Option<i64>, secure: bool, same_site: &str) -> HeaderValue {
+    let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}");
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Only a path inside the console is a valid place to return to after sign-in (no open redirect).
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with("/console/")
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.starts_with("/console/sign-") =>
+        {
+            n
+        }
+        _ => "/console/",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage<'a> {
+    csrf: &'a str,
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+/// Renders the sign-in form with a fresh double-submit token.
+fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Result<Response, ConsoleError> {
+    let token = random_token();
+    let page = SignInPage {
+        csrf: &token,
+        next,
+        username,
+        error,
+        notice,
+    };
+    let mut response = html_with(status, &page)?;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            SIGN_IN_COOKIE,
+            &token,
+            "/console/sign-in",
+            Some(3600),
+            over_tls(headers, state),
+            "Strict",
+        ),
+    );
+    Ok(response)
+}
+
+pub async fn sign_in_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SignInQuery>,
+) -> Result<Response, ConsoleError> {
+    let next = safe_next(query.next.as_deref());
+    let notice = query.signed_out.is_some().then_some("You are signed out.");
+    sign_in_page(&state, &headers, StatusCode::OK, next, "", None, notice)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignInForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let Form(form) = form.map_err(|e| ConsoleError::BadRequest(format!("The sign-in form could not be read: {e}.")))?;
+    let next = safe_next(form.next.as_deref());
+    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        return sign_in_page(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            next,
+            &form.username,
+            Some("The sign-in form expired or did not come from this page. Please sign in again."),
+            None,
+        );
+    }
+    let retry =
+        |status, message: &str| sign_in_page(&state, &headers, status, next, &form.username, Some(message), None);
+    if form.username.is_empty() || form.password.is_empty() {
+        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your user name and password.");
+    }
+    let credentials = Credentials::Basic {
+        username: form.username.clone(),
+        password: Secret::new(form.password.as_str()),
+    };
+    let client: IpAddr = if client.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        client.ip()
+    };
+    let principal = match state.authenticator.authenticate(client, &credentials).await {
+        Ok((principal, verification)) => {
+            state.metrics.auth_success(verification);
+            principal
+        }
+        Err(AuthError::Invalid) => {
+            state.metrics.auth_failure(&AuthError::Invalid);
+            return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+        }
+        Err(AuthError::Throttled { retry_after }) => {
+            let message = format!(
+                "Too many failed sign-ins. Try again in {} s.",
+                retry_after.as_secs().max(1)
+            );
+            state.metrics.auth_failure(&AuthError::Throttled { retry_after });
+            let mut response = retry(StatusCode::TOO_MANY_REQUESTS, &message)?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            return Ok(response);
+        }
+        Err(AuthError::Store(e)) => return Err(e.into()),
+    };
+    if principal.role == Role::Mail {
+        return retry(
+            StatusCode::FORBIDDEN,
+            "This user has the mail role, which may only submit mail. The console is for admin and monitor users.",
+        );
+    }
+    // A new id at every sign-in; the one the browser came with (possibly planted) ends here.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        state.store.delete_session(&digest(old)).await?;
+    }
+    let id = random_token();
+    let now = now_ms();
+    let expires_at = now.saturating_add(ms(state.settings.session_lifetime));
+    if !state
+        .store
+        .create_session(
+            &digest(&id),
+            principal.username.as_str(),
+            &random_token(),
+            now,
+            expires_at,
+        )
+        .await?
+    {
+        return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+    }
+    let idle_before = now - ms(state.settings.session_idle_timeout);
+    if let Err(e) = state.store.prune_sessions(now, idle_before).await {
+        tracing::warn!(error = %e, "console: cannot remove ended sessions");
+    }
+    tracing::info!(user = %principal.username, "console: signed in");
+    let secure = over_tls(&headers, &state);
+    let mut response = Redirect::to(next).into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &id, "/console", None, secure, "Lax"),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_COOKIE, "", "/console/sign-in", Some(0), secure, "Strict"),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let Form(form) = form.map_err(|e| ConsoleError::BadRequest(format!("The form could not be read: {e}.")))?;
+    session.check_csrf(&form.csrf)?;
+    state.store.delete_session(&session.id_hash).await?;
+    tracing::info!(user = %session.username, "console: signed out");
+    let mut response = Redirect::to("/console/sign-in?signed_out=1").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            "",
+            "/console",
+            Some(0),
+            over_tls(&headers, &state),
+            "Lax",
+        ),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_console_paths_are_returned_to() {
+        assert_eq!(
+            safe_next(Some("/console/mail?view=errors")),
+            "/console/mail?view=errors"
+        );
+        assert_eq!(safe_next(Some("https://evil.example/")), "/console/");
+        assert_eq!(safe_next(Some("//evil.example/console/")), "/console/");
+        assert_eq!(safe_next(Some("/console/\\evil")), "/console/");
+        assert_eq!(safe_next(Some("/console/sign-out")), "/console/");
+        assert_eq!(safe_next(None), "/console/");
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_herald_session=a; herald_session=b; c=d"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("b"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}
