@@ -64,7 +64,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/console/assets/console.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
         )
-        .fallback(|| async { ConsoleError::NotFound("There is no console page at this address.".to_owned()) })
+        .route(
+            "/console/{*rest}",
+            get(|| async { ConsoleError::NotFound("There is no console page at this address.".to_owned()) }),
+        )
         .layer(middleware::from_fn_with_state(state, guard))
 }
 

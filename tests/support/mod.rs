@@ -1,6 +1,8 @@
 //! Test harness: databases of both backends, `spawn_app()`, an HTTP client, a private PostgreSQL.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod console;
 pub mod integrations;
 pub mod jira_sim;
 pub mod pg_cluster;
