@@ -8,8 +8,8 @@ use crate::timefmt::rfc3339_ms;
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 120.0;
-const TOP: f64 = 16.0;
-const BOTTOM: f64 = 18.0;
+const TOP: f64 = 4.0;
+const BOTTOM: f64 = 1.0;
 
 /// Escapes text for SVG content and attribute values.
 fn escape(s: &str) -> String {
@@ -27,13 +27,18 @@ fn escape(s: &str) -> String {
     out
 }
 
+/// The longest duration among `checks`, which the tallest bar stands for.
+pub fn slowest_ms(checks: &[CheckRecord]) -> i64 {
+    checks.iter().map(|c| c.duration_ms).max().unwrap_or(0).max(1)
+}
+
 /// The chart of `checks` (newest first, as the store returns them). Empty when there is none.
 pub fn history_svg(checks: &[CheckRecord]) -> String {
     if checks.is_empty() {
         return String::new();
     }
     let faulty = checks.iter().filter(|c| c.status != "HEALTHY_INTEGRATION").count();
-    let slowest = checks.iter().map(|c| c.duration_ms).max().unwrap_or(0).max(1);
+    let slowest = slowest_ms(checks);
     let slot = WIDTH / checks.len().max(20) as f64;
     let bar = (slot * 0.7).max(1.0);
     let plot = HEIGHT - TOP - BOTTOM;
@@ -46,14 +51,15 @@ pub fn history_svg(checks: &[CheckRecord]) -> String {
     );
     let _ = write!(
         svg,
-        r#"<line class="axis" x1="0" y1="{y}" x2="{WIDTH}" y2="{y}"/><text class="label" x="0" y="11">{slowest} ms</text><text class="label" x="0" y="{ly}">oldest</text><text class="label end" x="{WIDTH}" y="{ly}">newest</text>"#,
+        r#"<line class="axis" x1="0" y1="{y}" x2="{WIDTH}" y2="{y}"/>"#,
         y = HEIGHT - BOTTOM,
-        ly = HEIGHT - 4.0,
     );
+    // Fewer checks than slots: the bars sit on the right, so the newest is always at the right edge.
+    let offset = (checks.len().max(20) - checks.len()) as f64 * slot;
     for (i, check) in checks.iter().rev().enumerate() {
         let healthy = check.status == "HEALTHY_INTEGRATION";
         let h = (check.duration_ms.max(0) as f64 / slowest as f64 * plot).max(3.0);
-        let x = i as f64 * slot + (slot - bar) / 2.0;
+        let x = offset + i as f64 * slot + (slot - bar) / 2.0;
         let y = HEIGHT - BOTTOM - h;
         let tip = format!(
             "{} · {} · {} ms{}",

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::chart::history_svg;
+use super::chart::{history_svg, slowest_ms};
 use super::error::ConsoleError;
 use super::forms::IntegrationForm;
 use super::session::{CsrfForm, Session};
@@ -350,6 +350,7 @@ struct IntegrationPage {
     fields_json: String,
     last: Option<LastCheck>,
     chart: String,
+    slowest_ms: i64,
     recent: Vec<HistoryRow>,
     kept: usize,
 }
@@ -432,6 +433,7 @@ pub async fn integration(
         },
         last: last_check_of(verdict.as_deref(), history.first(), now),
         chart: history_svg(&history),
+        slowest_ms: slowest_ms(&history),
         recent: history
             .iter()
             .take(RECENT_CHECKS)
