@@ -431,7 +431,7 @@ async fn mail_waiting_too_long_is_mailed_and_resolved(backend: Backend) {
     let node = a.app.state.node_id.to_string();
     assert!(body.contains(&format!("(alert above 30m), on node {node}\n")), "{body}");
     assert!(
-        body.contains(&format!("  Oldest waiting message: accepted ")) && body.contains(&format!(" by node {node}\n")),
+        body.contains("  Oldest waiting message: accepted ") && body.contains(&format!(" by node {node}\n")),
         "{body}"
     );
     assert_eq!(a.firing().await[0].key, "queue-age");

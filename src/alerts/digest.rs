@@ -302,7 +302,7 @@ mod tests {
         let mut a_next = a.clone();
         a_next.number = 2;
         assert_ne!(idempotency_key(&[a_next, b.clone()]), key);
-        assert_ne!(idempotency_key(&[a.clone()]), key);
+        assert_ne!(idempotency_key(std::slice::from_ref(&a)), key);
         let mut a_recreated = a.clone();
         a_recreated.observation.incarnation += 1;
         assert_ne!(idempotency_key(&[a_recreated, b.clone()]), key);
