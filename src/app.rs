@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::alerts::Alerts;
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
+use crate::clock::{self, SharedClock};
 use crate::cluster::{Cluster, ClusterSettings, NodeId};
 use crate::config::Settings;
 use crate::integrations::Integrations;
@@ -32,6 +34,10 @@ pub struct AppState {
     pub delivery: Delivery,
     pub cluster: Cluster,
     pub integrations: Integrations,
+    /// Health alerts mailed through the queue.
+    pub alerts: Alerts,
+    /// The clock of time-driven rules (alerts); everything else reads the system clock.
+    pub clock: SharedClock,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -99,6 +105,11 @@ pub struct Application {
 impl Application {
     /// Prepares everything and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Self::build_with_clock(settings, clock::system()).await
+    }
+
+    /// Like [`Application::build`], with the clock the alert rules read (tests move it by hand).
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> Result<Application, StartupError> {
         let store = open_store(&settings).await?;
         let hashing = password_hashing();
         let authenticator = Authenticator::new(
@@ -145,6 +156,15 @@ impl Application {
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
         check_secret_key(&store, &secrets).await?;
         let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
+        let alerts = Alerts::new(
+            &settings,
+            store.clone(),
+            mail.clone(),
+            integrations.clone(),
+            cluster.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -156,6 +176,8 @@ impl Application {
             delivery,
             cluster,
             integrations,
+            alerts,
+            clock,
         };
         Ok(Application { listener, state })
     }
@@ -194,6 +216,11 @@ impl Application {
                 .work_share()
                 .map_or(SweepShare::NONE, |(index, of)| SweepShare { index, of })
         }));
+        let evaluator = state.cluster.clone();
+        let alerts = tokio::spawn(state.alerts.clone().run(workers_stopped.clone(), move || {
+            // One node evaluates the alert rules: the first of the live nodes (or the only one).
+            evaluator.work_share().is_some_and(|(rank, _)| rank == 0)
+        }));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -210,6 +237,7 @@ impl Application {
             }
         };
         let _ = stop_workers.send(true);
+        let _ = alerts.await;
         if let Some(delivery) = delivery {
             if tokio::time::timeout(grace, delivery).await.is_err() {
                 tracing::warn!("mail delivery did not stop in time; unsent mail is re-queued at the next start");

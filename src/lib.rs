@@ -1,5 +1,6 @@
 //! Herald: Jira integration health checks and a durable outgoing mail queue.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod clock;

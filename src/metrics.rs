@@ -46,6 +46,8 @@ pub struct Metrics {
     mail_delivery_latency: Histogram,
     integration_healthy: Family<IntegrationLabels, Gauge>,
     integration_check_duration: Family<CheckLabels, Histogram>,
+    alerts_sent: Counter,
+    pub alerts_firing: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,7 +149,21 @@ impl Metrics {
             "Time taken by integration checks against Jira",
             integration_check_duration.clone(),
         );
+        let alerts_sent = Counter::default();
+        registry.register(
+            "alerts_sent",
+            "Health alert mails queued (one per evaluation that found transitions)",
+            alerts_sent.clone(),
+        );
+        let alerts_firing = Gauge::default();
+        registry.register(
+            "alerts_firing",
+            "Alert conditions firing as of this node's last evaluation",
+            alerts_firing.clone(),
+        );
         Self {
+            alerts_sent,
+            alerts_firing,
             mail_queue_size,
             mail_error_size,
             mail_oldest_queued_seconds,
@@ -240,6 +256,10 @@ impl Metrics {
         self.integration_healthy.remove(&IntegrationLabels {
             integration: integration.to_owned(),
         });
+    }
+
+    pub fn alert_mail_sent(&self) {
+        self.alerts_sent.inc();
     }
 
     /// The registry as OpenMetrics text.

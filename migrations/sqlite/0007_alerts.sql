@@ -1,10 +1,12 @@
 -- Health alerts: per condition, the state last mailed and a change waiting out the debounce.
--- A condition is stored only while it is firing or changing; a quiet, healthy one has no row.
+-- A condition has a row from its first change on, and keeps it (quiet again after a recovery) until
+-- its subject goes away: `transitions` only grows, so every transition mailed has its own number.
 CREATE TABLE alert_state (
     key           TEXT    PRIMARY KEY,
-    firing        INTEGER NOT NULL,
-    transitions   INTEGER NOT NULL,
-    pending_since INTEGER,
+    firing        INTEGER NOT NULL,  -- the state last mailed
+    transitions   INTEGER NOT NULL,  -- transitions mailed so far
+    since         INTEGER NOT NULL,  -- when the state last mailed began to hold
+    pending_since INTEGER,           -- when the opposite state was first seen, while it waits out the debounce
     summary       TEXT    NOT NULL,
     updated_at    INTEGER NOT NULL
 );

@@ -428,6 +428,17 @@ impl Store {
         Ok(row)
     }
 
+    /// A message's content as accepted (the submission's JSON).
+    pub async fn mail_content(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let content = on_read_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT content FROM mail_messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(content)
+    }
+
     /// Moves errored messages (one, or all) back to the queue of `node_id`, due now, attempts reset.
     pub async fn resend_mail(&self, id: Option<&str>, node_id: &str, now: i64) -> Result<u64, StoreError> {
         let n = on_pool!(self, |pool| {

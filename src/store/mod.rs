@@ -4,6 +4,7 @@
 //! [`on_pool!`] expands one body per backend so each is type-checked against its own driver.
 //! Timestamps are stored as `i64` milliseconds since the Unix epoch.
 
+mod alerts;
 mod cluster;
 mod integrations;
 mod mail;
@@ -19,6 +20,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use alerts::{AlertState, LatestCheck, NodeMailFigures};
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};

@@ -149,8 +149,26 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     Some(start(db, settings).await)
 }
 
+/// Like [`spawn_app_with`], with the clock the alert rules read (e.g. a `ManualClock`).
+pub async fn spawn_app_with_clock(
+    backend: Backend,
+    clock: herald::clock::SharedClock,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let db = TestDatabase::new(backend).await?;
+    let mut settings = db.settings();
+    configure(&mut settings);
+    Some(start_with_clock(db, settings, clock).await)
+}
+
 pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
-    let app = Application::build(settings).await.expect("Herald starts");
+    start_with_clock(db, settings, herald::clock::system()).await
+}
+
+pub async fn start_with_clock(db: TestDatabase, settings: Settings, clock: herald::clock::SharedClock) -> TestApp {
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("Herald starts");
     let addr = app.local_addr().expect("bound address");
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,331 @@
+//! The four alert conditions, observed from figures already read: integration verdicts, the
+//! cluster's error queue, the age of the oldest waiting message, and node liveness.
+
+use std::time::Duration;
+
+use super::rules::{Kind, Observation};
+use crate::cluster::{NodeState, NodeView};
+use crate::store::{LatestCheck, NodeMailFigures};
+use crate::timefmt::rfc3339_ms;
+
+/// The verdict that makes an integration alert.
+pub const FAULTY: &str = "FAULTY_CONFIGURATION";
+
+pub const ERROR_QUEUE_KEY: &str = "error-queue";
+pub const QUEUE_AGE_KEY: &str = "queue-age";
+
+/// One condition per integration: firing while its newest recorded check is FAULTY_CONFIGURATION.
+/// An integration never checked yet is not known to be faulty, so it does not fire.
+pub fn integrations(checks: &[LatestCheck]) -> Vec<Observation> {
+    checks
+        .iter()
+        .map(|check| {
+            let firing = check.status.as_deref() == Some(FAULTY);
+            let reason = check.reason.as_deref().unwrap_or("");
+            let summary = match (&check.status, firing) {
+                (None, _) => format!("Integration {} has not been checked yet", check.name),
+                (Some(_), true) => format!("Integration {} is faulty: {reason}", check.name),
+                (Some(status), false) => format!("Integration {} is {status}", check.name),
+            };
+            let mut details = Vec::new();
+            if let Some(status) = &check.status {
+                details.push(format!("Status: {status}"));
+            }
+            if !reason.is_empty() {
+                details.push(format!("Reason: {reason}"));
+            }
+            if let Some(at) = check.checked_at {
+                details.push(format!("Last check: {}", rfc3339_ms(at)));
+            }
+            Observation {
+                key: format!("integration:{}", check.name),
+                kind: Kind::Integration,
+                subject: format!("integration {}", check.name),
+                firing,
+                summary,
+                details,
+                incarnation: check.created_at,
+                console_path: format!("/console/integrations/{}", percent_encode(&check.name)),
+            }
+        })
+        .collect()
+}
+
+fn per_node_lines(figures: &[NodeMailFigures], now: i64) -> Vec<String> {
+    if figures.is_empty() {
+        return vec!["No node holds any mail.".to_owned()];
+    }
+    figures
+        .iter()
+        .map(|f| {
+            let oldest = f
+                .oldest_queued_at
+                .map(|at| format!(", oldest accepted {} ({} ago)", rfc3339_ms(at), age(now - at)))
+                .unwrap_or_default();
+            format!(
+                "Node {}: {} waiting, {} in the error queue{oldest}",
+                f.node_id, f.queue_size, f.error_size
+            )
+        })
+        .collect()
+}
+
+/// The whole cluster's error queue holds more than `threshold` messages.
+pub fn error_queue(figures: &[NodeMailFigures], threshold: i64, now: i64) -> Observation {
+    let total: i64 = figures.iter().map(|f| f.error_size).sum();
+    let firing = total > threshold;
+    let mut details = vec![format!(
+        "Error queue: {total} message{} in the whole cluster (alert above {threshold})",
+        plural(total)
+    )];
+    details.extend(per_node_lines(figures, now));
+    Observation {
+        key: ERROR_QUEUE_KEY.to_owned(),
+        kind: Kind::ErrorQueue,
+        subject: format!("error queue over {threshold} message{}", plural(threshold)),
+        firing,
+        summary: format!(
+            "The error queue holds {total} message{} (alert above {threshold})",
+            plural(total)
+        ),
+        details,
+        incarnation: 0,
+        console_path: "/console/".to_owned(),
+    }
+}
+
+/// The oldest message waiting anywhere in the cluster (queued or being sent, not in the error
+/// queue) was accepted longer than `max_age` ago.
+pub fn queue_age(figures: &[NodeMailFigures], max_age: Duration, now: i64) -> Observation {
+    let oldest = figures
+        .iter()
+        .filter_map(|f| f.oldest_queued_at.map(|at| (at, f.node_id.as_str())))
+        .min();
+    let limit = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    let firing = oldest.is_some_and(|(at, _)| now.saturating_sub(at) > limit);
+    let limit_text = humantime::format_duration(max_age).to_string();
+    let (summary, mut details) = match oldest {
+        Some((at, node)) => (
+            format!(
+                "The oldest waiting message has waited {} (alert above {limit_text}), on node {node}",
+                age(now - at)
+            ),
+            vec![format!(
+                "Oldest waiting message: accepted {} by node {node}",
+                rfc3339_ms(at)
+            )],
+        ),
+        None => ("No message is waiting".to_owned(), Vec::new()),
+    };
+    details.extend(per_node_lines(figures, now));
+    Observation {
+        key: QUEUE_AGE_KEY.to_owned(),
+        kind: Kind::QueueAge,
+        subject: format!("mail waiting over {limit_text}"),
+        firing,
+        summary,
+        details,
+        incarnation: 0,
+        console_path: "/console/".to_owned(),
+    }
+}
+
+/// One condition per node of the cluster view (empty when not clustered): firing while OFFLINE.
+pub fn nodes(view: &[NodeView]) -> Vec<Observation> {
+    view.iter()
+        .map(|node| {
+            let firing = node.state == NodeState::Offline;
+            Observation {
+                key: format!("node:{}", node.node_id),
+                kind: Kind::Node,
+                subject: format!("node {}", node.node_id),
+                firing,
+                summary: format!(
+                    "Node {} is {} (last heartbeat {})",
+                    node.node_id,
+                    node.state,
+                    rfc3339_ms(node.heartbeat_at)
+                ),
+                details: vec![
+                    format!("State: {}", node.state),
+                    format!("Last heartbeat: {}", rfc3339_ms(node.heartbeat_at)),
+                    format!(
+                        "Mail: {} waiting, {} in the error queue (as last published)",
+                        node.queue_size, node.error_size
+                    ),
+                ],
+                incarnation: 0,
+                console_path: "/console/".to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn plural(n: i64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A duration in whole seconds, as `1h 2m 3s`.
+fn age(ms: i64) -> String {
+    let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+/// Percent-encodes a path segment: everything but RFC 3986's unreserved characters.
+pub fn percent_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_750_000_000_000; // 2025-06-15T15:06:40Z
+    const MIN: i64 = 60_000;
+
+    fn check(name: &str, status: Option<&str>, reason: &str) -> LatestCheck {
+        LatestCheck {
+            name: name.to_owned(),
+            created_at: 42,
+            status: status.map(str::to_owned),
+            reason: status.map(|_| reason.to_owned()),
+            checked_at: status.map(|_| NOW - MIN),
+        }
+    }
+
+    fn figures(node: &str, queued: i64, errors: i64, oldest: Option<i64>) -> NodeMailFigures {
+        NodeMailFigures {
+            node_id: node.to_owned(),
+            queue_size: queued,
+            error_size: errors,
+            oldest_queued_at: oldest,
+        }
+    }
+
+    #[test]
+    fn an_integration_fires_only_on_a_faulty_verdict() {
+        let seen = integrations(&[
+            check("jira prod/1", Some(FAULTY), "Authentication failed: no."),
+            check(
+                "ok",
+                Some("HEALTHY_INTEGRATION"),
+                "Integration is healthy and operational.",
+            ),
+            check("new", None, ""),
+        ]);
+        assert_eq!(seen.len(), 3);
+        let faulty = &seen[0];
+        assert_eq!(faulty.key, "integration:jira prod/1");
+        assert_eq!(faulty.subject, "integration jira prod/1");
+        assert!(faulty.firing);
+        assert_eq!(
+            faulty.summary,
+            "Integration jira prod/1 is faulty: Authentication failed: no."
+        );
+        assert_eq!(
+            faulty.details,
+            [
+                "Status: FAULTY_CONFIGURATION",
+                "Reason: Authentication failed: no.",
+                "Last check: 2025-06-15T15:05:40Z"
+            ]
+        );
+        assert_eq!(faulty.console_path, "/console/integrations/jira%20prod%2F1");
+        assert_eq!(faulty.incarnation, 42);
+        assert!(!seen[1].firing);
+        assert!(!seen[2].firing, "never checked is unknown, not faulty");
+        assert_eq!(seen[2].summary, "Integration new has not been checked yet");
+    }
+
+    #[test]
+    fn the_error_queue_fires_above_the_threshold_counting_every_node() {
+        let two = [
+            figures("node_1", 0, 6, None),
+            figures("node_2", 3, 5, Some(NOW - 5 * MIN)),
+        ];
+        let over = error_queue(&two, 10, NOW);
+        assert!(over.firing);
+        assert_eq!(over.key, "error-queue");
+        assert_eq!(over.subject, "error queue over 10 messages");
+        assert_eq!(over.summary, "The error queue holds 11 messages (alert above 10)");
+        assert_eq!(
+            over.details,
+            [
+                "Error queue: 11 messages in the whole cluster (alert above 10)",
+                "Node node_1: 0 waiting, 6 in the error queue",
+                "Node node_2: 3 waiting, 5 in the error queue, oldest accepted 2025-06-15T15:01:40Z (5m ago)",
+            ]
+        );
+        assert!(!error_queue(&two, 11, NOW).firing, "at the threshold is not over it");
+        assert!(!error_queue(&[], 0, NOW).firing);
+        assert_eq!(error_queue(&[], 0, NOW).details[1], "No node holds any mail.");
+    }
+
+    #[test]
+    fn queue_age_fires_when_the_oldest_waiting_message_anywhere_is_too_old() {
+        let max = Duration::from_secs(30 * 60);
+        let young = [
+            figures("node_1", 1, 0, Some(NOW - 29 * MIN)),
+            figures("node_2", 0, 4, None),
+        ];
+        assert!(!queue_age(&young, max, NOW).firing);
+        let old = [
+            figures("node_1", 1, 0, Some(NOW - 29 * MIN)),
+            figures("node_2", 2, 0, Some(NOW - 31 * MIN)),
+        ];
+        let seen = queue_age(&old, max, NOW);
+        assert!(seen.firing);
+        assert_eq!(seen.subject, "mail waiting over 30m");
+        assert_eq!(
+            seen.summary,
+            "The oldest waiting message has waited 31m (alert above 30m), on node node_2"
+        );
+        assert_eq!(
+            seen.details[0],
+            "Oldest waiting message: accepted 2025-06-15T14:35:40Z by node node_2"
+        );
+        let none = queue_age(&[], max, NOW);
+        assert!(!none.firing);
+        assert_eq!(none.summary, "No message is waiting");
+    }
+
+    #[test]
+    fn a_node_fires_while_offline() {
+        let view = [
+            NodeView {
+                node_id: "node_1".into(),
+                state: NodeState::Active,
+                heartbeat_at: NOW,
+                queue_size: 0,
+                error_size: 0,
+            },
+            NodeView {
+                node_id: "node_2".into(),
+                state: NodeState::Offline,
+                heartbeat_at: NOW - 10 * MIN,
+                queue_size: 4,
+                error_size: 1,
+            },
+        ];
+        let seen = nodes(&view);
+        assert!(!seen[0].firing);
+        assert!(seen[1].firing);
+        assert_eq!(seen[1].key, "node:node_2");
+        assert_eq!(seen[1].subject, "node node_2");
+        assert_eq!(
+            seen[1].summary,
+            "Node node_2 is OFFLINE (last heartbeat 2025-06-15T14:56:40Z)"
+        );
+        assert_eq!(
+            seen[1].details[2],
+            "Mail: 4 waiting, 1 in the error queue (as last published)"
+        );
+        assert!(nodes(&[]).is_empty());
+    }
+}

@@ -1,0 +1,297 @@
+//! Health alerts, mailed through Herald's own queue: an integration turning faulty or healthy
+//! again, the cluster's error queue over its threshold, mail waiting too long, a node going
+//! offline.
+//!
+//! One node evaluates the rules every `HERALD_ALERT_INTERVAL`: it observes the conditions, decides
+//! the transitions ([`rules`]), queues one digest mail for them with an idempotency key derived from
+//! the transitions ([`digest`]), and only then writes the new states. A crash between the two makes
+//! the next evaluation find the same transitions, whose mail the queue recognises as already queued.
+
+pub mod conditions;
+pub mod digest;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::cluster::Cluster;
+use crate::config::Settings;
+use crate::integrations::Integrations;
+use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// The `submitted_by` of alert mail in the queue (and the owner of its idempotency keys).
+pub const SUBMITTED_BY: &str = "herald-alerts";
+
+/// An alert whose last mailed state is firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiringAlert {
+    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`.
+    pub key: String,
+    pub summary: String,
+    /// When it began to hold (ms since the epoch).
+    pub since: i64,
+}
+
+/// What one evaluation found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvaluationSummary {
+    /// Conditions observed.
+    pub observed: usize,
+    /// Conditions firing (as last mailed) after the evaluation.
+    pub firing: usize,
+    /// Conditions whose change is waiting out the debounce.
+    pub pending: usize,
+    /// Transitions in this evaluation's mail.
+    pub transitions: usize,
+    /// The mail of those transitions, when there were some.
+    pub mail_id: Option<String>,
+    /// The mail had been queued already (by an evaluation whose state write was lost, or by
+    /// another node evaluating at the same time).
+    pub already_queued: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot queue the alert mail: {0}")]
+    Mail(#[from] MailError),
+    #[error("the alert mail is not valid: {0}")]
+    InvalidMail(#[from] InvalidMail),
+}
+
+struct Config {
+    recipients: Vec<String>,
+    from: String,
+    interval: Duration,
+    debounce: Duration,
+    error_queue: i64,
+    queue_age: Duration,
+    public_url: Option<String>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    mail: MailQueue,
+    integrations: Integrations,
+    cluster: Cluster,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    /// One evaluation at a time in this process.
+    evaluating: tokio::sync::Mutex<()>,
+}
+
+/// The alerts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+}
+
+impl Alerts {
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        mail: MailQueue,
+        integrations: Integrations,
+        cluster: Cluster,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Alerts {
+        Alerts {
+            inner: Arc::new(Inner {
+                config: Config {
+                    recipients: settings.alert_emails.clone(),
+                    from: settings.mail_from.clone(),
+                    interval: settings.alert_interval,
+                    debounce: settings.alert_debounce,
+                    error_queue: settings.alert_error_queue,
+                    queue_age: settings.alert_queue_age,
+                    public_url: settings.public_url.clone(),
+                },
+                store,
+                mail,
+                integrations,
+                cluster,
+                clock,
+                metrics,
+                evaluating: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Alerts are on when they have recipients (`HERALD_ALERT_EMAILS`).
+    pub fn enabled(&self) -> bool {
+        !self.inner.config.recipients.is_empty()
+    }
+
+    pub fn recipients(&self) -> &[String] {
+        &self.inner.config.recipients
+    }
+
+    /// The alerts whose last mailed state is firing, oldest first; none when alerts are off.
+    pub async fn firing(&self) -> Result<Vec<FiringAlert>, StoreError> {
+        if !self.enabled() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .inner
+            .store
+            .firing_alert_states()
+            .await?
+            .into_iter()
+            .map(|s| FiringAlert {
+                key: s.key,
+                summary: s.summary,
+                since: s.since,
+            })
+            .collect())
+    }
+
+    /// One evaluation: observe every condition, decide, queue the mail of the transitions, then
+    /// store the new states. Does nothing when alerts are off.
+    pub async fn evaluate_once(&self) -> Result<EvaluationSummary, AlertError> {
+        if !self.enabled() {
+            return Ok(EvaluationSummary::default());
+        }
+        let _one_at_a_time = self.inner.evaluating.lock().await;
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let observed = self.observe(now).await?;
+        let stored = inner.store.alert_states().await?;
+        let debounce = i64::try_from(inner.config.debounce.as_millis()).unwrap_or(i64::MAX);
+        let decision = rules::decide(now, debounce, &stored, &observed);
+        let mut summary = EvaluationSummary {
+            observed: observed.len(),
+            firing: decision.firing,
+            pending: decision.pending,
+            transitions: decision.transitions.len(),
+            ..EvaluationSummary::default()
+        };
+        if !decision.transitions.is_empty() {
+            let (id, created) = self.queue_mail(&decision.transitions, now).await?;
+            summary.mail_id = Some(id);
+            summary.already_queued = !created;
+        }
+        inner.store.save_alert_states(&decision.save, &decision.delete).await?;
+        inner
+            .metrics
+            .alerts_firing
+            .set(i64::try_from(decision.firing).unwrap_or(i64::MAX));
+        Ok(summary)
+    }
+
+    /// Every condition as it is now, cluster-wide.
+    async fn observe(&self, now: i64) -> Result<Vec<rules::Observation>, StoreError> {
+        let inner = &self.inner;
+        // Checks of this node still waiting in the history writer count too.
+        inner.integrations.flush_history().await;
+        let checks = inner.store.latest_integration_checks().await?;
+        let figures = inner.store.mail_figures_by_node().await?;
+        let view = inner.cluster.view().await?;
+        let mut observed = conditions::integrations(&checks);
+        observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
+        observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
+        observed.extend(conditions::nodes(&view));
+        Ok(observed)
+    }
+
+    /// Queues the digest of `transitions`; returns its id and whether this call queued it.
+    async fn queue_mail(&self, transitions: &[rules::Transition], now: i64) -> Result<(String, bool), AlertError> {
+        let inner = &self.inner;
+        let node_id = inner.mail.node_id().to_string();
+        let mail = digest::compose(
+            transitions,
+            &digest::Context {
+                evaluated_at: now,
+                node_id: &node_id,
+                public_url: inner.config.public_url.as_deref(),
+                debounce: inner.config.debounce,
+            },
+        );
+        let valid = MailSubmission {
+            from: Some(inner.config.from.clone()),
+            to: inner.config.recipients.clone(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            reply_to: None,
+            subject: mail.subject.clone(),
+            text: Some(mail.text),
+            html: None,
+            // RFC 3834: machine-made mail, not to be answered by vacation responders.
+            headers: BTreeMap::from([("Auto-Submitted".to_owned(), "auto-generated".to_owned())]),
+        }
+        .validate(&inner.config.from)?;
+        let key = digest::idempotency_key(transitions);
+        let key = IdempotencyKey::try_from(key.as_str()).map_err(|e| {
+            AlertError::InvalidMail(InvalidMail {
+                field: "Idempotency-Key".to_owned(),
+                message: e.to_owned(),
+            })
+        })?;
+        match inner.mail.submit(&valid, SUBMITTED_BY, Some(&key)).await {
+            Ok(accepted) if accepted.created => {
+                inner.metrics.alert_mail_sent();
+                tracing::info!(
+                    mail = %accepted.id,
+                    transitions = transitions.len(),
+                    subject = %mail.subject,
+                    recipients = inner.config.recipients.len(),
+                    "alert mail queued"
+                );
+                Ok((accepted.id, true))
+            }
+            Ok(accepted) => {
+                tracing::info!(mail = %accepted.id, subject = %mail.subject, "alert mail was already queued");
+                Ok((accepted.id, false))
+            }
+            // The same transitions, described differently (figures moved since): already mailed.
+            Err(MailError::KeyConflict(id)) => {
+                tracing::info!(mail = %id, subject = %mail.subject, "alert mail was already queued");
+                Ok((id, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Evaluates every `HERALD_ALERT_INTERVAL` (the first time one interval after start) while
+    /// `should_evaluate` says this node is the one to, until `stop` turns true. Failures are logged
+    /// and retried at the next interval.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, should_evaluate: impl Fn() -> bool + Send) {
+        if !self.enabled() {
+            tracing::debug!("health alerts are off: no recipients in HERALD_ALERT_EMAILS");
+            return;
+        }
+        let period = self.inner.config.interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+            if !should_evaluate() {
+                continue;
+            }
+            tokio::select! {
+                result = self.evaluate_once() => match result {
+                    Ok(summary) => tracing::debug!(
+                        firing = summary.firing,
+                        pending = summary.pending,
+                        transitions = summary.transitions,
+                        "health alerts evaluated"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot evaluate health alerts; trying again at the next interval"),
+                },
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+        }
+        tracing::debug!("health alerts stopped");
+    }
+}
