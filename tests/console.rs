@@ -23,6 +23,7 @@ backend_tests!(
     idle_and_old_sessions_end,
     admins_manage_integrations_and_mail_from_forms,
     pages_carry_security_headers_and_errors_are_pages,
+    the_overview_shows_firing_alerts_and_their_recipients,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -547,4 +548,43 @@ async fn pages_carry_security_headers_and_errors_are_pages(backend: Backend) {
     // The API's own errors stay problem+json.
     let response = app.get("/api/v1/nowhere").send().await.unwrap();
     assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+}
+
+async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let (_, _, body) = admin.get("/console/").await;
+    assert!(
+        body.contains("Alerts are off. Set <code>HERALD_ALERT_EMAILS</code>"),
+        "{body}"
+    );
+
+    let clock = herald::clock::ManualClock::starting_at(herald::store::now_ms());
+    let Some(app) = support::spawn_app_with_clock(backend, clock.clone(), |s| {
+        s.alert_emails = vec!["ops@example.com".into()];
+        s.alert_debounce = std::time::Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    faulty_integration(&app, "jira-prod").await;
+    app.state.integrations.check_now("jira-prod").await.unwrap();
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let (_, _, body) = admin.get("/console/").await;
+    assert!(
+        body.contains("Nothing is firing. Alerts go to ops@example.com."),
+        "{body}"
+    );
+    app.state.alerts.evaluate_once().await.unwrap();
+    clock.advance(std::time::Duration::from_secs(121));
+    assert_eq!(app.state.alerts.evaluate_once().await.unwrap().transitions, 1);
+    let (_, _, body) = admin.get("/console/").await;
+    let alerts = &body[body.find(r#"id="alerts""#).unwrap()..];
+    assert!(alerts.contains("FIRING") && alerts.contains("jira-prod"), "{alerts}");
+    // The alert mail is in the queue like any other mail.
+    let (_, _, body) = admin.get("/console/mail").await;
+    assert!(body.contains("[Herald] FAULTY: integration jira-prod"), "{body}");
 }

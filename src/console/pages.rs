@@ -15,7 +15,7 @@ use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::cluster::NodeState;
 use crate::integrations::{Auth, Integration, IntegrationError, StepOutcome, Verdict};
-use crate::store::{CheckRecord, MailFilter, MailSummary, now_ms};
+use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 
 /// Messages per page of the mail lists.
 const PAGE_SIZE: i64 = 50;
@@ -91,6 +91,7 @@ pub struct NodeFigures {
     pub queue: i64,
     pub errors: i64,
     pub oldest: Option<When>,
+    oldest_at: Option<i64>,
     pub can_drain: bool,
     pub can_activate: bool,
 }
@@ -109,9 +110,16 @@ async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, Co
             error_size,
         });
     }
+    let oldest: std::collections::HashMap<String, i64> = state
+        .store
+        .mail_figures_by_node()
+        .await?
+        .into_iter()
+        .filter_map(|f| f.oldest_queued_at.map(|at| (f.node_id, at)))
+        .collect();
     let mut nodes = Vec::with_capacity(views.len());
     for view in views {
-        let oldest = state.store.oldest_queued_mail(&view.node_id).await?;
+        let oldest = oldest.get(&view.node_id).copied();
         nodes.push(NodeFigures {
             href: encode_component(&view.node_id),
             this: view.node_id == state.node_id.as_str(),
@@ -120,6 +128,7 @@ async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, Co
             queue: view.queue_size,
             errors: view.error_size,
             oldest: oldest.map(|at| When::at(at, now)),
+            oldest_at: oldest,
             can_drain: clustered && matches!(view.state, NodeState::Active | NodeState::Activating),
             can_activate: clustered && matches!(view.state, NodeState::Passive | NodeState::Passivating),
             node_id: view.node_id,
@@ -140,7 +149,7 @@ pub struct IntegrationRow {
     pub verified: Option<When>,
 }
 
-fn integration_row(integration: &Integration, latest: Option<&CheckRecord>, now: i64) -> IntegrationRow {
+fn integration_row(integration: &Integration, latest: Option<&LatestCheck>, now: i64) -> IntegrationRow {
     let s = &integration.settings;
     let target = match (&s.project_key, &s.issue_type) {
         (Some(p), Some(t)) => format!("{p} / {t}"),
@@ -153,9 +162,9 @@ fn integration_row(integration: &Integration, latest: Option<&CheckRecord>, now:
         url: s.url.as_str().to_owned(),
         installation_type: s.installation_type.as_str(),
         target,
-        badge: Badge::of_status(latest.map(|c| c.status.as_str())),
-        reason: latest.map(|c| c.reason.clone()).unwrap_or_default(),
-        verified: latest.map(|c| When::at(c.checked_at, now)),
+        badge: Badge::of_status(latest.and_then(|c| c.status.as_deref())),
+        reason: latest.and_then(|c| c.reason.clone()).unwrap_or_default(),
+        verified: latest.and_then(|c| c.checked_at).map(|at| When::at(at, now)),
     }
 }
 
@@ -189,6 +198,9 @@ struct OverviewPage {
     oldest: Option<When>,
     last_sweep: Option<(When, String)>,
     sweep_every: String,
+    alerts_enabled: bool,
+    alert_recipients: String,
+    firing: Vec<(String, When)>,
 }
 
 pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
@@ -196,15 +208,7 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
     let rows = integration_rows(&state, now).await?;
     let nodes = node_figures(&state, now).await?;
     let count = |label: &str| rows.iter().filter(|r| r.badge.label == label).count();
-    let oldest_at = {
-        let mut oldest = None;
-        for node in &nodes {
-            if let Some(at) = state.store.oldest_queued_mail(&node.node_id).await? {
-                oldest = Some(oldest.map_or(at, |o: i64| o.min(at)));
-            }
-        }
-        oldest
-    };
+    let oldest_at = nodes.iter().filter_map(|n| n.oldest_at).min();
     let last_sweep = state.integrations.last_sweep().map(|(at, summary)| {
         (
             When::at(at, now),
@@ -221,8 +225,18 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
             ),
         )
     });
+    let firing = state
+        .alerts
+        .firing()
+        .await?
+        .into_iter()
+        .map(|alert| (alert.summary, When::at(alert.since, now)))
+        .collect();
     let page = OverviewPage {
         page: Chrome::new(&session, state.node_id.as_str(), "overview", "Overview"),
+        alerts_enabled: state.alerts.enabled(),
+        alert_recipients: state.alerts.recipients().join(", "),
+        firing,
         total: rows.len(),
         healthy: count("Healthy"),
         faulty: count("Faulty"),

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
 use crate::secrets::{SecretBox, SecretsError};
-use crate::store::{CheckRecord, Store, StoreError, StoredIntegration, now_ms};
+use crate::store::{CheckRecord, LatestCheck, Store, StoreError, StoredIntegration, now_ms};
 
 /// How many results per integration the history keeps.
 pub const HISTORY_LENGTH: i64 = 50;
@@ -224,12 +224,11 @@ impl Integrations {
         self.inner.last_sweep.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The newest result of every integration that has one, by name, cluster-wide (this node's pending
-    /// results included).
-    pub async fn latest_checks(&self) -> Result<HashMap<String, CheckRecord>, IntegrationError> {
+    /// Every integration's newest check, by name, cluster-wide (this node's pending results included).
+    pub async fn latest_checks(&self) -> Result<HashMap<String, LatestCheck>, IntegrationError> {
         self.flush_history().await;
-        let rows = self.inner.store.latest_checks().await?;
-        Ok(rows.into_iter().map(|r| (r.integration_name.clone(), r)).collect())
+        let rows = self.inner.store.latest_integration_checks().await?;
+        Ok(rows.into_iter().map(|r| (r.name.clone(), r)).collect())
     }
 
     /// The newest results of one integration, newest first (this node's pending results included).

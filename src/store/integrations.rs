@@ -154,15 +154,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// The newest result of every integration that has one.
-    pub async fn latest_checks(&self) -> Result<Vec<CheckRecord>, StoreError> {
-        let sql = "SELECT c.integration_name, c.status, c.failed_step, c.reason, c.checked_at, c.duration_ms \
-                   FROM integration_checks c JOIN (SELECT MAX(id) AS id FROM integration_checks \
-                   GROUP BY integration_name) latest ON c.id = latest.id";
-        let rows: Vec<CheckRecord> = on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
-        Ok(rows)
-    }
-
     /// Keeps only the newest `keep` results of each integration; returns how many were removed.
     pub async fn prune_check_history(&self, keep: i64) -> Result<u64, StoreError> {
         let sql = "DELETE FROM integration_checks WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
