@@ -31,11 +31,19 @@ install_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
-PG_BIN=$(pg_bindir) || { install_packages postgresql; PG_BIN=$(pg_bindir); }
+# What the tests need, installed in one go when missing:
+# - PostgreSQL, for the PostgreSQL suite and the cluster tests;
+# - Postfix's smtp-sink and smtp-source: a real SMTP server (with fault injection) for the mail tests
+#   (only the tools are used; the Postfix daemon is not started);
+# - Chromium and ChromeDriver, for the console's end-to-end tests in a headless browser.
+missing=()
+pg_bindir >/dev/null || missing+=(postgresql)
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
+PG_BIN=$(pg_bindir) || { log "PostgreSQL is not installed and could not be installed"; exit 1; }
 log "PostgreSQL binaries: $PG_BIN"
-# Postfix's smtp-sink and smtp-source: a real SMTP server (with fault injection) for the mail tests.
-# Only the tools are used; the Postfix daemon is not started.
-command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || install_packages postfix
 
 free_port() {
   local port
