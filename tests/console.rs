@@ -19,6 +19,7 @@ backend_tests!(
     posts_from_other_sites_are_refused,
     monitors_see_everything_and_change_nothing,
     mail_users_cannot_sign_in,
+    api_tokens_cannot_sign_in_to_the_console,
     sign_out_and_a_password_change_end_sessions,
     idle_and_old_sessions_end,
     admins_manage_integrations_and_mail_from_forms,
@@ -35,6 +36,41 @@ async fn faulty_integration(app: &TestApp, name: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// A message in the queue (tests do not deliver unless asked).
+async fn queued_mail(app: &TestApp) -> String {
+    let response = app
+        .admin(reqwest::Method::POST, "/api/v1/mail")
+        .json(&json!({"to": ["ops@example.com"], "subject": "Disk almost full", "text": "90%"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every state-changing form post of the console, for the CSRF and role tests.
+fn every_action(mail_id: &str, node: &str) -> Vec<String> {
+    let mut actions: Vec<String> = [
+        "/console/integrations",
+        "/console/integrations/jira-prod/edit",
+        "/console/integrations/jira-prod/check",
+        "/console/integrations/jira-prod/delete",
+        "/console/mail/flush",
+        "/console/mail/errors/resend",
+        "/console/mail/errors/delete",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    actions.push(format!("/console/mail/{mail_id}/resend"));
+    actions.push(format!("/console/mail/{mail_id}/delete"));
+    actions.push(format!("/console/cluster/{node}/drain"));
+    actions.push(format!("/console/cluster/{node}/activate"));
+    actions
 }
 
 async fn integration_count(app: &TestApp) -> usize {
@@ -122,26 +158,89 @@ async fn sign_in_sets_a_hardened_cookie_and_secure_over_tls(backend: Backend) {
     assert!(stored.is_none());
     assert!(app.db.store().await.session(&digest(&id)).await.unwrap().is_some());
 
-    // Behind a TLS-terminating proxy the cookie is Secure.
-    let response = console
-        .http
-        .post(format!("{}/console/sign-in", console.base))
-        .header(COOKIE, format!("herald_signin={cookie}"))
-        .header("x-forwarded-proto", "https")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let (_, line) = set_cookie(response.headers(), "herald_session").unwrap();
-    assert!(line.contains("; Secure"), "{line}");
+    // Behind a TLS-terminating proxy the cookies are Secure, with the `__Host-` prefix (Path=/, no
+    // Domain), which a sibling subdomain cannot plant or shadow.
+    for proxy in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+    ] {
+        let form_page = console
+            .http
+            .get(format!("{}/console/sign-in", console.base))
+            .header(proxy.0, proxy.1)
+            .send()
+            .await
+            .unwrap();
+        let (tls_cookie, line) =
+            set_cookie(form_page.headers(), "__Host-herald_signin").expect("__Host- sign-in cookie");
+        assert!(line.contains("; Secure") && line.contains("Path=/;"), "{line}");
+        let tls_token = csrf_of(&form_page.text().await.unwrap());
+        let response = console
+            .http
+            .post(format!("{}/console/sign-in", console.base))
+            .header(COOKIE, format!("__Host-herald_signin={tls_cookie}"))
+            .header(proxy.0, proxy.1)
+            .form(&[
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+                ("csrf", tls_token.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{proxy:?}");
+        let (tls_id, line) = set_cookie(response.headers(), "__Host-herald_session").unwrap();
+        assert!(
+            line.contains("; Secure") && line.contains("Path=/;") && line.contains("HttpOnly"),
+            "{line}"
+        );
+        let page = |cookie: String| {
+            console
+                .http
+                .get(format!("{}/console/", console.base))
+                .header(COOKIE, cookie)
+                .header(proxy.0, proxy.1)
+                .send()
+        };
+        assert_eq!(
+            page(format!("__Host-herald_session={tls_id}")).await.unwrap().status(),
+            StatusCode::OK
+        );
+        // Over TLS the unprefixed name is not looked at.
+        assert_eq!(
+            page(format!("herald_session={tls_id}")).await.unwrap().status(),
+            StatusCode::SEE_OTHER
+        );
+    }
 
     let Some(app) = spawn_app_with(backend, |s| s.public_url = Some("https://herald.example.com".into())).await else {
         return;
     };
-    let mut console = ConsoleClient::new(&app);
+    let console = ConsoleClient::new(&app);
     let (_, headers, _) = console.get("/console/sign-in").await;
-    assert!(set_cookie(&headers, "herald_signin").unwrap().1.contains("; Secure"));
-    console.sign_in("admin", ADMIN_PASSWORD).await;
+    assert!(
+        set_cookie(&headers, "__Host-herald_signin")
+            .unwrap()
+            .1
+            .contains("; Secure")
+    );
+    // Behind a proxy that rewrites Host, posts from the public origin are the console's own.
+    let response = console
+        .http
+        .post(format!("{}/console/sign-in", console.base))
+        .header(ORIGIN, "https://herald.example.com")
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("expired or did not come from this page")
+    );
 }
 
 async fn wrong_passwords_and_forged_sign_in_forms_are_refused(backend: Backend) {
@@ -154,7 +253,7 @@ async fn wrong_passwords_and_forged_sign_in_forms_are_refused(backend: Backend) 
             &[("username", "admin"), ("password", "nope"), ("csrf", &token)],
         )
         .await;
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(set_cookie(wrong.headers(), "herald_session").is_none());
     let body = wrong.text().await.unwrap();
     assert!(body.contains("Wrong user name or password."), "{body}");
@@ -227,19 +326,16 @@ async fn every_change_needs_the_session_csrf_token(backend: Backend) {
     let mut other = ConsoleClient::new(&app);
     other.sign_in("admin", ADMIN_PASSWORD).await;
     let others_token = other.csrf().await;
-    let actions = [
-        "/console/integrations/jira-prod/delete",
-        "/console/integrations/jira-prod/check",
-        "/console/integrations",
-        "/console/mail/flush",
-        "/console/mail/errors/resend",
-        "/console/mail/errors/delete",
-        "/console/sign-out",
-    ];
-    for path in actions {
+    let mail = queued_mail(&app).await;
+    let mut actions = every_action(&mail, app.state.node_id.as_str());
+    actions.push("/console/sign-out".to_owned());
+    for path in &actions {
         for token in ["", "forged", others_token.as_str()] {
             let (status, _, body) = admin
-                .post(path, &[("csrf", token), ("name", "x"), ("url", "http://x")])
+                .post(
+                    path,
+                    &[("csrf", token), ("name", "x"), ("url", "http://x"), ("view", "queue")],
+                )
                 .await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path} with {token:?}: {body}");
             assert!(body.contains("CSRF token"), "{body}");
@@ -247,6 +343,7 @@ async fn every_change_needs_the_session_csrf_token(backend: Backend) {
     }
     // Nothing changed, and the session still works.
     assert_eq!(integration_count(&app).await, 1);
+    assert_eq!(app.admin_json(&format!("/api/v1/mail/{mail}")).await["state"], "queued");
     let token = admin.csrf().await;
     let (status, headers, _) = admin
         .post("/console/integrations/jira-prod/delete", &[("csrf", &token)])
@@ -304,43 +401,90 @@ async fn monitors_see_everything_and_change_nothing(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     faulty_integration(&app, "jira-prod").await;
     app.state.integrations.check_now("jira-prod").await.unwrap();
+    let mail = queued_mail(&app).await;
     let password = app.create_user("watcher", "monitor").await;
     let mut monitor = ConsoleClient::new(&app);
     monitor.sign_in("watcher", &password).await;
-    for path in [
-        "/console/",
-        "/console/integrations",
-        "/console/integrations/jira-prod",
-        "/console/mail",
-        "/console/mail?view=errors",
-        "/console/cluster",
-    ] {
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    // Each page with the control an admin gets there: the monitor sees the page, not the control.
+    let pages = [
+        ("/console/", r#"href="/console/integrations/jira-prod""#, None),
+        (
+            "/console/integrations",
+            "The system is unable to connect",
+            Some(r#"id="add-integration""#),
+        ),
+        (
+            "/console/integrations/jira-prod",
+            "The system is unable to connect",
+            Some(r#"id="check-now""#),
+        ),
+        (
+            "/console/mail",
+            "Disk almost full",
+            Some(r#"class="small danger delete""#),
+        ),
+        (
+            "/console/mail?view=errors",
+            "The error queue is empty.",
+            Some(r#"id="resend-all""#),
+        ),
+        ("/console/cluster", "(this node)", None),
+    ];
+    for (path, content, control) in pages {
         let (status, _, body) = monitor.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.contains(content), "{path}: {body}");
         assert!(body.contains("Read-only"), "{path}");
-        assert!(
-            !body.contains(r#"id="check-now""#) && !body.contains("/delete\"") && !body.contains(r#"id="flush""#),
-            "{path}: {body}"
-        );
+        let (_, _, admins) = admin.get(path).await;
+        assert!(!admins.contains("Read-only"), "{path}");
+        if let Some(control) = control {
+            assert!(admins.contains(control), "admins get {control} on {path}");
+            assert!(!body.contains(control), "monitors do not get {control} on {path}");
+        }
     }
-    let (_, _, body) = monitor.get("/console/integrations/jira-prod").await;
-    assert!(body.contains("The system is unable to connect to Jira."), "{body}");
-    for path in ["/console/integrations/new", "/console/integrations/jira-prod/edit"] {
+    for path in ["/console/add-integration", "/console/integrations/jira-prod/edit"] {
         assert_eq!(monitor.get(path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
     let token = monitor.csrf().await;
-    for path in [
-        "/console/integrations/jira-prod/delete",
-        "/console/integrations/jira-prod/check",
-        "/console/mail/flush",
-        "/console/mail/errors/resend",
-        "/console/mail/errors/delete",
-    ] {
-        let (status, _, body) = monitor.post(path, &[("csrf", &token)]).await;
+    for path in every_action(&mail, app.state.node_id.as_str()) {
+        let (status, _, body) = monitor
+            .post(
+                &path,
+                &[("csrf", &token), ("name", "x"), ("url", "http://x"), ("view", "queue")],
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(body.contains("monitor role"), "{body}");
     }
     assert_eq!(integration_count(&app).await, 1);
+    assert_eq!(app.admin_json(&format!("/api/v1/mail/{mail}")).await["state"], "queued");
+}
+
+async fn api_tokens_cannot_sign_in_to_the_console(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (_, token) = app.create_token("admin").await;
+    // The token works for the API…
+    let response = app
+        .get("/api/v1/whoami")
+        .basic_auth("admin", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // …but a console session would outlive its expiry or revocation.
+    let console = ConsoleClient::new(&app);
+    let (cookie, csrf) = console.sign_in_form().await;
+    let response = console
+        .post_sign_in(
+            &format!("herald_signin={cookie}"),
+            &[("username", "admin"), ("password", &token), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(set_cookie(response.headers(), "herald_session").is_none());
+    assert!(response.text().await.unwrap().contains("API tokens cannot sign in"));
 }
 
 async fn mail_users_cannot_sign_in(backend: Backend) {
@@ -410,12 +554,28 @@ async fn idle_and_old_sessions_end(backend: Backend) {
         "an ended session is deleted"
     );
 
-    let Some(app) = spawn_app_with(backend, |s| s.session_lifetime = std::time::Duration::from_millis(1)).await else {
+    // A session ends at its lifetime however active it is (the clock is moved, not waited for).
+    let clock = herald::clock::ManualClock::starting_at(herald::store::now_ms());
+    let Some(app) = support::spawn_app_with_clock(backend, clock.clone(), |s| {
+        s.session_lifetime = std::time::Duration::from_secs(3600);
+        s.session_idle_timeout = std::time::Duration::from_secs(600);
+    })
+    .await
+    else {
         return;
     };
     let mut console = ConsoleClient::new(&app);
     console.sign_in("admin", ADMIN_PASSWORD).await;
-    // A 1 ms lifetime has passed by the time the next request arrives.
+    for _ in 0..11 {
+        assert_eq!(console.get("/console/").await.0, StatusCode::OK);
+        clock.advance(std::time::Duration::from_secs(299));
+    }
+    // 11 × 299 s = 54 min 49 s, active all along; six more minutes pass the hour.
+    clock.advance(std::time::Duration::from_secs(360));
+    assert_eq!(console.get("/console/").await.0, StatusCode::SEE_OTHER);
+    // Idle for longer than the idle timeout: ended too.
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    clock.advance(std::time::Duration::from_secs(601));
     assert_eq!(console.get("/console/").await.0, StatusCode::SEE_OTHER);
 }
 

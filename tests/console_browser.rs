@@ -221,8 +221,10 @@ async fn a_monitor_sees_everything_and_cannot_change_anything() {
         assert!(!browser.exists(control).await, "{control} is shown to a monitor");
     }
     browser.goto(&format!("{}/console/mail?view=errors", app.base)).await;
+    browser.find("#mail-empty").await;
     assert!(!browser.exists("#resend-all").await && !browser.exists("#delete-all").await);
     browser.goto(&format!("{}/console/integrations", app.base)).await;
+    browser.find("#integrations").await;
     assert!(!browser.exists("#add-integration").await);
 
     // Even a hand-made form with the monitor's own valid token is refused.
@@ -284,7 +286,7 @@ async fn pages_fit_a_phone_with_long_names_and_work_from_the_keyboard() {
         "/console/",
         "/console/integrations",
         detail.as_str(),
-        "/console/integrations/new",
+        "/console/add-integration",
         "/console/mail",
         "/console/cluster",
     ] {
@@ -366,7 +368,7 @@ async fn screenshots() {
         ("integrations", "/console/integrations"),
         ("integration-faulty", "/console/integrations/jira-onprem"),
         ("integration-healthy", "/console/integrations/jira-cloud"),
-        ("integration-new", "/console/integrations/new"),
+        ("integration-new", "/console/add-integration"),
         ("mail-queue", "/console/mail?view=queue"),
         ("mail-errors", "/console/mail?view=errors"),
         ("cluster", "/console/cluster"),

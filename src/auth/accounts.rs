@@ -103,9 +103,10 @@ impl Accounts {
         password::check_policy(password)?;
         let hash = self.hashing.hash(password).await?;
         let found = self.store.set_password_hash(username, &hash, now_ms()).await?;
-        // A new password signs the user out of the console everywhere.
-        self.store.delete_user_sessions(username).await?;
         self.changed();
+        // A new password signs the user out of the console everywhere (after the cache is cleared,
+        // so the old password cannot start a new session in between).
+        self.store.delete_user_sessions(username).await?;
         if found {
             Ok(())
         } else {

@@ -243,6 +243,40 @@ impl Authenticator {
         }
     }
 
+    /// Checks a password against the database, never the cache, for signing in to the console: a
+    /// session outlives the cache, so it must not start from a password changed on another node a
+    /// moment ago. Tokens are refused (a session would outlive the token's expiry or revocation).
+    /// Failures are throttled like any other.
+    pub async fn authenticate_password(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Principal, AuthError> {
+        self.throttle
+            .check(client, username, Instant::now())
+            .map_err(|retry_after| AuthError::Throttled { retry_after })?;
+        let credentials = Credentials::Basic {
+            username: username.to_owned(),
+            password: password.clone(),
+        };
+        let verified = if token::looks_like_token(password.expose()) {
+            None
+        } else {
+            self.verify(&credentials).await?
+        };
+        match verified {
+            Some(principal) => {
+                self.throttle.record_success(client, username);
+                Ok(principal)
+            }
+            None => {
+                self.throttle.record_failure(client, username, Instant::now());
+                Err(AuthError::Invalid)
+            }
+        }
+    }
+
     /// Forgets every cached credential; called after any change to users or tokens.
     pub fn invalidate_cache(&self) {
         if let Some(cache) = &self.cache {

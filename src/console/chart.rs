@@ -45,7 +45,7 @@ pub fn history_svg(checks: &[CheckRecord]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" preserveAspectRatio="none"><title id="chart-title">Check history</title><desc id="chart-desc">The last {n} checks, oldest first: {healthy} healthy, {faulty} faulty; bar height is the check's duration (longest {slowest} ms).</desc>"#,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title" aria-describedby="chart-desc" preserveAspectRatio="none"><title id="chart-title">Check history</title><desc id="chart-desc">The last {n} checks, oldest first: {healthy} healthy, {faulty} faulty; bar height is the check's duration (longest {slowest} ms).</desc>"#,
         n = checks.len(),
         healthy = checks.len() - faulty,
     );

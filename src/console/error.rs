@@ -25,6 +25,8 @@ pub enum ConsoleError {
     BadRequest(String),
     /// The database (or another part Herald depends on) failed.
     Unavailable(String),
+    /// A defect in Herald (a page that cannot be rendered).
+    Internal,
 }
 
 #[derive(Template)]
@@ -44,6 +46,7 @@ impl ConsoleError {
             ConsoleError::Csrf | ConsoleError::CrossSite => (StatusCode::FORBIDDEN, "Form refused"),
             ConsoleError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             ConsoleError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable"),
+            ConsoleError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
         }
     }
 
@@ -55,7 +58,8 @@ impl ConsoleError {
                                   does not match). Nothing was changed. Go back, reload the page and try again."
                 .to_owned(),
             ConsoleError::CrossSite => "This form was sent from another site. Nothing was changed.".to_owned(),
-            ConsoleError::Unavailable(m) => format!("{m} Nothing was changed; try again in a moment."),
+            ConsoleError::Unavailable(m) => format!("{m} Try again in a moment."),
+            ConsoleError::Internal => "Herald could not build this page; the log says why.".to_owned(),
         }
     }
 }
@@ -85,8 +89,9 @@ impl IntoResponse for ConsoleError {
 
 impl From<StoreError> for ConsoleError {
     fn from(e: StoreError) -> Self {
+        // The cause goes to the log, not to the page (which may be the sign-in page, seen by anyone).
         tracing::warn!(error = %e, "console: database error");
-        ConsoleError::Unavailable(format!("The database did not answer ({e})."))
+        ConsoleError::Unavailable("The database did not answer.".to_owned())
     }
 }
 
@@ -99,6 +104,25 @@ impl From<MailError> for ConsoleError {
             MailError::Store(e) => e.into(),
             other => ConsoleError::Unavailable(format!("The mail queue refused: {other}.")),
         }
+    }
+}
+
+/// A path segment that is not valid UTF-8 (or otherwise unreadable).
+impl From<axum::extract::rejection::PathRejection> for ConsoleError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        ConsoleError::BadRequest(format!("This address cannot be read: {e}."))
+    }
+}
+
+impl From<axum::extract::rejection::FormRejection> for ConsoleError {
+    fn from(e: axum::extract::rejection::FormRejection) -> Self {
+        ConsoleError::BadRequest(format!("The form could not be read: {e}."))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ConsoleError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ConsoleError::BadRequest(format!("This address's query cannot be read: {e}."))
     }
 }
 

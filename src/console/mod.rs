@@ -39,7 +39,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/console/integrations",
             get(pages::integrations).post(pages::create_integration),
         )
-        .route("/console/integrations/new", get(pages::new_integration))
+        .route("/console/add-integration", get(pages::new_integration))
         .route("/console/integrations/{name}", get(pages::integration))
         .route(
             "/console/integrations/{name}/edit",

@@ -1,7 +1,7 @@
 //! The console's pages and the actions their forms post to.
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -23,8 +23,7 @@ const PAGE_SIZE: i64 = 50;
 const RECENT_CHECKS: usize = 10;
 
 fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ConsoleError> {
-    form.map(|Form(f)| f)
-        .map_err(|e| ConsoleError::BadRequest(format!("The form could not be read: {e}.")))
+    Ok(form.map(|Form(f)| f)?)
 }
 
 /// A status as a badge: the CSS class and the words.
@@ -427,8 +426,9 @@ fn settings_list(integration: &Integration, now: i64) -> Vec<(&'static str, Stri
 pub async fn integration(
     State(state): State<AppState>,
     session: Session,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
     let now = now_ms();
     let integration = state.integrations.get(&name).await?;
     let history = state
@@ -512,8 +512,9 @@ pub async fn new_integration(State(state): State<AppState>, session: Session) ->
 pub async fn edit_integration(
     State(state): State<AppState>,
     session: Session,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
     session.require_admin()?;
     let integration = state.integrations.get(&name).await?;
     html(&form_page(
@@ -589,9 +590,10 @@ pub async fn create_integration(
 pub async fn update_integration(
     State(state): State<AppState>,
     session: Session,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     form: Result<Form<IntegrationForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
     let mut form = read_form(form)?;
     session.authorize_change(&form.csrf)?;
     form.name = name.clone();
@@ -608,9 +610,10 @@ pub async fn update_integration(
 pub async fn check_integration(
     State(state): State<AppState>,
     session: Session,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
     session.authorize_change(&read_form(form)?.csrf)?;
     let verdict = state.integrations.check_now(&name).await?;
     let message = if verdict.report.healthy {
@@ -630,9 +633,10 @@ pub async fn check_integration(
 pub async fn delete_integration(
     State(state): State<AppState>,
     session: Session,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
     session.authorize_change(&read_form(form)?.csrf)?;
     state.integrations.delete(&name).await?;
     Ok(session
@@ -702,8 +706,9 @@ struct MailPage {
 pub async fn mail(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<MailQuery>,
+    query: Result<Query<MailQuery>, QueryRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Query(query) = query?;
     let errors_view = match query.view.as_deref() {
         None | Some("queue") => false,
         Some("errors") => true,
@@ -780,9 +785,10 @@ fn mail_list(view: &str) -> &'static str {
 pub async fn resend_mail(
     State(state): State<AppState>,
     session: Session,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     form: Result<Form<MailActionForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(id) = id?;
     let form = read_form(form)?;
     session.authorize_change(&form.csrf)?;
     state.mail.resend(Some(&id)).await?;
@@ -798,9 +804,10 @@ pub async fn resend_mail(
 pub async fn delete_mail(
     State(state): State<AppState>,
     session: Session,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     form: Result<Form<MailActionForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(id) = id?;
     let form = read_form(form)?;
     session.authorize_change(&form.csrf)?;
     if form.view == "queue" {
@@ -917,9 +924,10 @@ async fn set_drain(state: &AppState, session: &Session, node: &str, drain: bool)
 pub async fn drain_node(
     State(state): State<AppState>,
     session: Session,
-    Path(node): Path<String>,
+    node: Result<Path<String>, PathRejection>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(node) = node?;
     session.authorize_change(&read_form(form)?.csrf)?;
     set_drain(&state, &session, &node, true).await
 }
@@ -927,9 +935,10 @@ pub async fn drain_node(
 pub async fn activate_node(
     State(state): State<AppState>,
     session: Session,
-    Path(node): Path<String>,
+    node: Result<Path<String>, PathRejection>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
+    let Path(node) = node?;
     session.authorize_change(&read_form(form)?.csrf)?;
     set_drain(&state, &session, &node, false).await
 }

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -27,13 +27,55 @@ use subtle::ConstantTimeEq;
 use super::error::ConsoleError;
 use super::view::html_with;
 use crate::app::AppState;
-use crate::auth::{AuthError, Credentials, Role, Username};
+use crate::auth::{AuthError, Role, Username, Verification};
 use crate::secret::Secret;
-use crate::store::now_ms;
 
 pub const SESSION_COOKIE: &str = "herald_session";
 const SIGN_IN_COOKIE: &str = "herald_signin";
-/// Activity is written back at most this often, so reading pages costs no write.
+
+/// The cookies' names and path. Over TLS they carry the `__Host-` prefix, which makes the browser
+/// insist on `Secure`, `Path=/` and no `Domain`: a sibling subdomain cannot plant or shadow them.
+struct CookieNames {
+    session: &'static str,
+    sign_in: &'static str,
+    secure: bool,
+}
+
+impl CookieNames {
+    fn for_request(headers: &HeaderMap, state: &AppState) -> CookieNames {
+        if over_tls(headers, state) {
+            CookieNames {
+                session: "__Host-herald_session",
+                sign_in: "__Host-herald_signin",
+                secure: true,
+            }
+        } else {
+            CookieNames {
+                session: SESSION_COOKIE,
+                sign_in: SIGN_IN_COOKIE,
+                secure: false,
+            }
+        }
+    }
+
+    fn session_path(&self) -> &'static str {
+        if self.secure { "/" } else { "/console" }
+    }
+
+    fn sign_in_path(&self) -> &'static str {
+        if self.secure { "/" } else { "/console/sign-in" }
+    }
+
+    fn session(&self, value: &str, max_age: Option<i64>) -> HeaderValue {
+        set_cookie(self.session, value, self.session_path(), max_age, self.secure, "Lax")
+    }
+
+    fn sign_in(&self, value: &str, max_age: Option<i64>) -> HeaderValue {
+        set_cookie(self.sign_in, value, self.sign_in_path(), max_age, self.secure, "Strict")
+    }
+}
+/// Activity is written back at most this often (or at half the idle timeout, if shorter), so reading
+/// pages costs no write.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// The signed-in user of a console request.
@@ -81,7 +123,11 @@ impl Session {
     /// Redirects (303) after an action, with a message for the next page.
     pub async fn done(&self, state: &AppState, location: &str, message: impl Into<String>) -> Response {
         let message = message.into();
-        if let Err(e) = state.store.touch_session(&self.id_hash, now_ms(), Some(&message)).await {
+        if let Err(e) = state
+            .store
+            .touch_session(&self.id_hash, state.clock.now_ms(), Some(&message))
+            .await
+        {
             tracing::warn!(error = %e, "console: cannot store the message for the next page");
         }
         Redirect::to(location).into_response()
@@ -97,20 +143,21 @@ impl FromRequestParts<AppState> for Session {
                 .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
                 .flatten(),
         };
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let names = CookieNames::for_request(&parts.headers, state);
+        let Some(id) = cookie(&parts.headers, names.session) else {
             return Err(sign_in());
         };
         let id_hash = digest(id);
         let Some(record) = state.store.session(&id_hash).await? else {
             return Err(sign_in());
         };
-        let now = now_ms();
+        let now = state.clock.now_ms();
         let idle = ms(state.settings.session_idle_timeout);
         if record.expires_at <= now || now - record.last_seen_at > idle {
             state.store.delete_session(&id_hash).await?;
             return Err(sign_in());
         }
-        if record.flash.is_some() || now - record.last_seen_at >= TOUCH_EVERY_MS {
+        if record.flash.is_some() || now - record.last_seen_at >= TOUCH_EVERY_MS.min(idle / 2) {
             state.store.touch_session(&id_hash, now, None).await?;
         }
         Ok(Session {
@@ -161,11 +208,21 @@ fn over_tls(headers: &HeaderMap, state: &AppState) -> bool {
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"));
-    let forwarded = headers
+    let x_forwarded = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-    public_https || forwarded
+    // RFC 7239: `Forwarded: for=…;proto=https`, possibly several hops; the first is the client's.
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|hop| {
+            hop.split(';')
+                .filter_map(|pair| pair.trim().split_once('='))
+                .any(|(k, v)| k.eq_ignore_ascii_case("proto") && v.trim_matches('"').eq_ignore_ascii_case("https"))
+        });
+    public_https || x_forwarded || forwarded
 }
 
 fn set_cookie(name: &str, value: &str, path: &str, max_age: Option<i64>, secure: bool, same_site: &str) -> HeaderValue {
@@ -186,7 +243,9 @@ fn safe_next(next: Option<&str>) -> &str {
             if n.starts_with("/console/")
                 && !n.starts_with("//")
                 && !n.contains('\\')
-                && !n.starts_with("/console/sign-") =>
+                && !n.starts_with("/console/sign-")
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             n
         }
@@ -229,25 +288,22 @@ fn sign_in_page(
         notice,
     };
     let mut response = html_with(status, &page)?;
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            SIGN_IN_COOKIE,
-            &token,
-            "/console/sign-in",
-            Some(3600),
-            over_tls(headers, state),
-            "Strict",
-        ),
-    );
+    let names = CookieNames::for_request(headers, state);
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, names.sign_in(&token, Some(3600)));
     Ok(response)
 }
 
 pub async fn sign_in_form(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<SignInQuery>,
+    query: Result<Query<SignInQuery>, QueryRejection>,
 ) -> Result<Response, ConsoleError> {
+    let query = query.map(|Query(q)| q).unwrap_or(SignInQuery {
+        next: None,
+        signed_out: None,
+    });
     let next = safe_next(query.next.as_deref());
     let notice = query.signed_out.is_some().then_some("You are signed out.");
     sign_in_page(&state, &headers, StatusCode::OK, next, "", None, notice)
@@ -258,7 +314,7 @@ pub struct SignInForm {
     #[serde(default)]
     username: String,
     #[serde(default)]
-    password: String,
+    password: Secret,
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -273,7 +329,8 @@ pub async fn sign_in(
 ) -> Result<Response, ConsoleError> {
     let Form(form) = form.map_err(|e| ConsoleError::BadRequest(format!("The sign-in form could not be read: {e}.")))?;
     let next = safe_next(form.next.as_deref());
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    let names = CookieNames::for_request(&headers, &state);
+    let expected = cookie(&headers, names.sign_in).unwrap_or("");
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
         return sign_in_page(
             &state,
@@ -290,23 +347,26 @@ pub async fn sign_in(
     if form.username.is_empty() || form.password.is_empty() {
         return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your user name and password.");
     }
-    let credentials = Credentials::Basic {
-        username: form.username.clone(),
-        password: Secret::new(form.password.as_str()),
-    };
     let client: IpAddr = if client.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         client.ip()
     };
-    let principal = match state.authenticator.authenticate(client, &credentials).await {
-        Ok((principal, verification)) => {
-            state.metrics.auth_success(verification);
+    let principal = match state
+        .authenticator
+        .authenticate_password(client, &form.username, &form.password)
+        .await
+    {
+        Ok(principal) => {
+            state.metrics.auth_success(Verification::Checked);
             principal
         }
         Err(AuthError::Invalid) => {
             state.metrics.auth_failure(&AuthError::Invalid);
-            return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+            return retry(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Wrong user name or password. (API tokens cannot sign in to the console.)",
+            );
         }
         Err(AuthError::Throttled { retry_after }) => {
             let message = format!(
@@ -329,13 +389,15 @@ pub async fn sign_in(
         );
     }
     // A new id at every sign-in; the one the browser came with (possibly planted) ends here.
-    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
-        state.store.delete_session(&digest(old)).await?;
+    for name in [SESSION_COOKIE, "__Host-herald_session"] {
+        if let Some(old) = cookie(&headers, name) {
+            state.store.delete_session(&digest(old)).await?;
+        }
     }
     let id = random_token();
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let expires_at = now.saturating_add(ms(state.settings.session_lifetime));
-    if !state
+    let created = state
         .store
         .create_session(
             &digest(&id),
@@ -344,26 +406,20 @@ pub async fn sign_in(
             now,
             expires_at,
         )
-        .await?
-    {
-        return retry(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+        .await?;
+    if !created {
+        // The user was deleted between the password check and now.
+        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Wrong user name or password.");
     }
     let idle_before = now - ms(state.settings.session_idle_timeout);
     if let Err(e) = state.store.prune_sessions(now, idle_before).await {
         tracing::warn!(error = %e, "console: cannot remove ended sessions");
     }
     tracing::info!(user = %principal.username, "console: signed in");
-    let secure = over_tls(&headers, &state);
     let mut response = Redirect::to(next).into_response();
     let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &id, "/console", None, secure, "Lax"),
-    );
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(SIGN_IN_COOKIE, "", "/console/sign-in", Some(0), secure, "Strict"),
-    );
+    cookies.append(header::SET_COOKIE, names.session(&id, None));
+    cookies.append(header::SET_COOKIE, names.sign_in("", Some(0)));
     Ok(response)
 }
 
@@ -384,17 +440,10 @@ pub async fn sign_out(
     state.store.delete_session(&session.id_hash).await?;
     tracing::info!(user = %session.username, "console: signed out");
     let mut response = Redirect::to("/console/sign-in?signed_out=1").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            SESSION_COOKIE,
-            "",
-            "/console",
-            Some(0),
-            over_tls(&headers, &state),
-            "Lax",
-        ),
-    );
+    let names = CookieNames::for_request(&headers, &state);
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, names.session("", Some(0)));
     Ok(response)
 }
 
@@ -413,6 +462,12 @@ mod tests {
         assert_eq!(safe_next(Some("/console/\\evil")), "/console/");
         assert_eq!(safe_next(Some("/console/sign-out")), "/console/");
         assert_eq!(safe_next(None), "/console/");
+    }
+
+    #[test]
+    fn next_must_be_printable() {
+        assert_eq!(safe_next(Some("/console/\n")), "/console/");
+        assert_eq!(safe_next(Some("/console/a b")), "/console/");
     }
 
     #[test]

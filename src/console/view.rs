@@ -52,7 +52,7 @@ pub fn html<T: Template>(page: &T) -> Result<Response, ConsoleError> {
 pub fn html_with<T: Template>(status: axum::http::StatusCode, page: &T) -> Result<Response, ConsoleError> {
     let body = page.render().map_err(|e| {
         tracing::error!(error = %e, "console: a page failed to render");
-        ConsoleError::Unavailable("The page could not be rendered.".to_owned())
+        ConsoleError::Internal
     })?;
     Ok((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }

@@ -37,6 +37,12 @@ impl TryFrom<&str> for IntegrationName {
                 "must contain only printable characters",
             ));
         }
+        if s == "." || s == ".." {
+            return Err(InvalidIntegration::new(
+                "name",
+                "must not be `.` or `..` (they cannot appear in a URL path)",
+            ));
+        }
         if s.trim() != s {
             return Err(InvalidIntegration::new(
                 "name",

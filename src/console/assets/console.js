@@ -12,11 +12,14 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", (event) => {
       if (event.defaultPrevented) return;
       for (const button of form.querySelectorAll("button[type=submit]")) {
-        button.setAttribute("aria-busy", "true");
         setTimeout(() => { button.disabled = true; }, 0);
       }
     });
   }
+  // Coming back to the page (back button) must not find its buttons still disabled.
+  window.addEventListener("pageshow", () => {
+    for (const button of document.querySelectorAll("form[method=post] button[type=submit]")) button.disabled = false;
+  });
   // The integration form shows the user field only for Basic authentication.
   const basicOnly = document.querySelector("[data-auth=basic]");
   if (basicOnly) {
