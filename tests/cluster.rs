@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::console::ConsoleClient;
 use support::pg_cluster::PgCluster;
 use support::process::{HERALD, Process, serve_command};
 use support::smtp::SmtpSink;
@@ -214,6 +215,85 @@ async fn a_killed_node_goes_offline_and_its_mail_is_adopted_once_and_delivered_o
             "message {id} delivered more than once"
         );
     }
+}
+
+/// The console's cluster page as the admin sees it: `(node, state)` of each row, and its buttons.
+async fn console_nodes(console: &ConsoleClient) -> (Vec<(String, String)>, String) {
+    let (status, _, body) = console.get("/console/cluster").await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body
+        .split("<tr data-node=\"")
+        .skip(1)
+        .map(|row| {
+            let node = row.split('"').next().unwrap().to_owned();
+            let state = row.split("class=\"badge ").nth(1).unwrap().split('>').nth(1).unwrap();
+            (node, state.split('<').next().unwrap().to_owned())
+        })
+        .collect();
+    (rows, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_every_node_and_drains_one() {
+    let Some(db) = database().await else { return };
+    let mut nodes = [
+        start_node("node_1", &db, &[]).await,
+        start_node("node_2", &db, &[]).await,
+    ];
+    let mut console = ConsoleClient::at(&nodes[0].process.base);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let both_active = eventually(Duration::from_secs(20), || async {
+        console_nodes(&console).await.0
+            == [
+                ("node_1".to_owned(), "ACTIVE".to_owned()),
+                ("node_2".to_owned(), "ACTIVE".to_owned()),
+            ]
+    })
+    .await;
+    assert!(both_active, "{:?}", console_nodes(&console).await.0);
+    let token = console.csrf().await;
+    let (status, _, _) = console.post("/console/cluster/node_2/drain", &[("csrf", &token)]).await;
+    assert_eq!(status, 303);
+    let (_, _, body) = console.get("/console/cluster").await;
+    assert!(body.contains("Node node_2 will drain at its next heartbeat"), "{body}");
+    let passive = eventually(Duration::from_secs(20), || async {
+        console_nodes(&console)
+            .await
+            .0
+            .contains(&("node_2".to_owned(), "PASSIVE".to_owned()))
+    })
+    .await;
+    assert!(passive, "{:?}", console_nodes(&console).await.0);
+    assert!(
+        console_nodes(&console)
+            .await
+            .1
+            .contains(r#"action="/console/cluster/node_2/activate""#)
+    );
+    let (status, _, _) = console
+        .post("/console/cluster/node_2/activate", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 303);
+    let active = eventually(Duration::from_secs(20), || async {
+        console_nodes(&console)
+            .await
+            .0
+            .contains(&("node_2".to_owned(), "ACTIVE".to_owned()))
+    })
+    .await;
+    assert!(active, "{:?}", console_nodes(&console).await.0);
+    let (status, _, body) = console.post("/console/cluster/node_9/drain", &[("csrf", &token)]).await;
+    assert_eq!(status, 404, "{body}");
+    // A node that stops answering turns OFFLINE on the page.
+    nodes[1].process.kill();
+    let offline = eventually(Duration::from_secs(20), || async {
+        console_nodes(&console)
+            .await
+            .0
+            .contains(&("node_2".to_owned(), "OFFLINE".to_owned()))
+    })
+    .await;
+    assert!(offline, "{:?}", console_nodes(&console).await.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

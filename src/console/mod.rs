@@ -116,31 +116,90 @@ fn same_origin(req: &Request, public_url: Option<&str>) -> Result<(), ConsoleErr
             return Err(ConsoleError::CrossSite);
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| url::Url::parse(o).ok())
-            .and_then(|u| u.host_str().map(|h| (h.to_owned(), u.port())));
-        let public_origin = public_url.and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin());
-        let origin_url = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok());
-        if public_origin.is_some() && origin_url.map(|u| u.origin()) == public_origin {
-            return Ok(());
-        }
-        let matches = match (host, origin_host) {
-            (Some(host), Some((origin_host, port))) => {
-                let expected = match port {
-                    Some(p) => format!("{origin_host}:{p}"),
-                    None => origin_host,
-                };
-                host.eq_ignore_ascii_case(&expected)
-            }
-            _ => false,
-        };
-        if !matches {
-            return Err(ConsoleError::CrossSite);
-        }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+        return Err(ConsoleError::CrossSite);
+    };
+    if public_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|public| public.origin() == origin.origin())
+    {
+        return Ok(());
     }
-    Ok(())
+    // The authority the browser addressed: `Host`, or the request target's (HTTP/2).
+    let authority = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let addressed = authority.and_then(|a| url::Url::parse(&format!("{}://{a}", origin.scheme())).ok());
+    match addressed {
+        // Same host and port, a default port written or not (`herald:443` is `https://herald`).
+        Some(addressed)
+            if addressed.host_str().is_some_and(|h| Some(h) == origin.host_str())
+                && addressed.port_or_known_default() == origin.port_or_known_default() =>
+        {
+            Ok(())
+        }
+        _ => Err(ConsoleError::CrossSite),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn post(headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::post("/console/mail/flush");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn posts_from_the_console_origin_pass_and_others_do_not() {
+        let ok = |h: &[(&str, &str)], public: Option<&str>| same_origin(&post(h), public).is_ok();
+        assert!(ok(
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")],
+            None
+        ));
+        assert!(ok(
+            &[
+                ("host", "herald.example.com:443"),
+                ("origin", "https://herald.example.com")
+            ],
+            None
+        ));
+        assert!(ok(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")], None));
+        assert!(
+            ok(&[("host", "herald.example.com")], None),
+            "no Origin: the CSRF token decides"
+        );
+        assert!(ok(
+            &[("host", "10.0.0.5:8080"), ("origin", "https://herald.example.com")],
+            Some("https://herald.example.com")
+        ));
+        assert!(ok(&[("sec-fetch-site", "same-origin")], None));
+        assert!(!ok(
+            &[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:9090")],
+            None
+        ));
+        assert!(!ok(
+            &[
+                ("host", "herald.example.com"),
+                ("origin", "https://herald.example.com.evil.test")
+            ],
+            None
+        ));
+        assert!(!ok(&[("host", "herald.example.com"), ("origin", "null")], None));
+        assert!(
+            !ok(&[("origin", "http://127.0.0.1:8080")], None),
+            "nothing to compare with"
+        );
+        assert!(!ok(&[("sec-fetch-site", "same-site")], None));
+        assert!(!ok(&[("sec-fetch-site", "cross-site")], None));
+    }
 }

@@ -36,13 +36,18 @@ pub fn csrf_of(html: &str) -> String {
 
 impl ConsoleClient {
     pub fn new(app: &TestApp) -> ConsoleClient {
+        ConsoleClient::at(&app.base)
+    }
+
+    /// A client for the console at `base` (e.g. a `herald serve` child process).
+    pub fn at(base: &str) -> ConsoleClient {
         ConsoleClient {
             http: reqwest::Client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: app.base.clone(),
+            base: base.to_owned(),
             session: None,
         }
     }
