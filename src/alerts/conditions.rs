@@ -45,7 +45,10 @@ pub fn integrations(checks: &[LatestCheck]) -> Vec<Observation> {
                 summary,
                 details,
                 incarnation: check.created_at,
-                console_path: format!("/console/integrations/{}", percent_encode(&check.name)),
+                console_path: format!(
+                    "/console/integrations/{}",
+                    crate::console::encode_component(&check.name)
+                ),
             }
         })
         .collect()
@@ -169,17 +172,6 @@ fn plural(n: i64) -> &'static str {
 fn age(ms: i64) -> String {
     let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
     humantime::format_duration(Duration::from_secs(secs)).to_string()
-}
-
-/// Percent-encodes a path segment: everything but RFC 3986's unreserved characters.
-pub fn percent_encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use crate::app::AppState;
 pub use error::ConsoleError;
 pub use session::SESSION_COOKIE;
+pub use view::encode_component;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
