@@ -183,6 +183,7 @@ mod tests {
 
     fn check(name: &str, status: Option<&str>, reason: &str) -> LatestCheck {
         LatestCheck {
+            config: String::new(),
             name: name.to_owned(),
             created_at: 42,
             status: status.map(str::to_owned),

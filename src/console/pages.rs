@@ -14,7 +14,7 @@ use super::session::{CsrfForm, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::cluster::NodeState;
-use crate::integrations::{Auth, Integration, IntegrationError, StepOutcome, Verdict};
+use crate::integrations::{Auth, Integration, IntegrationError, IntegrationSpec, StepOutcome, Verdict};
 use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 
 /// Messages per page of the mail lists.
@@ -148,34 +148,31 @@ pub struct IntegrationRow {
     pub verified: Option<When>,
 }
 
-fn integration_row(integration: &Integration, latest: Option<&LatestCheck>, now: i64) -> IntegrationRow {
-    let s = &integration.settings;
-    let target = match (&s.project_key, &s.issue_type) {
+fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> IntegrationRow {
+    let target = match (&spec.project_key, &spec.issue_type) {
         (Some(p), Some(t)) => format!("{p} / {t}"),
         (Some(p), None) => p.clone(),
         _ => String::new(),
     };
     IntegrationRow {
-        name: integration.name.to_string(),
-        href: format!("/console/integrations/{}", encode_component(integration.name.as_str())),
-        url: s.url.as_str().to_owned(),
-        installation_type: s.installation_type.as_str(),
+        name: latest.name.clone(),
+        href: format!("/console/integrations/{}", encode_component(&latest.name)),
+        url: spec.url.clone(),
+        installation_type: spec.installation_type.as_str(),
         target,
-        badge: Badge::of_status(latest.and_then(|c| c.status.as_deref())),
-        reason: latest.and_then(|c| c.reason.clone()).unwrap_or_default(),
-        verified: latest.and_then(|c| c.checked_at).map(|at| When::at(at, now)),
+        badge: Badge::of_status(latest.status.as_deref()),
+        reason: latest.reason.clone().unwrap_or_default(),
+        verified: latest.checked_at.map(|at| When::at(at, now)),
     }
 }
 
+/// Every integration, sorted by name, with its newest check.
 async fn integration_rows(state: &AppState, now: i64) -> Result<Vec<IntegrationRow>, ConsoleError> {
-    let integrations = state.integrations.list().await?;
-    let latest = state.integrations.latest_checks().await?;
-    let mut rows: Vec<IntegrationRow> = integrations
+    let listed = state.integrations.list_with_latest_checks().await?;
+    Ok(listed
         .iter()
-        .map(|i| integration_row(i, latest.get(i.name.as_str()), now))
-        .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(rows)
+        .map(|(spec, latest)| integration_row(spec, latest, now))
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------------

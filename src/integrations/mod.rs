@@ -224,11 +224,21 @@ impl Integrations {
         self.inner.last_sweep.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Every integration's newest check, by name, cluster-wide (this node's pending results included).
-    pub async fn latest_checks(&self) -> Result<HashMap<String, LatestCheck>, IntegrationError> {
+    /// Every integration, by name, with its settings (no secret, not decrypted) and its newest check
+    /// cluster-wide (this node's pending results included): one query, for listing many at once.
+    pub async fn list_with_latest_checks(&self) -> Result<Vec<(IntegrationSpec, LatestCheck)>, IntegrationError> {
         self.flush_history().await;
         let rows = self.inner.store.latest_integration_checks().await?;
-        Ok(rows.into_iter().map(|r| (r.name.clone(), r)).collect())
+        rows.into_iter()
+            .map(|row| {
+                let stored: StoredConfig =
+                    serde_json::from_str(&row.config).map_err(|e| IntegrationError::Corrupt {
+                        name: row.name.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Ok((stored.spec, row))
+            })
+            .collect()
     }
 
     /// The newest results of one integration, newest first (this node's pending results included).

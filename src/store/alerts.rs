@@ -25,6 +25,8 @@ pub struct AlertState {
 pub struct LatestCheck {
     pub name: String,
     pub created_at: i64,
+    /// The integration's stored configuration (JSON, no secret), for listing it.
+    pub config: String,
     pub status: Option<String>,
     pub reason: Option<String>,
     pub checked_at: Option<i64>,
@@ -120,7 +122,7 @@ impl Store {
     pub async fn latest_integration_checks(&self) -> Result<Vec<LatestCheck>, StoreError> {
         let rows = on_read_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT i.name, i.created_at, c.status, c.reason, c.checked_at FROM integrations i \
+                "SELECT i.name, i.created_at, i.config, c.status, c.reason, c.checked_at FROM integrations i \
                  LEFT JOIN integration_checks c ON c.id = \
                  (SELECT MAX(l.id) FROM integration_checks l WHERE l.integration_name = i.name) \
                  ORDER BY i.name",
