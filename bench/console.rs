@@ -3,6 +3,7 @@
 //!      messages. Throughput and latency of each page, and the ratio to `/livez` on the same server;
 //!   2. one alert evaluation over those 1,000 integrations (all turning faulty at once: one digest),
 //!      then a steady-state evaluation.
+//!
 //! Run: `cargo bench --bench console` (env: BENCH_SECS=5, BENCH_CONCURRENCY=8,
 //! BENCH_INTEGRATIONS=1000, BENCH_QUEUED=100000). Prints figures and ratios; asserts nothing on time.
 

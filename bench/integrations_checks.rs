@@ -2,6 +2,7 @@
 //!   1. cached status-check throughput against /livez on the same server, in one run;
 //!   2. live-check latency against the simulator with 50 ms injected latency, and its round trips;
 //!   3. a sweep of 10,000 integrations against the simulator.
+//!
 //! Run: `cargo bench --bench integrations_checks` (env: BENCH_SECS=5, BENCH_CONCURRENCY=32,
 //! BENCH_INTEGRATIONS=10000). Prints figures and ratios; asserts nothing about timing.
 

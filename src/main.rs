@@ -54,6 +54,8 @@ struct CommonFlags {
     mail_from: Option<String>,
 }
 
+// Parsed once at start-up; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (creates user `admin` on first start; see HERALD_ADMIN_PASSWORD).
@@ -89,6 +91,7 @@ enum ClusterCommand {
     Activate { node: String },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum MailCommand {
     /// Queue a message, durably; prints its id.

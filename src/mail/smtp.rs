@@ -496,6 +496,8 @@ async fn pipelined_run(
     .await;
     sent.unwrap_or_else(|_| Err(timed_out("envelope", timeout)))
         .map_err(|e| (0, e))?;
+    // `k` also names the next envelope and the failed message's position.
+    #[allow(clippy::needless_range_loop)]
     for k in 0..envelopes.len() {
         let body = std::str::from_utf8(messages[k].1)
             .map_err(|_| (k, SendError::Permanent("the message is not valid UTF-8".into())))?;
