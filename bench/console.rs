@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use herald::app::Application;
-use herald::config::Settings;
+#[allow(dead_code)]
+mod common;
+
 use herald::integrations::IntegrationSpec;
 use herald::store::{CheckRecord, NewMail, now_ms};
 use serde_json::json;
@@ -118,24 +119,15 @@ async fn main() {
     let concurrency = env_num("BENCH_CONCURRENCY", 8) as usize;
     let integrations = env_num("BENCH_INTEGRATIONS", 1000) as usize;
     let queued = env_num("BENCH_QUEUED", 100_000) as usize;
-    let dir = if std::path::Path::new("/dev/shm").is_dir() {
-        tempfile::tempdir_in("/dev/shm").unwrap()
-    } else {
-        tempfile::tempdir().unwrap()
-    };
-    let mut settings = Settings::for_data_dir(dir.path(), None);
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
-    settings.log = "error".into();
-    settings.mail_delivery = false;
-    settings.alert_emails = vec!["ops@example.com".into()];
-    settings.alert_debounce = Duration::ZERO;
-    // The bench evaluates the rules itself (part 2); the background loop must not do it first.
-    settings.alert_interval = Duration::from_secs(86_400);
-    let app = Application::build(settings).await.expect("Herald starts");
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let server = common::in_process(ADMIN_PASSWORD, |settings| {
+        settings.mail_delivery = false;
+        settings.alert_emails = vec!["ops@example.com".into()];
+        settings.alert_debounce = Duration::ZERO;
+        // The bench evaluates the rules itself (part 2); the background loop must not do it first.
+        settings.alert_interval = Duration::from_secs(86_400);
+    })
+    .await;
+    let (base, state) = (server.base.clone(), server.state.clone());
 
     let seeding = Instant::now();
     let now = now_ms();

@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench integrations_checks` (env: BENCH_SECS=5, BENCH_CONCURRENCY=32,
 //! BENCH_INTEGRATIONS=10000). Prints figures and ratios; asserts nothing about timing.
 
+#[allow(dead_code)]
+mod common;
 #[path = "../tests/support/jira_sim.rs"]
 mod jira_sim;
 
@@ -13,8 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use herald::app::Application;
-use herald::config::Settings;
 use herald::integrations::IntegrationSpec;
 use jira_sim::{Flavour, JiraSim};
 use serde_json::json;
@@ -25,32 +25,10 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-struct Server {
-    base: String,
-    state: herald::app::AppState,
-    _dir: tempfile::TempDir,
-}
+use common::InProcess as Server;
 
 async fn start_herald() -> Server {
-    // tmpfs when available: the sweep bench writes 10,000 rows and measures checks, not the disk.
-    let dir = if std::path::Path::new("/dev/shm").is_dir() {
-        tempfile::tempdir_in("/dev/shm").unwrap()
-    } else {
-        tempfile::tempdir().unwrap()
-    };
-    let mut settings = Settings::for_data_dir(dir.path(), None);
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
-    settings.log = "error".into();
-    let app = Application::build(settings).await.expect("Herald starts");
-    let addr = app.local_addr().unwrap();
-    let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Server {
-        base: format!("http://{addr}"),
-        state,
-        _dir: dir,
-    }
+    common::in_process(ADMIN_PASSWORD, |_| {}).await
 }
 
 fn client() -> reqwest::Client {

@@ -29,6 +29,18 @@ async fn unreachable_integration(app: &TestApp, name: &str) {
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 }
 
+/// A bad day: a relay that refuses every recipient (mail ends in the error queue), a healthy Jira
+/// Cloud integration `jira-cloud` and an unreachable `jira-onprem`.
+async fn a_bad_day() -> Option<(TestApp, SmtpSink, JiraSim)> {
+    let sink = SmtpSink::start(&["-f", "RCPT"])?;
+    let url = sink.url();
+    let app = spawn_app_with(Backend::Sqlite, move |s| s.smtp_url = herald::secret::Secret::new(url)).await?;
+    let jira = JiraSim::start(Flavour::Cloud).await;
+    app.register(&spec_for("jira-cloud", &jira, Flavour::Cloud)).await;
+    unreachable_integration(&app, "jira-onprem").await;
+    Some((app, sink, jira))
+}
+
 async fn submit_mail(app: &TestApp, to: &str, subject: &str) -> String {
     let response = app
         .admin(Method::POST, "/api/v1/mail")
@@ -54,18 +66,9 @@ async fn integration_exists(app: &TestApp, name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_finds_the_faulty_integration_checks_it_resends_mail_and_signs_out() {
-    // A relay that refuses every recipient: mail ends in the error queue.
-    let Some(sink) = SmtpSink::start(&["-f", "RCPT"]) else {
+    let Some((app, _sink, _jira)) = a_bad_day().await else {
         return;
     };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(Backend::Sqlite, move |s| s.smtp_url = herald::secret::Secret::new(url)).await
-    else {
-        return;
-    };
-    let jira = JiraSim::start(Flavour::Cloud).await;
-    app.register(&spec_for("jira-cloud", &jira, Flavour::Cloud)).await;
-    unreachable_integration(&app, "jira-onprem").await;
     let id = submit_mail(&app, "oncall@example.com", "Nightly scan: 3 critical findings").await;
     assert_eq!(app.state.delivery.deliver_due_batch(100).await.unwrap().parked, 1);
     let Some(browser) = Browser::start(1280, 800).await else {
@@ -334,20 +337,12 @@ async fn screenshots() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
     std::fs::create_dir_all(&out).unwrap();
-    let Some(sink) = SmtpSink::start(&["-f", "RCPT"]) else {
+    let Some((app, _sink, _jira)) = a_bad_day().await else {
         return;
     };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(Backend::Sqlite, move |s| s.smtp_url = herald::secret::Secret::new(url)).await
-    else {
-        return;
-    };
-    let jira = JiraSim::start(Flavour::Cloud).await;
-    app.register(&spec_for("jira-cloud", &jira, Flavour::Cloud)).await;
     for _ in 0..12 {
         app.state.integrations.check_now("jira-cloud").await.unwrap();
     }
-    unreachable_integration(&app, "jira-onprem").await;
     unreachable_integration(&app, LONG_NAME).await;
     for i in 0..3 {
         submit_mail(

@@ -19,6 +19,32 @@ pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 /// a busy loop would steal CPU from the server that is starting; 1 ms bounds the measurement error.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
+/// Herald in this process, on SQLite in tmpfs when available (the benches that use it measure
+/// Herald, not the disk), with `password` for `admin` and `configure` applied to the settings.
+pub struct InProcess {
+    pub base: String,
+    pub state: herald::app::AppState,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn in_process(password: &str, configure: impl FnOnce(&mut herald::config::Settings)) -> InProcess {
+    let dir = if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let mut settings = herald::config::Settings::for_data_dir(dir.path(), None);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.admin_password = Some(herald::secret::Secret::new(password));
+    settings.log = "error".into();
+    configure(&mut settings);
+    let app = herald::app::Application::build(settings).await.expect("Herald starts");
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    InProcess { base, state, _dir: dir }
+}
+
 /// A free port on 127.0.0.1: bind port 0, read it, release it.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -9,7 +9,8 @@ use crate::integrations::{Auth, AuthSpec, InstallationType, Integration, Integra
 use crate::secret::Secret;
 
 /// The form's fields, as posted (every field optional: a missing one is reported, not a 400).
-#[derive(Debug, Default, Clone, Deserialize)]
+/// No `Debug`: it holds the secret as typed.
+#[derive(Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct IntegrationForm {
     pub csrf: String,
@@ -28,6 +29,12 @@ pub struct IntegrationForm {
     pub ca_cert_pem: String,
     pub skip_proxy: Option<String>,
     pub timeout: String,
+}
+
+impl super::session::WithCsrf for IntegrationForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 fn optional(s: &str) -> Option<String> {

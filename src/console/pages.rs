@@ -1,8 +1,8 @@
 //! The console's pages and the actions their forms post to.
 
 use askama::Template;
-use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::chart::{history_svg, slowest_ms};
 use super::error::ConsoleError;
 use super::forms::IntegrationForm;
-use super::session::{CsrfForm, Session};
+use super::session::{Change, CsrfForm, Session, WithCsrf};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::cluster::NodeState;
@@ -21,10 +21,6 @@ use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 const PAGE_SIZE: i64 = 50;
 /// Checks shown in an integration's history table (the chart shows all that are kept).
 const RECENT_CHECKS: usize = 10;
-
-fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ConsoleError> {
-    Ok(form.map(|Form(f)| f)?)
-}
 
 /// A status as a badge: the CSS class and the words.
 #[derive(Debug, Clone)]
@@ -569,11 +565,8 @@ fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
 
 pub async fn create_integration(
     State(state): State<AppState>,
-    session: Session,
-    form: Result<Form<IntegrationForm>, FormRejection>,
+    Change { session, form }: Change<IntegrationForm>,
 ) -> Result<Response, ConsoleError> {
-    let form = read_form(form)?;
-    session.authorize_change(&form.csrf)?;
     let spec = match form.to_spec() {
         Ok(spec) => spec,
         Err(e) => return form_error(&state, &session, None, form, format!("{e}.")),
@@ -586,13 +579,10 @@ pub async fn create_integration(
 
 pub async fn update_integration(
     State(state): State<AppState>,
-    session: Session,
     name: Result<Path<String>, PathRejection>,
-    form: Result<Form<IntegrationForm>, FormRejection>,
+    Change { session, mut form }: Change<IntegrationForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(name) = name?;
-    let mut form = read_form(form)?;
-    session.authorize_change(&form.csrf)?;
     form.name = name.clone();
     let spec = match form.to_spec() {
         Ok(spec) => spec,
@@ -606,12 +596,10 @@ pub async fn update_integration(
 
 pub async fn check_integration(
     State(state): State<AppState>,
-    session: Session,
     name: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(name) = name?;
-    session.authorize_change(&read_form(form)?.csrf)?;
     let verdict = state.integrations.check_now(&name).await?;
     let message = if verdict.report.healthy {
         format!("Checked {name}: healthy ({} ms).", verdict.report.duration.as_millis())
@@ -629,12 +617,10 @@ pub async fn check_integration(
 
 pub async fn delete_integration(
     State(state): State<AppState>,
-    session: Session,
     name: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(name) = name?;
-    session.authorize_change(&read_form(form)?.csrf)?;
     state.integrations.delete(&name).await?;
     Ok(session
         .done(&state, "/console/integrations", format!("Integration {name} deleted."))
@@ -762,6 +748,12 @@ pub async fn mail(
     html(&page)
 }
 
+impl WithCsrf for MailActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Deserialize)]
 pub struct MailActionForm {
     #[serde(default)]
@@ -781,13 +773,10 @@ fn mail_list(view: &str) -> &'static str {
 
 pub async fn resend_mail(
     State(state): State<AppState>,
-    session: Session,
     id: Result<Path<String>, PathRejection>,
-    form: Result<Form<MailActionForm>, FormRejection>,
+    Change { session, .. }: Change<MailActionForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(id) = id?;
-    let form = read_form(form)?;
-    session.authorize_change(&form.csrf)?;
     state.mail.resend(Some(&id)).await?;
     Ok(session
         .done(
@@ -800,13 +789,10 @@ pub async fn resend_mail(
 
 pub async fn delete_mail(
     State(state): State<AppState>,
-    session: Session,
     id: Result<Path<String>, PathRejection>,
-    form: Result<Form<MailActionForm>, FormRejection>,
+    Change { session, form }: Change<MailActionForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(id) = id?;
-    let form = read_form(form)?;
-    session.authorize_change(&form.csrf)?;
     if form.view == "queue" {
         state.mail.delete_queued(&id).await?;
     } else {
@@ -827,10 +813,8 @@ fn messages(n: u64) -> String {
 
 pub async fn resend_all_mail(
     State(state): State<AppState>,
-    session: Session,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    session.authorize_change(&read_form(form)?.csrf)?;
     let n = state.mail.resend(None).await?;
     Ok(session
         .done(
@@ -843,10 +827,8 @@ pub async fn resend_all_mail(
 
 pub async fn delete_all_errors(
     State(state): State<AppState>,
-    session: Session,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    session.authorize_change(&read_form(form)?.csrf)?;
     let n = state.mail.delete_errors(None).await?;
     Ok(session
         .done(
@@ -859,10 +841,8 @@ pub async fn delete_all_errors(
 
 pub async fn flush_mail(
     State(state): State<AppState>,
-    session: Session,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    session.authorize_change(&read_form(form)?.csrf)?;
     let n = state.mail.flush().await?;
     Ok(session
         .done(
@@ -920,22 +900,18 @@ async fn set_drain(state: &AppState, session: &Session, node: &str, drain: bool)
 
 pub async fn drain_node(
     State(state): State<AppState>,
-    session: Session,
     node: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(node) = node?;
-    session.authorize_change(&read_form(form)?.csrf)?;
     set_drain(&state, &session, &node, true).await
 }
 
 pub async fn activate_node(
     State(state): State<AppState>,
-    session: Session,
     node: Result<Path<String>, PathRejection>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(node) = node?;
-    session.authorize_change(&read_form(form)?.csrf)?;
     set_drain(&state, &session, &node, false).await
 }

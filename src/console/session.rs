@@ -429,6 +429,37 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
+/// A form that carries the CSRF token.
+pub trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A form post that changes something: the session, and the form whose CSRF token was checked, from
+/// an admin. Every state-changing console route takes it as its last argument, so none can forget the
+/// checks.
+pub struct Change<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+impl<T: WithCsrf + serde::de::DeserializeOwned + Send> axum::extract::FromRequest<AppState> for Change<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ConsoleError> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let Form(form) = Form::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
+        session.authorize_change(form.csrf())?;
+        Ok(Change { session, form })
+    }
+}
+
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,

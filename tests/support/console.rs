@@ -101,14 +101,18 @@ impl ConsoleClient {
             .unwrap()
     }
 
+    /// Opens a fresh sign-in form and posts `fields` with its token: the response.
+    pub async fn try_sign_in(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let (cookie, token) = self.sign_in_form().await;
+        let mut form = fields.to_vec();
+        form.push(("csrf", &token));
+        self.post_sign_in(&format!("herald_signin={cookie}"), &form).await
+    }
+
     /// Signs in through the form; keeps and returns the session id.
     pub async fn sign_in(&mut self, username: &str, password: &str) -> String {
-        let (cookie, token) = self.sign_in_form().await;
         let response = self
-            .post_sign_in(
-                &format!("herald_signin={cookie}"),
-                &[("username", username), ("password", password), ("csrf", &token)],
-            )
+            .try_sign_in(&[("username", username), ("password", password)])
             .await;
         assert_eq!(
             response.status(),
