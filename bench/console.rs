@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
 mod common;
 
 use herald::integrations::IntegrationSpec;

@@ -6,7 +6,6 @@
 //! Run: `cargo bench --bench integrations_checks` (env: BENCH_SECS=5, BENCH_CONCURRENCY=32,
 //! BENCH_INTEGRATIONS=10000). Prints figures and ratios; asserts nothing about timing.
 
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/support/jira_sim.rs"]
 mod jira_sim;

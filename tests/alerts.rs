@@ -207,15 +207,7 @@ async fn a_faulty_integration_is_mailed_once_after_the_debounce(backend: Backend
         assert_eq!((again.transitions, again.firing), (0, 1));
     }
     assert_eq!(a.alert_mails().await.len(), 1, "no more mail while it stays faulty");
-    let metrics = a
-        .app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.app.admin_text("/metrics").await;
     assert!(metrics.contains("herald_alerts_sent_total 1\n"), "{metrics}");
     assert!(metrics.contains("herald_alerts_firing 1\n"), "{metrics}");
 }

@@ -356,14 +356,7 @@ async fn throttling_one_user_leaves_others_alone(backend: Backend) {
 
 /// Reads one sample of the metrics text, e.g. `herald_auth_successes_total{reason="checked"}`.
 async fn metric(app: &support::TestApp, series: &str) -> f64 {
-    let text = app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.admin_text("/metrics").await;
     text.lines()
         .find_map(|line| line.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
         .unwrap_or(0.0)

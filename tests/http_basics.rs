@@ -38,14 +38,7 @@ async fn metrics_need_credentials_and_report_requests(backend: Backend) {
         StatusCode::UNAUTHORIZED
     );
     app.get("/livez").send().await.unwrap();
-    let text = app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.admin_text("/metrics").await;
     assert!(
         text.contains(r#"herald_http_requests_total{method="GET",route="/livez",status="200"} 1"#),
         "{text}"

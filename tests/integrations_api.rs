@@ -322,14 +322,7 @@ async fn metrics_export_health_and_check_durations(backend: Backend) {
     let mut bad = spec_for("bad", &sim, Flavour::Cloud);
     bad["auth"]["password"] = json!("wrong");
     app.register(&bad).await;
-    let text = app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.admin_text("/metrics").await;
     assert!(
         text.contains("herald_integration_healthy{integration=\"good\"} 1"),
         "{text}"
@@ -343,14 +336,7 @@ async fn metrics_export_health_and_check_durations(backend: Backend) {
         "{text}"
     );
     send(&app, Method::DELETE, "/api/v1/integrations/bad", None).await;
-    let text = app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.admin_text("/metrics").await;
     assert!(!text.contains("integration=\"bad\""), "{text}");
 }
 

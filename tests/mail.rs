@@ -105,14 +105,7 @@ async fn accepted_mail_is_delivered_with_its_envelope_and_headers(backend: Backe
     assert!(received.data.contains("plain body") && received.data.contains("html body"));
     let drained = eventually(Duration::from_secs(10), || async { status(&app).await == (0, 0) }).await;
     assert!(drained, "delivered mail leaves the queue");
-    let metrics = app
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.admin_text("/metrics").await;
     for line in [
         "herald_mail_delivery_attempts_total{reason=\"delivered\"} 1",
         "herald_mail_delivery_latency_seconds_count 1",

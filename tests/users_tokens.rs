@@ -259,14 +259,7 @@ async fn tokens_are_shown_once_listed_without_secrets_and_revocable(backend: Bac
     assert_eq!(created["user"], "admin");
     assert_eq!(created["role"], "admin");
     assert!(created["expires_at"].as_str().unwrap().ends_with('Z'));
-    let listed = app
-        .admin(Method::GET, "/api/v1/tokens?user=admin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = app.admin_text("/api/v1/tokens?user=admin").await;
     assert!(listed.contains("grafana") && !listed.contains(token));
     let id = created["id"].as_str().unwrap();
     let revoke = app

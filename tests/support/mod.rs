@@ -229,6 +229,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET as the bootstrap admin; the body as text.
+    pub async fn admin_text(&self, path: &str) -> String {
+        self.admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Creates a user through the API and returns its password.
     pub async fn create_user(&self, username: &str, role: &str) -> String {
         let password = format!("{username}-password-123");
