@@ -25,6 +25,7 @@ backend_tests!(
     admins_manage_integrations_and_mail_from_forms,
     pages_carry_security_headers_and_errors_are_pages,
     the_overview_shows_firing_alerts_and_their_recipients,
+    users_change_their_own_password_and_the_generated_one_goes,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -726,4 +727,125 @@ async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend)
     // The alert mail is in the queue like any other mail.
     let (_, _, body) = admin.get("/console/mail").await;
     assert!(body.contains("[Herald] FAULTY: integration jira-prod"), "{body}");
+}
+
+async fn users_change_their_own_password_and_the_generated_one_goes(backend: Backend) {
+    // First start without HERALD_ADMIN_PASSWORD: the password is generated into a file.
+    let Some(app) = spawn_app_with(backend, |s| s.admin_password = None).await else {
+        return;
+    };
+    let file = app.state.settings.data_dir.join("initial-admin-password");
+    let generated = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let response = app
+        .post("/api/v1/users")
+        .basic_auth("admin", Some(&generated))
+        .json(&json!({"username": "watcher", "password": "watcher-password", "role": "monitor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let password = "watcher-password".to_owned();
+    let mut elsewhere = ConsoleClient::new(&app);
+    elsewhere.sign_in("admin", &generated).await;
+    let mut console = ConsoleClient::new(&app);
+    console.sign_in("admin", &generated).await;
+    let (_, _, body) = console.get("/console/").await;
+    assert!(body.contains(r#"id="generated-password""#), "{body}");
+    let token = console.csrf().await;
+    let refusals = [
+        (
+            ["wrong-password", "a-new-password", "a-new-password"],
+            "The current password is wrong.",
+        ),
+        ([generated.as_str(), "a-new-password", "another-one"], "differ"),
+        ([generated.as_str(), "short", "short"], "cannot be used"),
+    ];
+    for ([current, new, confirm], expected) in refusals {
+        let (status, _, body) = console
+            .post(
+                "/console/account/password",
+                &[
+                    ("csrf", &token),
+                    ("current", current),
+                    ("new", new),
+                    ("confirm", confirm),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains(expected), "{expected}: {body}");
+        assert!(!body.contains(new) || new == "short", "a password is never echoed");
+    }
+    let (status, _, _) = console
+        .post(
+            "/console/account/password",
+            &[
+                ("csrf", "forged"),
+                ("current", &generated),
+                ("new", "x"),
+                ("confirm", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, headers, _) = console
+        .post(
+            "/console/account/password",
+            &[
+                ("csrf", &token),
+                ("current", &generated),
+                ("new", "my-own-password"),
+                ("confirm", "my-own-password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, headers[LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/console/account")
+    );
+    // This browser carries on in a fresh session; the other one is signed out.
+    let (fresh, _) = set_cookie(&headers, "herald_session").unwrap();
+    assert_ne!(Some(&fresh), console.session.as_ref());
+    assert_eq!(
+        console.get("/console/").await.0,
+        StatusCode::SEE_OTHER,
+        "the old session ended"
+    );
+    console.session = Some(fresh);
+    let (status, _, body) = console.get("/console/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Password changed.") && body.contains("is deleted"),
+        "{body}"
+    );
+    assert!(!body.contains(r#"id="generated-password""#));
+    assert_eq!(elsewhere.get("/console/").await.0, StatusCode::SEE_OTHER);
+    assert!(!file.exists(), "the generated password file is deleted");
+    let whoami = app
+        .get("/api/v1/whoami")
+        .basic_auth("admin", Some("my-own-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status(), StatusCode::OK);
+
+    // Monitors change their own password too.
+    let mut monitor = ConsoleClient::new(&app);
+    monitor.sign_in("watcher", &password).await;
+    let token = monitor.csrf().await;
+    let (status, _, _) = monitor
+        .post(
+            "/console/account/password",
+            &[
+                ("csrf", &token),
+                ("current", &password),
+                ("new", "watcher-new-pw"),
+                ("confirm", "watcher-new-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mut again = ConsoleClient::new(&app);
+    again.sign_in("watcher", "watcher-new-pw").await;
 }

@@ -292,6 +292,7 @@ async fn pages_fit_a_phone_with_long_names_and_work_from_the_keyboard() {
         "/console/add-integration",
         "/console/mail",
         "/console/cluster",
+        "/console/account",
     ] {
         browser.goto(&format!("{}{path}", app.base)).await;
         browser.find("#main").await;
@@ -365,6 +366,7 @@ async fn screenshots() {
         ("mail-queue", "/console/mail?view=queue"),
         ("mail-errors", "/console/mail?view=errors"),
         ("cluster", "/console/cluster"),
+        ("account", "/console/account"),
     ];
     for (width, height) in [(1280, 800), (390, 844)] {
         let Some(browser) = Browser::start(width, height).await else {

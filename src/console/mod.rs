@@ -6,6 +6,7 @@
 //! Sign-in starts a server-side session (cookie `herald_session`, HttpOnly, SameSite=Lax, Secure over
 //! TLS); every form carries the session's CSRF token, and cross-site form posts are refused.
 
+mod account;
 mod chart;
 mod error;
 mod forms;
@@ -54,6 +55,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/mail/errors/delete", post(pages::delete_all_errors))
         .route("/console/mail/{id}/resend", post(pages::resend_mail))
         .route("/console/mail/{id}/delete", post(pages::delete_mail))
+        .route("/console/account", get(account::account))
+        .route("/console/account/password", post(account::change_password))
         .route("/console/cluster", get(pages::cluster))
         .route("/console/cluster/{node}/drain", post(pages::drain_node))
         .route("/console/cluster/{node}/activate", post(pages::activate_node))

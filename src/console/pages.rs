@@ -192,6 +192,7 @@ struct OverviewPage {
     sweep_every: String,
     alerts_enabled: bool,
     alert_recipients: String,
+    generated_password: bool,
     firing: Vec<(String, When)>,
 }
 
@@ -227,6 +228,7 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
     let page = OverviewPage {
         page: Chrome::new(&session, state.node_id.as_str(), "overview", "Overview"),
         alerts_enabled: state.alerts.enabled(),
+        generated_password: super::account::uses_generated_password(&state, &session),
         alert_recipients: state.alerts.recipients().join(", "),
         firing,
         total: rows.len(),

@@ -86,6 +86,8 @@ pub struct Session {
     pub csrf: String,
     /// The one-time message set by the previous action (already cleared in the database).
     pub flash: Option<String>,
+    /// When the session started (sign-in), ms since the epoch.
+    pub started_at: i64,
 }
 
 impl Session {
@@ -166,6 +168,7 @@ impl FromRequestParts<AppState> for Session {
             role: record.role,
             csrf: record.csrf_token,
             flash: record.flash,
+            started_at: record.created_at,
         })
     }
 }
@@ -394,33 +397,45 @@ pub async fn sign_in(
             state.store.delete_session(&digest(old)).await?;
         }
     }
+    let Some(cookie) = start_session(&state, &headers, principal.username.as_str(), None).await? else {
+        // The user was deleted between the password check and now.
+        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Wrong user name or password.");
+    };
+    tracing::info!(user = %principal.username, "console: signed in");
+    let mut response = Redirect::to(next).into_response();
+    let cookies = response.headers_mut();
+    cookies.append(header::SET_COOKIE, cookie);
+    cookies.append(header::SET_COOKIE, names.sign_in("", Some(0)));
+    Ok(response)
+}
+
+/// Starts a session for `username` (with a first one-time message, if any) and returns its cookie;
+/// None when the user does not exist. Ended sessions of everyone are cleared on the way.
+pub async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    username: &str,
+    flash: Option<&str>,
+) -> Result<Option<HeaderValue>, ConsoleError> {
     let id = random_token();
     let now = state.clock.now_ms();
     let expires_at = now.saturating_add(ms(state.settings.session_lifetime));
-    let created = state
+    let id_hash = digest(&id);
+    if !state
         .store
-        .create_session(
-            &digest(&id),
-            principal.username.as_str(),
-            &random_token(),
-            now,
-            expires_at,
-        )
-        .await?;
-    if !created {
-        // The user was deleted between the password check and now.
-        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Wrong user name or password.");
+        .create_session(&id_hash, username, &random_token(), now, expires_at)
+        .await?
+    {
+        return Ok(None);
+    }
+    if let Some(flash) = flash {
+        state.store.touch_session(&id_hash, now, Some(flash)).await?;
     }
     let idle_before = now - ms(state.settings.session_idle_timeout);
     if let Err(e) = state.store.prune_sessions(now, idle_before).await {
         tracing::warn!(error = %e, "console: cannot remove ended sessions");
     }
-    tracing::info!(user = %principal.username, "console: signed in");
-    let mut response = Redirect::to(next).into_response();
-    let cookies = response.headers_mut();
-    cookies.append(header::SET_COOKIE, names.session(&id, None));
-    cookies.append(header::SET_COOKIE, names.sign_in("", Some(0)));
-    Ok(response)
+    Ok(Some(CookieNames::for_request(headers, state).session(&id, None)))
 }
 
 #[derive(Deserialize)]

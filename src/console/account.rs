@@ -1,0 +1,141 @@
+//! The signed-in user's own account: who they are, and changing their password (admins and
+//! monitors alike). A new password ends every session of the user, this one included, and signs this
+//! browser in again with a fresh session.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::error::ConsoleError;
+use super::session::{Session, start_session};
+use super::view::{Chrome, When, html, html_with};
+use crate::app::AppState;
+use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
+use crate::secret::Secret;
+
+#[derive(Template)]
+#[template(path = "console/account.html")]
+struct AccountPage {
+    page: Chrome,
+    started: When,
+    generated_password: bool,
+    error: Option<String>,
+}
+
+/// Whether `admin` still signs in with the generated first-start password (its file still exists).
+pub fn uses_generated_password(state: &AppState, session: &Session) -> bool {
+    session.username.as_str() == "admin" && state.settings.data_dir.join(INITIAL_PASSWORD_FILE).exists()
+}
+
+fn account_page(state: &AppState, session: &Session, error: Option<String>) -> AccountPage {
+    AccountPage {
+        page: Chrome::new(session, state.node_id.as_str(), "account", "Account"),
+        started: When::at(session.started_at, state.clock.now_ms()),
+        generated_password: uses_generated_password(state, session),
+        error,
+    }
+}
+
+pub async fn account(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    html(&account_page(&state, &session, None))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: Secret,
+    #[serde(default)]
+    new: Secret,
+    #[serde(default)]
+    confirm: Secret,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    session: Session,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> Result<Response, ConsoleError> {
+    let Form(form) = form?;
+    session.check_csrf(&form.csrf)?;
+    let refuse = |status: StatusCode, message: &str| {
+        html_with(status, &account_page(&state, &session, Some(message.to_owned())))
+    };
+    if form.new.expose() != form.confirm.expose() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new password and its confirmation differ.",
+        );
+    }
+    let client: IpAddr = if client.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        client.ip()
+    };
+    match state
+        .authenticator
+        .authenticate_password(client, session.username.as_str(), &form.current)
+        .await
+    {
+        Ok(_) => {}
+        Err(AuthError::Invalid) => {
+            state.metrics.auth_failure(&AuthError::Invalid);
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, "The current password is wrong.");
+        }
+        Err(AuthError::Throttled { retry_after }) => {
+            let seconds = retry_after.as_secs().max(1);
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many wrong passwords. Try again in {seconds} s."),
+            )?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(response);
+        }
+        Err(AuthError::Store(e)) => return Err(e.into()),
+    }
+    match state.accounts.set_password(session.username.as_str(), &form.new).await {
+        Ok(()) => {}
+        Err(AccountError::Password(e)) => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("The new password cannot be used: {e}."),
+            );
+        }
+        Err(AccountError::Store(e)) => return Err(e.into()),
+        Err(other) => {
+            return Err(ConsoleError::Unavailable(format!(
+                "The password was not changed: {other}."
+            )));
+        }
+    }
+    tracing::info!(user = %session.username, "console: password changed");
+    let mut message = "Password changed. Every other session of yours has been signed out.".to_owned();
+    if session.username.as_str() == "admin" {
+        let file = state.settings.data_dir.join(INITIAL_PASSWORD_FILE);
+        if file.exists() {
+            match std::fs::remove_file(&file) {
+                Ok(()) => message.push_str(&format!(" The generated password file {} is deleted.", file.display())),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot delete the generated password file")
+                }
+            }
+        }
+    }
+    // The new password ended this session too: carry on in a fresh one.
+    let Some(cookie) = start_session(&state, &headers, session.username.as_str(), Some(&message)).await? else {
+        return Err(ConsoleError::SignIn { next: None });
+    };
+    let mut response = Redirect::to("/console/account").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
