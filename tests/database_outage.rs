@@ -28,11 +28,11 @@ async fn a_database_outage_is_reported_and_recovered_from_without_restart() {
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
+    // Either the pool's own error, or readiness's 2 s limit when the pool is still retrying the
+    // connection (both limits are 2 s here, so which one answers first depends on timing).
+    let reason = body["database"].as_str().unwrap();
     assert!(
-        body["database"]
-            .as_str()
-            .unwrap()
-            .starts_with("the database is unavailable"),
+        reason.starts_with("the database is unavailable") || reason == "the database did not answer within 2 s",
         "{body}"
     );
     // Credentials that must be checked against the database: 503, not 401 and not a panic.
