@@ -3,8 +3,9 @@
 //!
 //! Pages are askama templates compiled into the binary; the stylesheet and a little script are served
 //! from the binary too, so the console works without internet access and without a front-end build.
-//! Sign-in starts a server-side session (cookie `herald_session`, HttpOnly, SameSite=Lax, Secure over
-//! TLS); every form carries the session's CSRF token, and cross-site form posts are refused.
+//! Sign-in starts a server-side session (cookie `herald_session`, HttpOnly, SameSite=Lax; over TLS
+//! `__Host-herald_session`, Secure); every form carries the session's CSRF token, and cross-site form
+//! posts are refused.
 
 mod account;
 mod chart;

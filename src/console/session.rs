@@ -1,7 +1,10 @@
 //! Sign-in, sign-out and the session behind every console page.
 //!
 //! - The session id is 32 random bytes in the `herald_session` cookie (HttpOnly, SameSite=Lax, path
-//!   `/console`, Secure when Herald is reached over https); the database keeps only its SHA-256.
+//!   `/console`); when Herald is reached over https, in `__Host-herald_session` (Secure, path `/`).
+//!   The database keeps only its SHA-256.
+//! - Sign-in takes a password, checked against the database (never the credential cache); API tokens
+//!   cannot start a session, which would outlive their revocation.
 //! - Every sign-in mints a new id and ends the session the browser came with, so a session id planted
 //!   before sign-in (session fixation) is never the one that gets signed in.
 //! - Every form carries the session's CSRF token; the sign-in form, which has no session yet, carries a
