@@ -164,6 +164,7 @@ async fn main() {
                 },
                 checked_at: checked + c as i64,
                 duration_ms: 40 + (c as i64 * 7) % 90,
+                report: None,
             });
         }
     }

@@ -608,6 +608,13 @@ async fn admins_manage_integrations_and_mail_from_forms(backend: Backend) {
     );
     assert!(body.contains("connectivity") && body.contains("<svg"), "{body}");
     assert!(!body.contains("hunter2"));
+    // The steps come from the recorded report, so every node of a cluster can show them.
+    let recorded = app.db.store().await.check_history("jira / prod", 1).await.unwrap();
+    let report = recorded[0].report.as_deref().expect("the report is recorded");
+    assert!(
+        report.contains(r#""step":"connectivity""#) && !report.contains("hunter2"),
+        "{report}"
+    );
     // The message is shown once.
     let (_, _, body) = admin.get("/console/integrations/jira%20%2F%20prod").await;
     assert!(!body.contains("added. Checked"));

@@ -95,6 +95,7 @@ mod tests {
             reason: reason.into(),
             checked_at: at,
             duration_ms: ms,
+            report: None,
         }
     }
 

@@ -14,7 +14,7 @@ use super::session::{Change, CsrfForm, Session, WithCsrf};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::cluster::NodeState;
-use crate::integrations::{Auth, Integration, IntegrationError, IntegrationSpec, StepOutcome, Verdict};
+use crate::integrations::{Auth, CheckReport, Integration, IntegrationError, IntegrationSpec, StepOutcome};
 use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 
 /// Messages per page of the mail lists.
@@ -273,7 +273,7 @@ pub struct StepRow {
     pub detail: String,
 }
 
-/// The last check in full (steps included) when this node holds it; otherwise the stored summary.
+/// The newest recorded check (whichever node ran it), with its steps when the report was kept.
 pub struct LastCheck {
     pub badge: Badge,
     pub status: String,
@@ -285,12 +285,14 @@ pub struct LastCheck {
     pub facts: Vec<(&'static str, String)>,
 }
 
-fn last_check_of(verdict: Option<&Verdict>, latest: Option<&CheckRecord>, now: i64) -> Option<LastCheck> {
-    // The node's own verdict has the steps; a newer stored record (another node's check) wins.
-    let verdict = verdict.filter(|v| latest.is_none_or(|r| r.checked_at <= v.verified_at));
-    if let Some(v) = verdict {
-        let r = &v.report;
-        let mut facts = Vec::new();
+fn last_check_of(latest: &CheckRecord, now: i64) -> LastCheck {
+    let report: Option<CheckReport> = latest
+        .report
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok());
+    let mut facts = Vec::new();
+    let mut steps = Vec::new();
+    if let Some(r) = &report {
         if let Some(d) = &r.deployment_type {
             facts.push(("Deployment", d.clone()));
         }
@@ -301,43 +303,34 @@ fn last_check_of(verdict: Option<&Verdict>, latest: Option<&CheckRecord>, now: i
             facts.push(("Acting as", user.clone()));
         }
         facts.push(("Round trips", format!("{} ({} requests)", r.round_trips, r.requests)));
-        return Some(LastCheck {
-            badge: Badge::of_status(Some(v.status())),
-            status: v.status().to_owned(),
-            reason: r.reason.clone(),
-            failed_step: r.failed_step.map(|s| s.as_str().to_owned()),
-            verified: When::at(v.verified_at, now),
-            duration_ms: i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX),
-            steps: r
-                .steps
-                .iter()
-                .map(|s| {
-                    let (class, outcome) = match s.outcome {
-                        StepOutcome::Passed => ("ok", "passed"),
-                        StepOutcome::Failed => ("bad", "failed"),
-                        StepOutcome::Skipped => ("unknown", "skipped"),
-                    };
-                    StepRow {
-                        step: s.step.as_str(),
-                        class,
-                        outcome,
-                        detail: s.detail.clone(),
-                    }
-                })
-                .collect(),
-            facts,
-        });
+        steps = r
+            .steps
+            .iter()
+            .map(|s| {
+                let (class, outcome) = match s.outcome {
+                    StepOutcome::Passed => ("ok", "passed"),
+                    StepOutcome::Failed => ("bad", "failed"),
+                    StepOutcome::Skipped => ("unknown", "skipped"),
+                };
+                StepRow {
+                    step: s.step.as_str(),
+                    class,
+                    outcome,
+                    detail: s.detail.clone(),
+                }
+            })
+            .collect();
     }
-    latest.map(|r| LastCheck {
-        badge: Badge::of_status(Some(&r.status)),
-        status: r.status.clone(),
-        reason: r.reason.clone(),
-        failed_step: r.failed_step.clone(),
-        verified: When::at(r.checked_at, now),
-        duration_ms: r.duration_ms,
-        steps: Vec::new(),
-        facts: Vec::new(),
-    })
+    LastCheck {
+        badge: Badge::of_status(Some(&latest.status)),
+        status: latest.status.clone(),
+        reason: latest.reason.clone(),
+        failed_step: latest.failed_step.clone(),
+        verified: When::at(latest.checked_at, now),
+        duration_ms: latest.duration_ms,
+        steps,
+        facts,
+    }
 }
 
 pub struct HistoryRow {
@@ -430,7 +423,6 @@ pub async fn integration(
         .integrations
         .history(&name, crate::integrations::HISTORY_LENGTH)
         .await?;
-    let verdict = state.integrations.cached(&integration).await;
     let page = IntegrationPage {
         page: Chrome::new(&session, state.node_id.as_str(), "integrations", name.clone()),
         href: format!("/console/integrations/{}", encode_component(&name)),
@@ -440,7 +432,7 @@ pub async fn integration(
         } else {
             serde_json::to_string_pretty(&integration.settings.fields).unwrap_or_default()
         },
-        last: last_check_of(verdict.as_deref(), history.first(), now),
+        last: history.first().map(|latest| last_check_of(latest, now)),
         chart: history_svg(&history),
         slowest_ms: slowest_ms(&history),
         recent: history

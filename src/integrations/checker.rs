@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::model::{Auth, InstallationType, IntegrationSettings};
@@ -22,7 +22,7 @@ pub const UNREACHABLE: &str = "The system is unable to connect to Jira.";
 /// Fields Herald sets on every ticket it creates.
 pub const FIELDS_HERALD_SETS: [&str; 5] = ["project", "issuetype", "summary", "description", "reporter"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     Connectivity,
@@ -40,7 +40,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepOutcome {
     Passed,
@@ -48,7 +48,7 @@ pub enum StepOutcome {
     Skipped,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepReport {
     pub step: Step,
     pub outcome: StepOutcome,
@@ -56,7 +56,7 @@ pub struct StepReport {
 }
 
 /// What one check found.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub healthy: bool,
     /// The step that failed, if any.

@@ -159,6 +159,7 @@ impl Integrations {
             reason: verdict.report.reason.clone(),
             checked_at: verdict.verified_at,
             duration_ms: i64::try_from(verdict.report.duration.as_millis()).unwrap_or(i64::MAX),
+            report: serde_json::to_string(&verdict.report).ok(),
         };
         if self.inner.history.send(HistoryMessage::Record(record)).await.is_err() {
             tracing::warn!(integration = %name, "check history writer has stopped; result not recorded");

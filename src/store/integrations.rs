@@ -24,6 +24,8 @@ pub struct CheckRecord {
     pub reason: String,
     pub checked_at: i64,
     pub duration_ms: i64,
+    /// The check's full report as JSON (steps included); None for checks recorded before it was kept.
+    pub report: Option<String>,
 }
 
 const SELECT: &str = "SELECT name, revision, config, secret, created_at, updated_at FROM integrations";
@@ -121,8 +123,8 @@ impl Store {
             return Ok(());
         }
         let sql = "INSERT INTO integration_checks \
-                   (integration_name, status, failed_step, reason, checked_at, duration_ms) \
-                   SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM integrations WHERE name = $1)";
+                   (integration_name, status, failed_step, reason, checked_at, duration_ms, report) \
+                   SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM integrations WHERE name = $1)";
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -134,6 +136,7 @@ impl Store {
                         .bind(&r.reason)
                         .bind(r.checked_at)
                         .bind(r.duration_ms)
+                        .bind(&r.report)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -146,7 +149,7 @@ impl Store {
 
     /// The newest `limit` results of one integration, newest first.
     pub async fn check_history(&self, name: &str, limit: i64) -> Result<Vec<CheckRecord>, StoreError> {
-        let sql = "SELECT integration_name, status, failed_step, reason, checked_at, duration_ms \
+        let sql = "SELECT integration_name, status, failed_step, reason, checked_at, duration_ms, report \
                    FROM integration_checks WHERE integration_name = $1 ORDER BY id DESC LIMIT $2";
         let rows: Vec<CheckRecord> = on_pool!(self, |pool| {
             sqlx::query_as(sql).bind(name).bind(limit).fetch_all(pool).await
