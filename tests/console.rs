@@ -26,6 +26,7 @@ backend_tests!(
     pages_carry_security_headers_and_errors_are_pages,
     the_overview_shows_firing_alerts_and_their_recipients,
     users_change_their_own_password_and_the_generated_one_goes,
+    the_mail_lists_show_one_node_or_all,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -855,4 +856,38 @@ async fn users_change_their_own_password_and_the_generated_one_goes(backend: Bac
     assert_eq!(status, StatusCode::SEE_OTHER);
     let mut again = ConsoleClient::new(&app);
     again.sign_in("watcher", "watcher-new-pw").await;
+}
+
+async fn the_mail_lists_show_one_node_or_all(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    queued_mail(&app).await;
+    let node = app.state.node_id.to_string();
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    // The node tables link each figure to that node's list.
+    let (_, _, overview) = admin.get("/console/").await;
+    let link = format!("/console/mail?view=queue&amp;node={node}");
+    assert!(overview.contains(&link), "{overview}");
+    let (status, _, body) = admin.get(&format!("/console/mail?view=queue&node={node}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Disk almost full") && body.contains("Queue (1)"),
+        "{body}"
+    );
+    assert!(body.contains(r#"id="node-filter""#), "{body}");
+    let tab = body.split("<a ").find(|a| a.contains(r#"id="tab-errors""#)).unwrap();
+    assert!(
+        tab.contains("view=errors") && tab.contains(&format!("node={node}\"")),
+        "the tabs keep the node: {tab}"
+    );
+    let (_, _, body) = admin.get("/console/mail?view=queue&node=elsewhere").await;
+    assert!(
+        body.contains("Nothing is waiting to be sent.") && body.contains("Queue (0)"),
+        "{body}"
+    );
+    let (_, _, body) = admin.get("/console/mail?view=queue").await;
+    assert!(
+        body.contains("Disk almost full") && !body.contains(r#"id="node-filter""#),
+        "{body}"
+    );
 }

@@ -665,6 +665,8 @@ fn mail_row(m: MailSummary, now: i64) -> MailRow {
 pub struct MailQuery {
     view: Option<String>,
     after: Option<String>,
+    /// Only this node's messages.
+    node: Option<String>,
 }
 
 #[derive(Template)]
@@ -678,6 +680,10 @@ struct MailPage {
     first_page: bool,
     next_page: Option<String>,
     page_size: i64,
+    /// The node the lists are limited to, if any.
+    node: Option<String>,
+    /// `&node=…` for the page's own links, or empty.
+    node_query: String,
 }
 
 pub async fn mail(
@@ -704,7 +710,7 @@ pub async fn mail(
         } else {
             vec!["queued", "sending"]
         },
-        node_id: None,
+        node_id: query.node.clone().filter(|n| !n.is_empty()),
         after: query.after.clone().filter(|a| !a.is_empty()),
         limit: PAGE_SIZE + 1,
     };
@@ -718,12 +724,25 @@ pub async fn mail(
     let more = rows.len() > PAGE_SIZE as usize;
     rows.truncate(PAGE_SIZE as usize);
     let view = if errors_view { "errors" } else { "queue" };
+    let node_query = filter
+        .node_id
+        .as_deref()
+        .map_or_else(String::new, |n| format!("&node={}", encode_component(n)));
     let next_page = more
         .then(|| {
-            rows.last()
-                .map(|r| format!("/console/mail?view={view}&after={}", encode_component(&r.id)))
+            rows.last().map(|r| {
+                format!(
+                    "/console/mail?view={view}{node_query}&after={}",
+                    encode_component(&r.id)
+                )
+            })
         })
         .flatten();
+    // The tabs count what they list: one node's messages, or every node's.
+    let shown: Vec<&NodeFigures> = nodes
+        .iter()
+        .filter(|n| filter.node_id.as_deref().is_none_or(|only| only == n.node_id))
+        .collect();
     let page = MailPage {
         page: Chrome::new(
             &session,
@@ -733,9 +752,11 @@ pub async fn mail(
         ),
         errors_view,
         rows,
-        queue_total: nodes.iter().map(|n| n.queue).sum(),
-        errors_total: nodes.iter().map(|n| n.errors).sum(),
+        queue_total: shown.iter().map(|n| n.queue).sum(),
+        errors_total: shown.iter().map(|n| n.errors).sum(),
         first_page: filter.after.is_none(),
+        node: filter.node_id.clone(),
+        node_query,
         next_page,
         page_size: PAGE_SIZE,
     };
