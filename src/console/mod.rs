@@ -23,8 +23,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::app::AppState;
-pub use error::ConsoleError;
-pub use session::SESSION_COOKIE;
+use error::ConsoleError;
 pub use view::encode_component;
 
 const STYLESHEET: &str = include_str!("assets/console.css");

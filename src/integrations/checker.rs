@@ -56,7 +56,7 @@ pub struct StepReport {
 }
 
 /// What one check found.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub healthy: bool,
     /// The step that failed, if any.
@@ -89,18 +89,7 @@ pub async fn check_integration(jira: &JiraClient, settings: &IntegrationSettings
         jira,
         settings,
         deadline: started + budget,
-        report: CheckReport {
-            healthy: false,
-            failed_step: None,
-            reason: String::new(),
-            deployment_type: None,
-            server_version: None,
-            user: None,
-            steps: Vec::new(),
-            round_trips: 0,
-            requests: 0,
-            duration: Duration::ZERO,
-        },
+        report: CheckReport::default(),
     };
     let outcome = run.all_steps().await;
     let mut report = run.report;

@@ -191,12 +191,6 @@ fn setup_failure(detail: String) -> CheckReport {
         healthy: false,
         failed_step: Some(checker::Step::Connectivity),
         reason: format!("{} Connectivity: {detail}.", checker::UNREACHABLE),
-        deployment_type: None,
-        server_version: None,
-        user: None,
-        steps: Vec::new(),
-        round_trips: 0,
-        requests: 0,
-        duration: Duration::ZERO,
+        ..CheckReport::default()
     }
 }
