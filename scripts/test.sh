@@ -79,6 +79,16 @@ PG_PORT=$(free_port)
   start >/dev/null || { cat "$PG_DIR/server.log" >&2; exit 1; }
 log "PostgreSQL listening on 127.0.0.1:$PG_PORT"
 
+# A test build needs about 4 GiB under target/. When the disk fills mid-link, the linker dies with a bus error
+# that names no cause, so say how much room there is first.
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+free_kib=$(df -Pk "$target_dir" | awk 'NR == 2 { print $4 }')
+log "free disk space for $target_dir: $((free_kib / 1024)) MiB"
+if [ "$free_kib" -lt $((4 * 1024 * 1024)) ]; then
+  log "warning: under 4 GiB free; the build may fail with a linker bus error (SIGBUS) when the disk fills"
+fi
+
 export HERALD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export HERALD_TEST_PG_BINDIR="$PG_BIN"
 
