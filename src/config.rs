@@ -133,6 +133,9 @@ pub struct Settings {
     pub alert_error_queue: i64,
     /// The queue alerts when its oldest message has waited longer than this.
     pub alert_queue_age: Duration,
+    /// A node that stopped cleanly alerts only once it has stayed stopped this long (a node that
+    /// falls silent alerts at once).
+    pub alert_stopped_node: Duration,
 }
 
 /// One configuration key: its name in `herald.toml`, its environment variable and its flag.
@@ -297,6 +300,7 @@ const KEYS: &[Key] = &[
     key("alert_debounce", "HERALD_ALERT_DEBOUNCE", "", Some("2m")),
     key("alert_error_queue", "HERALD_ALERT_ERROR_QUEUE", "", Some("10")),
     key("alert_queue_age", "HERALD_ALERT_QUEUE_AGE", "", Some("30m")),
+    key("alert_stopped_node", "HERALD_ALERT_STOPPED_NODE", "", Some("30m")),
 ];
 
 /// Values given on the command line, by key name (`listen`, `data_dir`, …).
@@ -527,6 +531,11 @@ impl Settings {
                 s.parse::<i64>().ok().filter(|n| (0..=1_000_000_000).contains(n))
             })?,
             alert_queue_age: layers.required("alert_queue_age", DURATION, parse_duration)?,
+            alert_stopped_node: layers.required(
+                "alert_stopped_node",
+                "a duration such as `30m` (`0s` alerts as soon as a node stops)",
+                |s| humantime::parse_duration(s).ok(),
+            )?,
         })
     }
 
@@ -777,6 +786,7 @@ mod tests {
         assert!(s.alert_emails.is_empty());
         assert_eq!(s.alert_queue_age, Duration::from_secs(30 * 60));
         assert_eq!(s.alert_error_queue, 10);
+        assert_eq!(s.alert_stopped_node, Duration::from_secs(30 * 60));
         assert_eq!(s.public_url, None);
         let s = load(
             &[

@@ -578,3 +578,59 @@ async fn postgres_an_offline_node_is_mailed_and_resolved() {
     let keys: Vec<String> = store.alert_states().await.unwrap().into_iter().map(|s| s.key).collect();
     assert!(!keys.contains(&"node:node_ghost".to_owned()), "{keys:?}");
 }
+
+/// A node that stopped cleanly (it published OFFLINE itself) is a restart or an upgrade in progress:
+/// nothing is mailed while it stays stopped for less than `HERALD_ALERT_STOPPED_NODE` (30 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_stopped_cleanly_is_mailed_only_once_it_stays_stopped() {
+    let Some(a) = alerting_app(Backend::Postgres, |s| {
+        s.cluster = true;
+        s.node_id = Some("node_1".to_owned());
+    })
+    .await
+    else {
+        return;
+    };
+    let store = &a.app.state.store;
+    // Stamped by the alert clock, which the test moves on.
+    let beat = |state: &'static str, at: i64| herald::store::Heartbeat {
+        node_id: "node_2",
+        state,
+        started_at: at,
+        now: at,
+        state_since: at,
+        queue_size: 0,
+        error_size: 0,
+    };
+    store
+        .publish_heartbeat(&beat("OFFLINE", a.clock.now_ms()))
+        .await
+        .unwrap();
+    let view = a.app.state.cluster.view().await.unwrap();
+    let node_2 = view.iter().find(|n| n.node_id == "node_2").unwrap();
+    assert!(node_2.stopped, "{node_2:?}");
+    assert_eq!(a.evaluate().await.pending, 0);
+    // A restart within the grace: back to ACTIVE, nothing pending, nothing mailed.
+    a.evaluate_after(10 * MINUTE).await;
+    store
+        .publish_heartbeat(&beat("ACTIVE", a.clock.now_ms()))
+        .await
+        .unwrap();
+    assert!(!a.app.state.cluster.view().await.unwrap().iter().any(|n| n.stopped));
+    let restarted = a.evaluate_after(DEBOUNCE).await;
+    assert_eq!((restarted.pending, restarted.transitions), (0, 0));
+
+    // Stopped again, for good this time: mailed once the grace and the debounce have passed.
+    store
+        .publish_heartbeat(&beat("OFFLINE", a.clock.now_ms()))
+        .await
+        .unwrap();
+    assert_eq!(a.evaluate_after(29 * MINUTE).await.pending, 0);
+    assert_eq!(a.evaluate_after(MINUTE).await.pending, 1);
+    a.evaluate_after(DEBOUNCE).await;
+    assert_eq!(a.subjects().await, ["[Herald] OFFLINE: node node_2"]);
+    let mails = a.alert_mails().await;
+    let body = a.body(mails[0]["id"].as_str().unwrap()).await;
+    assert!(body.contains("is OFFLINE (stopped cleanly at "), "{body}");
+    assert!(body.contains("  Stopped cleanly at "), "{body}");
+}

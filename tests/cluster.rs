@@ -217,7 +217,8 @@ async fn a_killed_node_goes_offline_and_its_mail_is_adopted_once_and_delivered_o
     }
 }
 
-/// The console's cluster page as the admin sees it: `(node, state)` of each row, and its buttons.
+/// The console's cluster page as the admin sees it: `(node, state)` of each row (`OFFLINE stopped`
+/// for a node that stopped cleanly), and its buttons.
 async fn console_nodes(console: &ConsoleClient) -> (Vec<(String, String)>, String) {
     let (status, _, body) = console.get("/console/cluster").await;
     assert_eq!(status, 200, "{body}");
@@ -226,11 +227,39 @@ async fn console_nodes(console: &ConsoleClient) -> (Vec<(String, String)>, Strin
         .skip(1)
         .map(|row| {
             let node = row.split('"').next().unwrap().to_owned();
-            let state = row.split("class=\"badge ").nth(1).unwrap().split('>').nth(1).unwrap();
-            (node, state.split('<').next().unwrap().to_owned())
+            let state_cell = row.split("class=\"badge ").nth(1).unwrap();
+            let mut state = state_cell
+                .split('>')
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_owned();
+            if state_cell
+                .split("</td>")
+                .next()
+                .unwrap()
+                .contains(r#"<span class="muted">stopped</span>"#)
+            {
+                state.push_str(" stopped");
+            }
+            (node, state)
         })
         .collect();
     (rows, body)
+}
+
+/// Polls the console until node `id` shows `state`.
+async fn console_shows(console: &ConsoleClient, id: &str, state: &str) {
+    let shown = eventually(Duration::from_secs(20), || async {
+        console_nodes(console)
+            .await
+            .0
+            .contains(&(id.to_owned(), state.to_owned()))
+    })
+    .await;
+    assert!(shown, "{id} never {state}: {:?}", console_nodes(console).await.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,16 +313,14 @@ async fn the_console_shows_every_node_and_drains_one() {
     assert!(active, "{:?}", console_nodes(&console).await.0);
     let (status, _, body) = console.post("/console/cluster/node_9/drain", &[("csrf", &token)]).await;
     assert_eq!(status, 404, "{body}");
-    // A node that stops answering turns OFFLINE on the page.
+    // A clean shutdown shows as stopped; a restart brings the node back.
+    assert!(nodes[1].process.terminate().await.success());
+    console_shows(&console, "node_2", "OFFLINE stopped").await;
+    nodes[1] = start_node("node_2", &db, &[]).await;
+    console_shows(&console, "node_2", "ACTIVE").await;
+    // A node that stops answering turns OFFLINE on the page, not stopped.
     nodes[1].process.kill();
-    let offline = eventually(Duration::from_secs(20), || async {
-        console_nodes(&console)
-            .await
-            .0
-            .contains(&("node_2".to_owned(), "OFFLINE".to_owned()))
-    })
-    .await;
-    assert!(offline, "{:?}", console_nodes(&console).await.0);
+    console_shows(&console, "node_2", "OFFLINE").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,25 +133,45 @@ pub fn queue_age(figures: &[NodeMailFigures], max_age: Duration, now: i64) -> Ob
     }
 }
 
-/// One condition per node of the cluster view (empty when not clustered): firing while OFFLINE.
-pub fn nodes(view: &[NodeView]) -> Vec<Observation> {
+/// One condition per node of the cluster view (empty when not clustered): firing while OFFLINE,
+/// except that a node stopped cleanly (a restart, an upgrade) fires only once it has stayed
+/// stopped for `stopped_grace`.
+pub fn nodes(view: &[NodeView], stopped_grace: Duration, now: i64) -> Vec<Observation> {
+    let grace = i64::try_from(stopped_grace.as_millis()).unwrap_or(i64::MAX);
     view.iter()
         .map(|node| {
-            let firing = node.state == NodeState::Offline;
+            let offline = node.state == NodeState::Offline;
+            let firing = offline && (!node.stopped || now.saturating_sub(node.heartbeat_at) >= grace);
+            let (summary, how) = if offline && node.stopped {
+                (
+                    format!(
+                        "Node {} is {} (stopped cleanly at {})",
+                        node.node_id,
+                        node.state,
+                        rfc3339_ms(node.heartbeat_at)
+                    ),
+                    "Stopped cleanly at",
+                )
+            } else {
+                (
+                    format!(
+                        "Node {} is {} (last heartbeat {})",
+                        node.node_id,
+                        node.state,
+                        rfc3339_ms(node.heartbeat_at)
+                    ),
+                    "Last heartbeat:",
+                )
+            };
             Observation {
                 key: format!("node:{}", node.node_id),
                 kind: Kind::Node,
                 subject: format!("node {}", node.node_id),
                 firing,
-                summary: format!(
-                    "Node {} is {} (last heartbeat {})",
-                    node.node_id,
-                    node.state,
-                    rfc3339_ms(node.heartbeat_at)
-                ),
+                summary,
                 details: vec![
                     format!("State: {}", node.state),
-                    format!("Last heartbeat: {}", rfc3339_ms(node.heartbeat_at)),
+                    format!("{how} {}", rfc3339_ms(node.heartbeat_at)),
                     format!(
                         "Mail: {} waiting, {} in the error queue (as last published)",
                         node.queue_size, node.error_size
@@ -288,25 +308,24 @@ mod tests {
         assert_eq!(none.summary, "No message is waiting");
     }
 
+    fn node(id: &str, state: NodeState, heartbeat_at: i64, stopped: bool) -> NodeView {
+        NodeView {
+            node_id: id.into(),
+            state,
+            heartbeat_at,
+            queue_size: 4,
+            error_size: 1,
+            stopped,
+        }
+    }
+
     #[test]
     fn a_node_fires_while_offline() {
         let view = [
-            NodeView {
-                node_id: "node_1".into(),
-                state: NodeState::Active,
-                heartbeat_at: NOW,
-                queue_size: 0,
-                error_size: 0,
-            },
-            NodeView {
-                node_id: "node_2".into(),
-                state: NodeState::Offline,
-                heartbeat_at: NOW - 10 * MIN,
-                queue_size: 4,
-                error_size: 1,
-            },
+            node("node_1", NodeState::Active, NOW, false),
+            node("node_2", NodeState::Offline, NOW - 10 * MIN, false),
         ];
-        let seen = nodes(&view);
+        let seen = nodes(&view, Duration::from_secs(30 * 60), NOW);
         assert!(!seen[0].firing);
         assert!(seen[1].firing);
         assert_eq!(seen[1].key, "node:node_2");
@@ -319,6 +338,26 @@ mod tests {
             seen[1].details[2],
             "Mail: 4 waiting, 1 in the error queue (as last published)"
         );
-        assert!(nodes(&[]).is_empty());
+        assert_eq!(seen[1].details[1], "Last heartbeat: 2025-06-15T14:56:40Z");
+        assert!(nodes(&[], Duration::ZERO, NOW).is_empty());
+    }
+
+    #[test]
+    fn a_node_stopped_cleanly_fires_only_once_it_has_stayed_stopped_past_the_grace() {
+        let grace = Duration::from_secs(30 * 60);
+        let restarting = nodes(&[node("node_2", NodeState::Offline, NOW - 10 * MIN, true)], grace, NOW);
+        assert!(!restarting[0].firing);
+        assert_eq!(
+            restarting[0].summary,
+            "Node node_2 is OFFLINE (stopped cleanly at 2025-06-15T14:56:40Z)"
+        );
+        assert_eq!(restarting[0].details[1], "Stopped cleanly at 2025-06-15T14:56:40Z");
+        let gone = nodes(&[node("node_2", NodeState::Offline, NOW - 30 * MIN, true)], grace, NOW);
+        assert!(gone[0].firing);
+        let at_once = nodes(&[node("node_2", NodeState::Offline, NOW, true)], Duration::ZERO, NOW);
+        assert!(at_once[0].firing);
+        // Back and heartbeating: the stale OFFLINE row no longer counts.
+        let back = nodes(&[node("node_2", NodeState::Active, NOW, false)], grace, NOW);
+        assert!(!back[0].firing);
     }
 }

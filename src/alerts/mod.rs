@@ -73,6 +73,7 @@ struct Config {
     debounce: Duration,
     error_queue: i64,
     queue_age: Duration,
+    stopped_node: Duration,
     public_url: Option<String>,
 }
 
@@ -113,6 +114,7 @@ impl Alerts {
                     debounce: settings.alert_debounce,
                     error_queue: settings.alert_error_queue,
                     queue_age: settings.alert_queue_age,
+                    stopped_node: settings.alert_stopped_node,
                     public_url: settings.public_url.clone(),
                 },
                 store,
@@ -198,7 +200,7 @@ impl Alerts {
         let mut observed = conditions::integrations(&checks);
         observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
         observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
-        observed.extend(conditions::nodes(&view));
+        observed.extend(conditions::nodes(&view, inner.config.stopped_node, now));
         Ok(observed)
     }
 

@@ -71,6 +71,8 @@ pub struct NodeView {
     pub heartbeat_at: i64,
     pub queue_size: i64,
     pub error_size: i64,
+    /// OFFLINE because the node said so at a clean shutdown, not because it fell silent.
+    pub stopped: bool,
 }
 
 struct Local {
@@ -340,14 +342,14 @@ impl Cluster {
                 heartbeat_at: row.heartbeat_at,
                 queue_size: own.0,
                 error_size: own.1,
+                stopped: false,
             };
         }
         let stale = now - row.heartbeat_at > ms(self.settings.heartbeat_timeout);
-        let state = if stale {
-            NodeState::Offline
-        } else {
-            NodeState::parse(&row.state)
-        };
+        let published = NodeState::parse(&row.state);
+        // Only `leave` publishes OFFLINE; a crashed node's row keeps the state it last had.
+        let stopped = published == NodeState::Offline;
+        let state = if stale { NodeState::Offline } else { published };
         // Once adopted, a dead node holds nothing.
         let (queue_size, error_size) = if row.adopted_by.is_some() {
             (0, 0)
@@ -360,6 +362,7 @@ impl Cluster {
             heartbeat_at: row.heartbeat_at,
             queue_size,
             error_size,
+            stopped,
         }
     }
 }

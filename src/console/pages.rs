@@ -47,7 +47,8 @@ impl Badge {
         }
     }
 
-    fn of_node(state: NodeState) -> Badge {
+    /// A node stopped on purpose is OFFLINE in grey, one that fell silent in red.
+    fn of_node(state: NodeState, stopped: bool) -> Badge {
         match state {
             NodeState::Active => Badge {
                 class: "ok",
@@ -66,7 +67,7 @@ impl Badge {
                 label: "PASSIVE",
             },
             NodeState::Offline => Badge {
-                class: "bad",
+                class: if stopped { "unknown" } else { "bad" },
                 label: "OFFLINE",
             },
         }
@@ -82,6 +83,8 @@ pub struct NodeFigures {
     pub href: String,
     pub this: bool,
     pub badge: Badge,
+    /// OFFLINE after a clean shutdown.
+    pub stopped: bool,
     pub heartbeat: Option<When>,
     pub queue: i64,
     pub errors: i64,
@@ -103,6 +106,7 @@ async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, Co
             heartbeat_at: now,
             queue_size,
             error_size,
+            stopped: false,
         });
     }
     let oldest: std::collections::HashMap<String, i64> = state
@@ -118,7 +122,8 @@ async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, Co
         nodes.push(NodeFigures {
             href: encode_component(&view.node_id),
             this: view.node_id == state.node_id.as_str(),
-            badge: Badge::of_node(view.state),
+            badge: Badge::of_node(view.state, view.stopped),
+            stopped: view.stopped,
             heartbeat: clustered.then(|| When::at(view.heartbeat_at, now)),
             queue: view.queue_size,
             errors: view.error_size,

@@ -55,6 +55,22 @@ impl Process {
         process
     }
 
+    /// SIGTERM (a clean shutdown), and wait (polling, with a deadline) for the process to exit.
+    #[allow(dead_code)]
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM {pid}");
+        let mut status = None;
+        let exited = eventually(Duration::from_secs(30), || {
+            status = self.child.try_wait().expect("wait for herald");
+            std::future::ready(status.is_some())
+        })
+        .await;
+        assert!(exited, "herald serve at {} did not exit after SIGTERM", self.base);
+        status.expect("exit status")
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
