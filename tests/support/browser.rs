@@ -44,31 +44,39 @@ impl Browser {
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(chromedriver);
-        command
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group, so that dropping the browser ends Chromium's processes too.
-            command.process_group(0);
-        }
-        let driver = command.spawn().expect("start chromedriver");
         let profile = tempfile::tempdir().expect("profile dir");
-        let mut browser = BrowserStart { driver: Some(driver) };
-        let client = connect(port, &chromium, profile.path(), width, height).await;
-        Some(Browser {
-            client,
-            driver: browser.driver.take().expect("driver"),
-            _profile: profile,
-        })
+        // chromedriver takes a port number, so one is picked by binding port 0 and releasing it.
+        // Another process may take it in between; chromedriver then exits, and a new port is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut command = Command::new(&chromedriver);
+            command
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::CommandExt;
+                // Its own process group, so that dropping the browser ends Chromium's processes too.
+                command.process_group(0);
+            }
+            let mut start = BrowserStart {
+                driver: Some(command.spawn().expect("start chromedriver")),
+            };
+            let driver = start.driver.as_mut().expect("driver");
+            if let Some(client) = connect(port, driver, &chromium, profile.path(), width, height).await {
+                return Some(Browser {
+                    client,
+                    driver: start.driver.take().expect("driver"),
+                    _profile: profile,
+                });
+            }
+        }
+        panic!("chromedriver exited at start five times (its port taken each time?)");
     }
 
     pub async fn goto(&self, url: &str) {
@@ -181,7 +189,15 @@ impl Drop for BrowserStart {
     }
 }
 
-async fn connect(port: u16, chromium: &Path, profile: &Path, width: u32, height: u32) -> Client {
+/// A WebDriver session on the chromedriver listening on `port`; None when `driver` exits first.
+async fn connect(
+    port: u16,
+    driver: &mut Child,
+    chromium: &Path,
+    profile: &Path,
+    width: u32,
+    height: u32,
+) -> Option<Client> {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -218,9 +234,12 @@ async fn connect(port: u16, chromium: &Path, profile: &Path, width: u32, height:
                         let _ = client.set_window_size(2 * width - w, 2 * height - h).await;
                     }
                 }
-                return client;
+                return Some(client);
             }
             Err(e) => {
+                if driver.try_wait().expect("chromedriver status").is_some() {
+                    return None;
+                }
                 assert!(Instant::now() < until, "chromedriver did not start a session: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
