@@ -8,6 +8,8 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, O
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::console::{ConsoleClient, csrf_of, set_cookie};
+use support::integrations::spec_for;
+use support::jira_sim::{Flavour, JiraSim};
 use support::{ADMIN_PASSWORD, Backend, TestApp, spawn_app, spawn_app_with};
 
 backend_tests!(
@@ -27,6 +29,7 @@ backend_tests!(
     the_overview_shows_firing_alerts_and_their_recipients,
     users_change_their_own_password_and_the_generated_one_goes,
     the_mail_lists_show_one_node_or_all,
+    the_integrations_list_filters_searches_and_pages,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -888,6 +891,112 @@ async fn the_mail_lists_show_one_node_or_all(backend: Backend) {
     let (_, _, body) = admin.get("/console/mail?view=queue").await;
     assert!(
         body.contains("Disk almost full") && !body.contains(r#"id="node-filter""#),
+        "{body}"
+    );
+}
+
+/// The names on a page of the integrations list, in order.
+fn listed_names(body: &str) -> Vec<String> {
+    body.split("<tr data-name=\"")
+        .skip(1)
+        .map(|row| row.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The `href` of the link with this id, unescaped (askama writes `&` as `&#38;`).
+fn link_of(body: &str, id: &str) -> Option<String> {
+    let tag = body.split(&format!("id=\"{id}\"")).next()?;
+    let href = tag.rsplit("href=\"").next()?.split('"').next()?;
+    body.contains(&format!("id=\"{id}\""))
+        .then(|| href.replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+async fn the_integrations_list_filters_searches_and_pages(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let sim = JiraSim::start(Flavour::Cloud).await;
+    app.register(&spec_for("jira-cloud", &sim, Flavour::Cloud)).await;
+    faulty_integration(&app, "jira-down").await;
+    faulty_integration(&app, "legacy-DOWN").await;
+    // 150 more, registered without a check (in process, not through the API).
+    for i in 0..150 {
+        let spec: herald::integrations::IntegrationSpec = serde_json::from_value(json!({
+            "name": format!("team-{i:03}"), "url": format!("https://team{i}.atlassian.net"),
+            "auth": {"type": "bearer", "token": "t0ken"}, "project_key": if i % 2 == 0 { "SEC" } else { "OPS" },
+        }))
+        .unwrap();
+        app.state.integrations.create(spec).await.unwrap();
+    }
+    let mut console = ConsoleClient::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+
+    let (status, _, body) = console.get("/console/integrations").await;
+    assert_eq!(status, 200, "{body}");
+    for tab in ["All (153)", "Faulty (2)", "Healthy (1)", "Not checked (150)"] {
+        assert!(body.contains(tab), "{tab}: {body}");
+    }
+    let first = listed_names(&body);
+    assert_eq!(first.len(), 100);
+    assert_eq!(first[..3], ["jira-cloud", "jira-down", "legacy-DOWN"]);
+    let next = link_of(&body, "next-page").expect("a next page");
+    let (_, _, body) = console.get(&next).await;
+    let second = listed_names(&body);
+    assert_eq!(second.len(), 53);
+    assert_eq!(second.first().unwrap(), "team-097");
+    assert_eq!(second.last().unwrap(), "team-149");
+    assert!(link_of(&body, "next-page").is_none());
+
+    // Each status, and a search across names, URLs and projects (every word, any case).
+    let (_, _, body) = console.get("/console/integrations?status=faulty").await;
+    assert_eq!(listed_names(&body), ["jira-down", "legacy-DOWN"]);
+    let (_, _, body) = console.get("/console/integrations?status=healthy").await;
+    assert_eq!(listed_names(&body), ["jira-cloud"]);
+    let (_, _, body) = console.get("/console/integrations?status=faulty&q=down+LEGACY").await;
+    assert_eq!(listed_names(&body), ["legacy-DOWN"]);
+    assert!(body.contains("Faulty (1)") && body.contains("All (1)"), "{body}");
+    let (_, _, body) = console.get("/console/integrations?q=team12.atlassian").await;
+    assert_eq!(listed_names(&body), ["team-012"]);
+    let (_, _, body) = console.get("/console/integrations?status=unchecked&q=sec").await;
+    assert_eq!(listed_names(&body).len(), 75);
+    let (_, _, body) = console.get("/console/integrations?status=healthy&q=team").await;
+    assert!(listed_names(&body).is_empty());
+    assert!(body.contains("No healthy integration matches “team”."), "{body}");
+
+    // The overview's faulty count leads to the faulty list.
+    let (_, _, body) = console.get("/console/").await;
+    assert!(
+        body.contains(r#"<a href="/console/integrations?status=faulty" id="faulty-count""#),
+        "{body}"
+    );
+
+    // When many are faulty (Jira itself down), the overview lists the first 20 and links the rest.
+    for i in 0..19 {
+        faulty_integration(&app, &format!("outage-{i:02}")).await;
+    }
+    let (_, _, body) = console.get("/console/").await;
+    let problems = body
+        .split(r#"<table id="problems">"#)
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert_eq!(problems.matches("<tr><td class=\"name\">").count(), 20, "{problems}");
+    assert!(
+        body.contains(">All 21 faulty integrations</a> (the first 20 are shown here)"),
+        "{body}"
+    );
+    let (_, _, body) = console.get("/console/integrations?status=faulty").await;
+    assert_eq!(listed_names(&body).len(), 21);
+
+    // Bad filters are 400 pages that say what is accepted.
+    let (status, _, body) = console.get("/console/integrations?status=broken").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("use `faulty`, `healthy`, `unchecked` or `all`"), "{body}");
+    let long = "x".repeat(201);
+    let (status, _, body) = console.get(&format!("/console/integrations?q={long}")).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("The search is too long: 200 characters at most."),
         "{body}"
     );
 }

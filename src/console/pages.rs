@@ -167,13 +167,16 @@ fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> In
     }
 }
 
-/// Every integration, sorted by name, with its newest check.
+/// Every integration with its newest check, sorted by name byte by byte (the paging cursor compares
+/// names the same way, whatever the database's collation).
 async fn integration_rows(state: &AppState, now: i64) -> Result<Vec<IntegrationRow>, ConsoleError> {
     let listed = state.integrations.list_with_latest_checks().await?;
-    Ok(listed
+    let mut rows: Vec<IntegrationRow> = listed
         .iter()
         .map(|(spec, latest)| integration_row(spec, latest, now))
-        .collect())
+        .collect();
+    rows.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -199,7 +202,12 @@ struct OverviewPage {
     alert_recipients: String,
     generated_password: bool,
     firing: Vec<(String, When)>,
+    /// How many faulty integrations the overview lists at most; the rest are a link away.
+    problems_shown: usize,
 }
+
+/// When Jira itself is down every integration is faulty: the overview lists the first few.
+const OVERVIEW_PROBLEMS: usize = 20;
 
 pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
     let now = now_ms();
@@ -243,11 +251,16 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
         queue_total: nodes.iter().map(|n| n.queue).sum(),
         errors_total: nodes.iter().map(|n| n.errors).sum(),
         oldest: oldest_at.map(|at| When::at(at, now)),
-        problems: rows.into_iter().filter(|r| r.badge.class == "bad").collect(),
+        problems: rows
+            .into_iter()
+            .filter(|r| StatusFilter::Faulty.admits(r))
+            .take(OVERVIEW_PROBLEMS)
+            .collect(),
         clustered: state.cluster.enabled(),
         nodes,
         last_sweep,
         sweep_every: humantime::format_duration(state.settings.check_interval).to_string(),
+        problems_shown: OVERVIEW_PROBLEMS,
     };
     html(&page)
 }
@@ -255,18 +268,188 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
 // ---------------------------------------------------------------------------------------------------
 // Integrations
 
+/// Rows per page of the integrations list.
+const INTEGRATIONS_PAGE: usize = 100;
+/// The longest search accepted, in characters.
+const SEARCH_MAX: usize = 200;
+
+/// Which integrations the list shows, by the verdict of their newest check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    All,
+    Faulty,
+    Healthy,
+    Unchecked,
+}
+
+impl StatusFilter {
+    const EVERY: [StatusFilter; 4] = [
+        StatusFilter::All,
+        StatusFilter::Faulty,
+        StatusFilter::Healthy,
+        StatusFilter::Unchecked,
+    ];
+
+    fn parse(value: Option<&str>) -> Result<StatusFilter, ConsoleError> {
+        match value.unwrap_or("") {
+            "" | "all" => Ok(StatusFilter::All),
+            "faulty" => Ok(StatusFilter::Faulty),
+            "healthy" => Ok(StatusFilter::Healthy),
+            "unchecked" => Ok(StatusFilter::Unchecked),
+            other => Err(ConsoleError::BadRequest(format!(
+                "There is no integration status `{}`: use `faulty`, `healthy`, `unchecked` or `all`.",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::All => "all",
+            StatusFilter::Faulty => "faulty",
+            StatusFilter::Healthy => "healthy",
+            StatusFilter::Unchecked => "unchecked",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            StatusFilter::All => "All",
+            StatusFilter::Faulty => "Faulty",
+            StatusFilter::Healthy => "Healthy",
+            StatusFilter::Unchecked => "Not checked",
+        }
+    }
+
+    fn admits(self, row: &IntegrationRow) -> bool {
+        match self {
+            StatusFilter::All => true,
+            StatusFilter::Faulty => row.badge.class == "bad",
+            StatusFilter::Healthy => row.badge.class == "ok",
+            StatusFilter::Unchecked => row.badge.class == "unknown",
+        }
+    }
+}
+
+/// A search: every word must appear, ignoring case, in the name, the Jira URL or the project /
+/// issue type.
+struct Search {
+    words: Vec<String>,
+}
+
+impl Search {
+    fn parse(q: Option<&str>) -> Result<Search, ConsoleError> {
+        let q = q.unwrap_or("").trim();
+        if q.chars().count() > SEARCH_MAX {
+            return Err(ConsoleError::BadRequest(format!(
+                "The search is too long: {SEARCH_MAX} characters at most."
+            )));
+        }
+        Ok(Search {
+            words: q.split_whitespace().map(str::to_lowercase).collect(),
+        })
+    }
+
+    fn matches(&self, row: &IntegrationRow) -> bool {
+        if self.words.is_empty() {
+            return true;
+        }
+        let haystack = format!("{}\n{}\n{}", row.name, row.url, row.target).to_lowercase();
+        self.words.iter().all(|w| haystack.contains(w.as_str()))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct IntegrationsQuery {
+    status: Option<String>,
+    q: Option<String>,
+    /// The last name of the previous page.
+    after: Option<String>,
+}
+
+/// One status tab: its label, link, count (under the current search) and whether it is shown.
+pub struct StatusTab {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub href: String,
+    pub count: usize,
+    pub current: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/integrations.html")]
 struct IntegrationsPage {
     page: Chrome,
     rows: Vec<IntegrationRow>,
+    /// Integrations registered at all.
+    total: usize,
+    tabs: Vec<StatusTab>,
+    status: &'static str,
+    /// The status' label in lower case, for "No faulty integration".
+    status_label: String,
+    q: String,
+    first_page: Option<String>,
+    next_page: Option<String>,
+    page_size: usize,
 }
 
-pub async fn integrations(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+pub async fn integrations(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<IntegrationsQuery>, QueryRejection>,
+) -> Result<Response, ConsoleError> {
+    let Query(query) = query?;
+    let status = StatusFilter::parse(query.status.as_deref())?;
+    let search = Search::parse(query.q.as_deref())?;
+    let q = query.q.as_deref().unwrap_or("").trim().to_owned();
+    let after = query.after.filter(|a| !a.is_empty());
     let now = now_ms();
+    let all = integration_rows(&state, now).await?;
+    let total = all.len();
+    let found: Vec<IntegrationRow> = all.into_iter().filter(|r| search.matches(r)).collect();
+    let link = |status: StatusFilter, after: Option<&str>| {
+        let mut href = format!("/console/integrations?status={}", status.as_str());
+        if !q.is_empty() {
+            href.push_str(&format!("&q={}", encode_component(&q)));
+        }
+        if let Some(after) = after {
+            href.push_str(&format!("&after={}", encode_component(after)));
+        }
+        href
+    };
+    let tabs = StatusFilter::EVERY
+        .iter()
+        .map(|&s| StatusTab {
+            id: s.as_str(),
+            label: s.label(),
+            href: link(s, None),
+            count: found.iter().filter(|r| s.admits(r)).count(),
+            current: s == status,
+        })
+        .collect();
+    let mut rows: Vec<IntegrationRow> = found
+        .into_iter()
+        .filter(|r| status.admits(r) && after.as_deref().is_none_or(|a| r.name.as_str() > a))
+        .take(INTEGRATIONS_PAGE + 1)
+        .collect();
+    let more = rows.len() > INTEGRATIONS_PAGE;
+    rows.truncate(INTEGRATIONS_PAGE);
+    let next_page = if more {
+        rows.last().map(|r| link(status, Some(&r.name)))
+    } else {
+        None
+    };
     let page = IntegrationsPage {
         page: Chrome::new(&session, state.node_id.as_str(), "integrations", "Integrations"),
-        rows: integration_rows(&state, now).await?,
+        rows,
+        total,
+        tabs,
+        status: status.as_str(),
+        status_label: status.label().to_lowercase(),
+        first_page: after.is_some().then(|| link(status, None)),
+        next_page,
+        page_size: INTEGRATIONS_PAGE,
+        q,
     };
     html(&page)
 }
