@@ -30,6 +30,7 @@ backend_tests!(
     users_change_their_own_password_and_the_generated_one_goes,
     the_mail_lists_show_one_node_or_all,
     the_integrations_list_filters_searches_and_pages,
+    admins_manage_users_and_tokens_from_forms,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -68,6 +69,11 @@ fn every_action(mail_id: &str, node: &str) -> Vec<String> {
         "/console/mail/flush",
         "/console/mail/errors/resend",
         "/console/mail/errors/delete",
+        "/console/users",
+        "/console/users/admin/password",
+        "/console/users/admin/delete",
+        "/console/tokens",
+        "/console/tokens/tok_0123456789abcdef/revoke",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -436,9 +442,15 @@ async fn monitors_see_everything_and_change_nothing(backend: Backend) {
             assert!(!body.contains(control), "monitors do not get {control} on {path}");
         }
     }
-    for path in ["/console/add-integration", "/console/integrations/jira-prod/edit"] {
+    for path in [
+        "/console/add-integration",
+        "/console/integrations/jira-prod/edit",
+        "/console/users",
+    ] {
         assert_eq!(monitor.get(path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
+    let (_, _, overview) = monitor.get("/console/").await;
+    assert!(!overview.contains(r#"href="/console/users""#), "{overview}");
     let token = monitor.csrf().await;
     for path in every_action(&mail, app.state.node_id.as_str()) {
         let (status, _, body) = monitor
@@ -999,4 +1011,222 @@ async fn the_integrations_list_filters_searches_and_pages(backend: Backend) {
         body.contains("The search is too long: 200 characters at most."),
         "{body}"
     );
+}
+
+/// The row of `users` or `tokens` whose `data-*` attribute is `key`, up to its end.
+fn row_of<'a>(body: &'a str, attribute: &str, key: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<tr data-{attribute}=\"{key}\""))?;
+    Some(body[start..].split("</tr>").next().unwrap())
+}
+
+async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let token = admin.csrf().await;
+    let (status, _, body) = admin.get("/console/users").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(row_of(&body, "user", "admin").unwrap().contains("(you)"), "{body}");
+    assert!(body.contains(r#"id="no-tokens""#), "{body}");
+
+    // Adding a user: refusals keep what was typed and say why.
+    let new_user = |name: &'static str, role: &'static str, password: &'static str, confirm: &'static str| {
+        [
+            ("username", name),
+            ("role", role),
+            ("password", password),
+            ("confirm", confirm),
+        ]
+    };
+    let refusals = [
+        (
+            new_user("bad name!", "monitor", "s3cret-pass", "s3cret-pass"),
+            "User name:",
+        ),
+        (
+            new_user("grafana", "root", "s3cret-pass", "s3cret-pass"),
+            "Role: unknown role `root`",
+        ),
+        (
+            new_user("grafana", "monitor", "s3cret-pass", "other-pass"),
+            "confirmation differ",
+        ),
+        (
+            new_user("grafana", "monitor", "short", "short"),
+            "The password cannot be used",
+        ),
+        (
+            new_user("admin", "monitor", "s3cret-pass", "s3cret-pass"),
+            "A user named `admin` already exists.",
+        ),
+    ];
+    for (fields, expected) in refusals {
+        let mut form = vec![("csrf", token.as_str())];
+        form.extend(fields);
+        let (status, _, body) = admin.post("/console/users", &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{expected}: {body}");
+        let error = body
+            .split(r#"id="user-error">"#)
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        assert!(error.contains(expected), "{expected}: {error}");
+        let typed = format!(r#"name="username" value="{}""#, fields[0].1);
+        assert!(body.contains(&typed), "{typed}: {body}");
+    }
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend(new_user("grafana", "monitor", "s3cret-pass", "s3cret-pass"));
+    let (status, headers, _) = admin.post("/console/users", &form).await;
+    assert_eq!(
+        (status, &headers[LOCATION]),
+        (StatusCode::SEE_OTHER, &"/console/users".parse().unwrap())
+    );
+    let (_, _, body) = admin.get("/console/users").await;
+    assert!(body.contains("User grafana (monitor) created."), "{body}");
+    assert!(row_of(&body, "user", "grafana").unwrap().contains("monitor"), "{body}");
+    let mut watcher = ConsoleClient::new(&app);
+    watcher.sign_in("grafana", "s3cret-pass").await;
+
+    // A token: its secret is on the answer to the form, works for the API, and is never shown again.
+    let (status, _, body) = admin
+        .post(
+            "/console/tokens",
+            &[
+                ("csrf", &token),
+                ("name", "dashboards"),
+                ("user", "grafana"),
+                ("expires_in", "90d"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body
+        .split(r#"<code id="new-token" class="secret">"#)
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(secret.len() > 20, "{secret}");
+    let api = |secret: String| {
+        let app = &app;
+        async move {
+            app.get("/rest/mailqueue/1.0/status")
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(api(secret.clone()).await, StatusCode::OK);
+    let (_, _, listed) = admin.get("/console/users").await;
+    assert!(!listed.contains(&secret), "the secret is shown once");
+    let token_row = listed.split("<tr data-token=\"").nth(1).unwrap();
+    let token_id = token_row.split('"').next().unwrap().to_owned();
+    assert!(
+        token_row.contains("dashboards") && token_row.contains("grafana"),
+        "{token_row}"
+    );
+    assert!(
+        row_of(&listed, "user", "grafana")
+            .unwrap()
+            .contains(r#"data-label="Tokens">1<"#),
+        "{listed}"
+    );
+    for (fields, expected) in [
+        (
+            [("name", ""), ("user", "grafana"), ("expires_in", "")],
+            "Name: 1 to 128 printable characters",
+        ),
+        (
+            [("name", "x"), ("user", "nobody"), ("expires_in", "")],
+            "There is no user named `nobody`.",
+        ),
+        (
+            [("name", "x"), ("user", "grafana"), ("expires_in", "soon")],
+            "Expires in:",
+        ),
+        (
+            [("name", "x"), ("user", "grafana"), ("expires_in", "1s")],
+            "between 1 minute and 10 years",
+        ),
+    ] {
+        let mut form = vec![("csrf", token.as_str())];
+        form.extend(fields);
+        let (status, _, body) = admin.post("/console/tokens", &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{expected}: {body}");
+        assert!(
+            body.contains(r#"id="token-error""#) && body.contains(expected),
+            "{expected}: {body}"
+        );
+    }
+
+    // Revoking stops the token at once.
+    let (status, _, _) = admin
+        .post(&format!("/console/tokens/{token_id}/revoke"), &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(api(secret).await, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = admin
+        .post(&format!("/console/tokens/{token_id}/revoke"), &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Setting another user's password signs them out; their new password works.
+    let (status, _, body) = admin
+        .post(
+            "/console/users/grafana/password",
+            &[("csrf", &token), ("password", "n3w-secret"), ("confirm", "n3w-secrex")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("grafana: the password and its confirmation differ."),
+        "{body}"
+    );
+    let (status, _, _) = admin
+        .post(
+            "/console/users/grafana/password",
+            &[("csrf", &token), ("password", "n3w-secret"), ("confirm", "n3w-secret")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        watcher.get("/console/").await.0,
+        StatusCode::SEE_OTHER,
+        "the old session ended"
+    );
+    assert_eq!(
+        watcher
+            .try_sign_in(&[("username", "grafana"), ("password", "s3cret-pass")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    watcher.sign_in("grafana", "n3w-secret").await;
+    let (status, _, body) = admin
+        .post(
+            "/console/users/admin/password",
+            &[("csrf", &token), ("password", "n3w-secret"), ("confirm", "n3w-secret")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Account page"), "{body}");
+
+    // Deleting: never yourself here, never the last admin, anyone else at once.
+    let (status, _, body) = admin.post("/console/users/admin/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("You cannot delete yourself"), "{body}");
+    let (status, _, _) = admin.post("/console/users/grafana/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(watcher.get("/console/").await.0, StatusCode::SEE_OTHER);
+    let (_, _, body) = admin.get("/console/users").await;
+    assert!(body.contains("User grafana deleted"), "{body}");
+    assert!(row_of(&body, "user", "grafana").is_none());
+    let (status, _, _) = admin.post("/console/users/grafana/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

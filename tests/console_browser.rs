@@ -280,6 +280,9 @@ async fn pages_fit_a_phone_with_long_names_and_work_from_the_keyboard() {
         &"Subject ".repeat(20),
     )
     .await;
+    let long_user = "service-account.for-the-nightly-security-scanner@example.com";
+    app.create_user(long_user, "monitor").await;
+    app.create_token(long_user).await;
     let Some(browser) = Browser::start(390, 844).await else {
         return;
     };
@@ -292,6 +295,7 @@ async fn pages_fit_a_phone_with_long_names_and_work_from_the_keyboard() {
         "/console/add-integration",
         "/console/mail",
         "/console/cluster",
+        "/console/users",
         "/console/account",
     ] {
         browser.goto(&format!("{}{path}", app.base)).await;
@@ -357,6 +361,10 @@ async fn screenshots() {
     for i in 0..4 {
         submit_mail(&app, "team@example.com", &format!("Ticket SEC-{} created", 100 + i)).await;
     }
+    app.create_user("grafana", "monitor").await;
+    app.create_user("jira-automation", "mail").await;
+    app.create_token("grafana").await;
+    app.create_token("jira-automation").await;
     let pages = [
         ("overview", "/console/"),
         ("integrations", "/console/integrations"),
@@ -366,6 +374,7 @@ async fn screenshots() {
         ("mail-queue", "/console/mail?view=queue"),
         ("mail-errors", "/console/mail?view=errors"),
         ("cluster", "/console/cluster"),
+        ("users", "/console/users"),
         ("account", "/console/account"),
     ];
     for (width, height) in [(1280, 800), (390, 844)] {

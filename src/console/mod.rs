@@ -7,6 +7,7 @@
 //! `__Host-herald_session`, Secure); every form carries the session's CSRF token, and cross-site form
 //! posts are refused.
 
+mod access;
 mod account;
 mod chart;
 mod error;
@@ -57,6 +58,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/mail/{id}/delete", post(pages::delete_mail))
         .route("/console/account", get(account::account))
         .route("/console/account/password", post(account::change_password))
+        .route("/console/users", get(access::users).post(access::create_user))
+        .route("/console/users/{name}/password", post(access::set_password))
+        .route("/console/users/{name}/delete", post(access::delete_user))
+        .route("/console/tokens", post(access::create_token))
+        .route("/console/tokens/{id}/revoke", post(access::revoke_token))
         .route("/console/cluster", get(pages::cluster))
         .route("/console/cluster/{node}/drain", post(pages::drain_node))
         .route("/console/cluster/{node}/activate", post(pages::activate_node))

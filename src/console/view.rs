@@ -11,7 +11,7 @@ use crate::timefmt::rfc3339_ms;
 /// The layout's data: who is signed in, which section is open, the one-time message.
 pub struct Chrome {
     pub title: String,
-    /// `overview`, `integrations`, `mail` or `cluster`.
+    /// `overview`, `integrations`, `mail`, `cluster`, `users` or `account`.
     pub section: &'static str,
     pub username: String,
     pub role: &'static str,
