@@ -149,8 +149,12 @@ enum MailCommand {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
-    /// Make every message queued on this node due now.
-    Flush,
+    /// Make every queued message due now (every node's, or one node's with --node).
+    Flush {
+        /// Only this node's messages.
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -617,8 +621,8 @@ async fn mail(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
             let n = queue.delete_errors(one_or_all(id, all, "delete")?.as_deref()).await?;
             println!("deleted {n} message(s)");
         }
-        MailCommand::Flush => {
-            let n = queue.flush().await?;
+        MailCommand::Flush { node } => {
+            let n = queue.flush(node.as_deref()).await?;
             println!("{n} message(s) due now");
         }
     }

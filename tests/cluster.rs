@@ -323,6 +323,74 @@ async fn the_console_shows_every_node_and_drains_one() {
     console_shows(&console, "node_2", "OFFLINE").await;
 }
 
+/// A flush asked of any node makes every node's waiting mail due (each node sends its own);
+/// `?node=` limits it to one node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_on_one_node_retries_the_mail_of_every_node() {
+    let Some(db) = database().await else { return };
+    let backoff = [("HERALD_MAIL_BACKOFF_INITIAL", "1h")];
+    let nodes = [
+        start_node("node_1", &db, &backoff).await,
+        start_node("node_2", &db, &backoff).await,
+    ];
+    let accepted = submit(&nodes[1], "a@example.com").await;
+    assert_eq!(accepted.status(), 202);
+    let id = accepted.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attempts = || async {
+        http_client()
+            .get(format!("{}/api/v1/mail/{id}", nodes[1].process.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["attempts"]
+            .as_i64()
+            .unwrap()
+    };
+    // node_2 tries once (nothing listens on its SMTP port), then waits an hour.
+    assert!(eventually(Duration::from_secs(20), || async { attempts().await == 1 }).await);
+    let base = nodes[0].process.base.clone();
+    let flush = |query: &'static str| {
+        let url = format!("{base}/api/v1/mail/flush{query}");
+        async move {
+            let response = http_client()
+                .post(url)
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(flush("?node=node_1").await.1["count"], 0);
+    assert_eq!(attempts().await, 1);
+    let (status, body) = flush("").await;
+    assert_eq!(
+        (status.as_u16(), &body["count"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async { attempts().await == 2 }).await,
+        "node_2 did not retry its message after a flush on node_1"
+    );
+    let (status, body) = flush("?scope=all").await;
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (400, &serde_json::json!("invalid_query")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("unknown field `scope`"),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_takes_no_new_work_until_activated() {
     let Some(db) = database().await else { return };

@@ -1042,17 +1042,37 @@ pub async fn delete_all_errors(
         .await)
 }
 
+#[derive(Deserialize)]
+pub struct FlushForm {
+    #[serde(default)]
+    csrf: String,
+    /// Only this node's queue; every node's when empty.
+    #[serde(default)]
+    node: String,
+}
+
+impl WithCsrf for FlushForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn flush_mail(
     State(state): State<AppState>,
-    Change { session, .. }: Change<CsrfForm>,
+    Change { session, form }: Change<FlushForm>,
 ) -> Result<Response, ConsoleError> {
-    let n = state.mail.flush().await?;
+    let node = Some(form.node.as_str()).filter(|n| !n.is_empty());
+    let n = state.mail.flush(node).await?;
+    let (back, whose) = match node {
+        Some(node) => (
+            format!("/console/mail?view=queue&node={}", encode_component(node)),
+            format!("node {node}"),
+        ),
+        None if state.cluster.enabled() => ("/console/mail?view=queue".to_owned(), "every node".to_owned()),
+        None => ("/console/mail?view=queue".to_owned(), "the queue".to_owned()),
+    };
     Ok(session
-        .done(
-            &state,
-            "/console/mail?view=queue",
-            format!("Flushed: {} of node {} due now.", messages(n), state.node_id),
-        )
+        .done(&state, &back, format!("Flushed: {} of {whose} due now.", messages(n)))
         .await)
 }
 

@@ -2,13 +2,39 @@
 //! wrong content type, 413 for an oversized body, 400 naming the field for anything else.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
 pub struct ApiJson<T>(pub T);
+
+/// `ApiQuery<T>`: a query string extractor whose rejection is a problem detail (400, code
+/// `invalid_query`) naming what is wrong, like `ApiJson`'s, rather than axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let detail = format!("the query string is not valid: {}", err.into_inner());
+                let problem = ApiError::bad_request("invalid_query", detail);
+                if field.is_empty() || field == "." {
+                    problem
+                } else {
+                    problem.with_field(field)
+                }
+            })
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -108,5 +134,33 @@ mod tests {
         assert!(err.detail().contains("missing field `count`"), "{}", err.detail());
         assert_eq!(reject(r#"{"name": "#).code(), "invalid_json");
         assert_eq!(reject("[1]").code(), "invalid_field");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Filter {
+        node: Option<String>,
+        limit: Option<i64>,
+    }
+
+    async fn query(uri: &str) -> Result<Filter, ApiError> {
+        let (mut parts, ()) = axum::http::Request::get(uri).body(()).unwrap().into_parts();
+        ApiQuery::<Filter>::from_request_parts(&mut parts, &())
+            .await
+            .map(|q| q.0)
+    }
+
+    #[tokio::test]
+    async fn query_strings_are_read_and_their_faults_are_problems_naming_the_field() {
+        let ok = query("/x?node=node%5F2&limit=5").await.unwrap();
+        assert_eq!((ok.node.as_deref(), ok.limit), (Some("node_2"), Some(5)));
+        let none = query("/x").await.unwrap();
+        assert_eq!((none.node, none.limit), (None, None));
+        let err = query("/x?limit=many").await.unwrap_err();
+        assert_eq!((err.code(), err.field()), ("invalid_query", Some("limit")));
+        assert!(err.detail().contains("invalid digit"), "{}", err.detail());
+        let err = query("/x?scope=all").await.unwrap_err();
+        assert_eq!(err.code(), "invalid_query");
+        assert!(err.detail().contains("unknown field `scope`"), "{}", err.detail());
     }
 }

@@ -1,14 +1,14 @@
 //! `/api/v1/mail`: submission (admin or the `mail` role), and the queue's admin operations.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{RequireAdmin, RequireMailSender};
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailSubmission};
 use crate::store::{MailFilter, MailSummary};
@@ -190,7 +190,7 @@ async fn page(state: &AppState, filter: MailFilter) -> Result<Json<MailPage>, Ap
 pub async fn list_queue(
     State(state): State<AppState>,
     _admin: RequireAdmin,
-    Query(query): Query<QueueQuery>,
+    ApiQuery(query): ApiQuery<QueueQuery>,
 ) -> Result<Json<MailPage>, ApiError> {
     let states = match query.state.as_deref() {
         None => vec!["queued", "sending"],
@@ -221,7 +221,7 @@ pub async fn list_queue(
 pub async fn list_errors(
     State(state): State<AppState>,
     _admin: RequireAdmin,
-    Query(query): Query<ErrorQuery>,
+    ApiQuery(query): ApiQuery<ErrorQuery>,
 ) -> Result<Json<MailPage>, ApiError> {
     let filter = MailFilter {
         states: vec!["error"],
@@ -330,16 +330,26 @@ pub async fn delete_all_errors(
     Ok(Json(Affected { count }))
 }
 
-/// Makes every message queued on this node due now, skipping the rest of its backoff.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FlushQuery {
+    /// Only this node's messages; every node's when omitted.
+    node: Option<String>,
+}
+
+/// Makes every queued message due now, skipping the rest of its backoff: in a cluster, every node's
+/// (each node sends its own within 5 seconds), or one node's with `node`.
 #[utoipa::path(
-    post, path = "/api/v1/mail/flush", tag = "mail", security(("basic" = []), ("bearer" = [])),
-    responses((status = 200, body = Affected), (status = 401, body = Problem), (status = 403, body = Problem))
+    post, path = "/api/v1/mail/flush", tag = "mail", security(("basic" = []), ("bearer" = [])), params(FlushQuery),
+    responses((status = 200, body = Affected), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem))
 )]
 pub async fn flush(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
+    ApiQuery(query): ApiQuery<FlushQuery>,
 ) -> Result<Json<Affected>, ApiError> {
-    let count = state.mail.flush().await?;
-    tracing::info!(count, by = %admin.username, "mail queue flushed");
+    let node = query.node.as_deref().filter(|n| !n.is_empty());
+    let count = state.mail.flush(node).await?;
+    tracing::info!(count, node = node.unwrap_or("every node"), by = %admin.username, "mail queue flushed");
     Ok(Json(Affected { count }))
 }

@@ -1,14 +1,14 @@
 //! `/api/v1/tokens`: API tokens. Admin only. A token's secret is returned once, at creation.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiQuery};
 use super::users::parse_username;
 use crate::app::AppState;
 use crate::auth::Role;
@@ -75,7 +75,7 @@ pub struct TokenFilter {
 pub async fn list_tokens(
     State(state): State<AppState>,
     _admin: RequireAdmin,
-    Query(filter): Query<TokenFilter>,
+    ApiQuery(filter): ApiQuery<TokenFilter>,
 ) -> Result<Json<Vec<Token>>, ApiError> {
     let tokens = state.accounts.list_tokens(filter.user.as_deref()).await?;
     Ok(Json(tokens.into_iter().map(Token::from).collect()))

@@ -170,9 +170,10 @@ impl MailQueue {
         Ok(n)
     }
 
-    /// Makes this node's whole queue due now.
-    pub async fn flush(&self) -> Result<u64, MailError> {
-        let n = self.store.flush_mail(self.node_id.as_str(), now_ms()).await?;
+    /// Makes the queue due now: one node's (`Some`), or every node's. Other nodes' dispatchers find
+    /// their messages due at their next look at the queue, within 5 seconds.
+    pub async fn flush(&self, node_id: Option<&str>) -> Result<u64, MailError> {
+        let n = self.store.flush_mail(node_id, now_ms()).await?;
         self.wake.notify_one();
         Ok(n)
     }

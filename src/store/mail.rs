@@ -469,12 +469,12 @@ impl Store {
         Ok(n)
     }
 
-    /// Makes every queued message of a node due now (skipping its backoff).
-    pub async fn flush_mail(&self, node_id: &str, now: i64) -> Result<u64, StoreError> {
+    /// Makes every queued message due now (skipping its backoff): one node's, or every node's.
+    pub async fn flush_mail(&self, node_id: Option<&str>, now: i64) -> Result<u64, StoreError> {
         let n = on_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE mail_messages SET next_attempt_at = $1 WHERE node_id = $2 AND state = 'queued' \
-                 AND next_attempt_at > $1",
+                "UPDATE mail_messages SET next_attempt_at = $1 WHERE state = 'queued' AND next_attempt_at > $1 \
+                 AND ($2 IS NULL OR node_id = $2)",
             )
             .bind(now)
             .bind(node_id)
