@@ -275,7 +275,7 @@ const SEARCH_MAX: usize = 200;
 
 /// Which integrations the list shows, by the verdict of their newest check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
+enum StatusFilter {
     All,
     Faulty,
     Healthy,
