@@ -27,6 +27,7 @@ backend_tests!(
     a_lost_state_write_does_not_mail_twice,
     deleted_alert_states_do_not_mail_twice,
     the_background_loop_mails_without_being_driven,
+    the_api_lists_firing_alerts_and_queues_a_test_alert,
 );
 
 const OPS: &str = "ops@example.com";
@@ -461,6 +462,18 @@ async fn alerts_are_off_without_recipients(backend: Backend) {
     assert!(a.alert_mails().await.is_empty());
     assert!(a.firing().await.is_empty());
     assert!(a.app.state.store.alert_states().await.unwrap().is_empty());
+    assert_eq!(
+        a.app.admin_json("/api/v1/alerts").await,
+        json!({"enabled": false, "recipients": [], "firing": []})
+    );
+    let refused = a.app.admin(Method::POST, "/api/v1/alerts/test").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "alerts_off", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("HERALD_ALERT_EMAILS"),
+        "{problem}"
+    );
 }
 
 async fn a_lost_state_write_does_not_mail_twice(backend: Backend) {
@@ -633,4 +646,67 @@ async fn postgres_a_node_stopped_cleanly_is_mailed_only_once_it_stays_stopped() 
     let body = a.body(mails[0]["id"].as_str().unwrap()).await;
     assert!(body.contains("is OFFLINE (stopped cleanly at "), "{body}");
     assert!(body.contains("  Stopped cleanly at "), "{body}");
+}
+
+async fn the_api_lists_firing_alerts_and_queues_a_test_alert(backend: Backend) {
+    let Some(a) = alerting_app(backend, |_| {}).await else {
+        return;
+    };
+    assert_eq!(
+        a.app.admin_json("/api/v1/alerts").await,
+        json!({"enabled": true, "recipients": [OPS, ONCALL], "firing": []})
+    );
+    a.fire_dead_integration("jira-prod").await;
+    let overview = a.app.admin_json("/api/v1/alerts").await;
+    let firing = overview["firing"].as_array().unwrap();
+    assert_eq!(firing.len(), 1, "{overview}");
+    assert_eq!(firing[0]["key"], "integration:jira-prod");
+    assert!(firing[0]["since"].as_str().unwrap().ends_with('Z'), "{overview}");
+
+    let sent = a.app.admin(Method::POST, "/api/v1/alerts/test").send().await.unwrap();
+    assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    let sent: Value = sent.json().await.unwrap();
+    assert_eq!(sent["recipients"], json!([OPS, ONCALL]));
+    let id = sent["id"].as_str().unwrap();
+    let node = a.app.state.node_id.to_string();
+    let mail = a
+        .alert_mails()
+        .await
+        .into_iter()
+        .find(|m| m["id"] == id)
+        .expect("queued");
+    assert_eq!(mail["subject"], format!("[Herald] Test alert from node {node}"));
+    assert_eq!(mail["recipients"], json!([OPS, ONCALL]));
+    let body = a.body(id).await;
+    assert!(body.contains("asked for by admin on node"), "{body}");
+    assert!(body.contains("If this reached you, alert mail flows."), "{body}");
+    assert!(body.contains("Console: https://herald.example.com/console/"), "{body}");
+
+    // Monitors read the alerts but cannot send a test.
+    let password = a.app.create_user("watcher", "monitor").await;
+    let as_monitor = |method: Method, path: &str| {
+        a.app
+            .client
+            .request(method, a.app.url(path))
+            .basic_auth("watcher", Some(&password))
+    };
+    assert_eq!(
+        as_monitor(Method::GET, "/api/v1/alerts").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        as_monitor(Method::POST, "/api/v1/alerts/test")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let tests = a
+        .subjects()
+        .await
+        .into_iter()
+        .filter(|s| s.starts_with("[Herald] Test alert"))
+        .count();
+    assert_eq!(tests, 1);
 }

@@ -69,6 +69,7 @@ fn every_action(mail_id: &str, node: &str) -> Vec<String> {
         "/console/mail/flush",
         "/console/mail/errors/resend",
         "/console/mail/errors/delete",
+        "/console/alerts/test",
         "/console/users",
         "/console/users/admin/password",
         "/console/users/admin/delete",
@@ -722,6 +723,11 @@ async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend)
         body.contains("Alerts are off. Set <code>HERALD_ALERT_EMAILS</code>"),
         "{body}"
     );
+    assert!(!body.contains(r#"id="test-alert""#), "no test without recipients");
+    let token = admin.csrf().await;
+    let (status, _, body) = admin.post("/console/alerts/test", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Alerts are off: set HERALD_ALERT_EMAILS"), "{body}");
 
     let clock = herald::clock::ManualClock::starting_at(herald::store::now_ms());
     let Some(app) = support::spawn_app_with_clock(backend, clock.clone(), |s| {
@@ -750,6 +756,28 @@ async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend)
     // The alert mail is in the queue like any other mail.
     let (_, _, body) = admin.get("/console/mail").await;
     assert!(body.contains("[Herald] FAULTY: integration jira-prod"), "{body}");
+
+    // A test alert, from the overview's button: queued, and said so on the next page.
+    let (_, _, body) = admin.get("/console/").await;
+    assert!(body.contains(r#"id="test-alert""#), "{body}");
+    let token = admin.csrf().await;
+    let (status, headers, _) = admin.post("/console/alerts/test", &[("csrf", &token)]).await;
+    assert_eq!(
+        (status, &headers[LOCATION]),
+        (StatusCode::SEE_OTHER, &"/console/".parse().unwrap())
+    );
+    let (_, _, body) = admin.get("/console/").await;
+    assert!(
+        body.contains("Test alert queued for ops@example.com as message "),
+        "{body}"
+    );
+    let (_, _, body) = admin.get("/console/mail").await;
+    assert!(body.contains("[Herald] Test alert from node "), "{body}");
+    let password = app.create_user("watcher", "monitor").await;
+    let mut monitor = ConsoleClient::new(&app);
+    monitor.sign_in("watcher", &password).await;
+    let (_, _, body) = monitor.get("/console/").await;
+    assert!(!body.contains(r#"id="test-alert""#), "{body}");
 }
 
 async fn users_change_their_own_password_and_the_generated_one_goes(backend: Backend) {

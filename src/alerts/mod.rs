@@ -21,9 +21,10 @@ use crate::clock::SharedClock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::integrations::Integrations;
-use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission};
+use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::timefmt::rfc3339_ms;
 
 /// The `submitted_by` of alert mail in the queue (and the owner of its idempotency keys).
 pub const SUBMITTED_BY: &str = "herald-alerts";
@@ -64,6 +65,8 @@ pub enum AlertError {
     Mail(#[from] MailError),
     #[error("the alert mail is not valid: {0}")]
     InvalidMail(#[from] InvalidMail),
+    #[error("alerts are off: set HERALD_ALERT_EMAILS to the addresses that should receive them")]
+    Off,
 }
 
 struct Config {
@@ -204,6 +207,52 @@ impl Alerts {
         Ok(observed)
     }
 
+    /// An alert mail to the recipients, from `HERALD_MAIL_FROM`.
+    fn submission(&self, subject: String, text: String) -> Result<ValidMail, AlertError> {
+        let config = &self.inner.config;
+        Ok(MailSubmission {
+            from: Some(config.from.clone()),
+            to: config.recipients.clone(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            reply_to: None,
+            subject,
+            text: Some(text),
+            html: None,
+            // RFC 3834: machine-made mail, not to be answered by vacation responders.
+            headers: BTreeMap::from([("Auto-Submitted".to_owned(), "auto-generated".to_owned())]),
+        }
+        .validate(&config.from)?)
+    }
+
+    /// Queues a test alert to the recipients, so that an admin can see alert mail arrive; returns the
+    /// message id. It goes through the mail queue like any alert.
+    pub async fn send_test(&self, requested_by: &str) -> Result<String, AlertError> {
+        if !self.enabled() {
+            return Err(AlertError::Off);
+        }
+        let inner = &self.inner;
+        let node_id = inner.mail.node_id().to_string();
+        let now = inner.clock.now_ms();
+        let mut text = format!(
+            "This is a test of Herald's health alerts, asked for by {requested_by} on node {node_id} at {}.\n\n\
+             Herald mails these addresses when an integration turns faulty, the error queue grows past \
+             its threshold, mail waits too long or a cluster node goes offline:\n",
+            rfc3339_ms(now)
+        );
+        for recipient in &inner.config.recipients {
+            text.push_str(&format!("  {recipient}\n"));
+        }
+        text.push_str("\nIf this reached you, alert mail flows. Nothing needs to be done.\n");
+        if let Some(url) = &inner.config.public_url {
+            text.push_str(&format!("\nConsole: {url}/console/\n"));
+        }
+        let valid = self.submission(format!("[Herald] Test alert from node {node_id}"), text)?;
+        let accepted = inner.mail.submit(&valid, SUBMITTED_BY, None).await?;
+        tracing::info!(mail = %accepted.id, by = requested_by, "test alert queued");
+        Ok(accepted.id)
+    }
+
     /// Queues the digest of `transitions`; returns its id and whether this call queued it.
     async fn queue_mail(&self, transitions: &[rules::Transition], now: i64) -> Result<(String, bool), AlertError> {
         let inner = &self.inner;
@@ -217,19 +266,7 @@ impl Alerts {
                 debounce: inner.config.debounce,
             },
         );
-        let valid = MailSubmission {
-            from: Some(inner.config.from.clone()),
-            to: inner.config.recipients.clone(),
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            reply_to: None,
-            subject: mail.subject.clone(),
-            text: Some(mail.text),
-            html: None,
-            // RFC 3834: machine-made mail, not to be answered by vacation responders.
-            headers: BTreeMap::from([("Auto-Submitted".to_owned(), "auto-generated".to_owned())]),
-        }
-        .validate(&inner.config.from)?;
+        let valid = self.submission(mail.subject.clone(), mail.text)?;
         let key = digest::idempotency_key(transitions);
         let key = IdempotencyKey::try_from(key.as_str()).map_err(|e| {
             AlertError::InvalidMail(InvalidMail {

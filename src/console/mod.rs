@@ -50,6 +50,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/console/integrations/{name}/check", post(pages::check_integration))
         .route("/console/integrations/{name}/delete", post(pages::delete_integration))
+        .route("/console/alerts/test", post(pages::test_alert))
         .route("/console/mail", get(pages::mail))
         .route("/console/mail/flush", post(pages::flush_mail))
         .route("/console/mail/errors/resend", post(pages::resend_all_mail))

@@ -1,5 +1,6 @@
 //! The HTTP face: router assembly and the middleware stack.
 
+mod alerts;
 pub mod auth;
 pub mod error;
 mod integrations;
@@ -49,6 +50,7 @@ use error::ApiError;
         (name = "mail queue (Jira-compatible)", description = "Jira's /rest/mailqueue/1.0 API: JSON or XML by Accept"),
         (name = "integrations", description = "Ticketing integrations and their checks (admin only)"),
         (name = "ticketing", description = "JFrog Xray-compatible ticketing endpoints (admin only)"),
+        (name = "alerts", description = "Health alerts mailed through the queue: what fires, and a test mail"),
     )
 )]
 struct ApiDoc;
@@ -109,6 +111,8 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
             ticketing::delete_jira_integration
         ))
         .routes(routes!(ticketing::jira_integration_details))
+        .routes(routes!(alerts::overview))
+        .routes(routes!(alerts::send_test))
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.
