@@ -60,6 +60,15 @@ async fn alerting_app(backend: Backend, configure: impl FnOnce(&mut herald::conf
     Some(AlertingApp { app, clock })
 }
 
+/// An alerting app as node `node_1` of a cluster on PostgreSQL (None without PostgreSQL).
+async fn clustered_alerting_app() -> Option<AlertingApp> {
+    alerting_app(Backend::Postgres, |s| {
+        s.cluster = true;
+        s.node_id = Some("node_1".to_owned());
+    })
+    .await
+}
+
 impl AlertingApp {
     /// Moves the clock on by `by`, then evaluates the rules once.
     async fn evaluate_after(&self, by: Duration) -> EvaluationSummary {
@@ -536,12 +545,7 @@ async fn the_background_loop_mails_without_being_driven(backend: Backend) {
 /// RESOLVED when it is back, and forgotten without a mail once it is dropped from the view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_offline_node_is_mailed_and_resolved() {
-    let Some(a) = alerting_app(Backend::Postgres, |s| {
-        s.cluster = true;
-        s.node_id = Some("node_1".to_owned());
-    })
-    .await
-    else {
+    let Some(a) = clustered_alerting_app().await else {
         return;
     };
     let store = &a.app.state.store;
@@ -596,12 +600,7 @@ async fn postgres_an_offline_node_is_mailed_and_resolved() {
 /// nothing is mailed while it stays stopped for less than `HERALD_ALERT_STOPPED_NODE` (30 minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_node_stopped_cleanly_is_mailed_only_once_it_stays_stopped() {
-    let Some(a) = alerting_app(Backend::Postgres, |s| {
-        s.cluster = true;
-        s.node_id = Some("node_1".to_owned());
-    })
-    .await
-    else {
+    let Some(a) = clustered_alerting_app().await else {
         return;
     };
     let store = &a.app.state.store;

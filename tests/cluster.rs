@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::console::ConsoleClient;
+use support::console::{ConsoleClient, text_after};
 use support::pg_cluster::PgCluster;
 use support::process::{HERALD, Process, serve_command};
 use support::smtp::SmtpSink;
@@ -228,14 +228,7 @@ async fn console_nodes(console: &ConsoleClient) -> (Vec<(String, String)>, Strin
         .map(|row| {
             let node = row.split('"').next().unwrap().to_owned();
             let state_cell = row.split("class=\"badge ").nth(1).unwrap();
-            let mut state = state_cell
-                .split('>')
-                .nth(1)
-                .unwrap()
-                .split('<')
-                .next()
-                .unwrap()
-                .to_owned();
+            let mut state = text_after(state_cell, ">").unwrap().to_owned();
             if state_cell
                 .split("</td>")
                 .next()

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use support::console::{ConsoleClient, csrf_of, set_cookie};
+use support::console::{ConsoleClient, csrf_of, set_cookie, text_after};
 use support::integrations::spec_for;
 use support::jira_sim::{Flavour, JiraSim};
 use support::{ADMIN_PASSWORD, Backend, TestApp, spawn_app, spawn_app_with};
@@ -1093,13 +1093,7 @@ async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
         form.extend(fields);
         let (status, _, body) = admin.post("/console/users", &form).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{expected}: {body}");
-        let error = body
-            .split(r#"id="user-error">"#)
-            .nth(1)
-            .unwrap()
-            .split('<')
-            .next()
-            .unwrap();
+        let error = text_after(&body, r#"id="user-error">"#).expect("an error");
         assert!(error.contains(expected), "{expected}: {error}");
         let typed = format!(r#"name="username" value="{}""#, fields[0].1);
         assert!(body.contains(&typed), "{typed}: {body}");
@@ -1130,13 +1124,8 @@ async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let secret = body
-        .split(r#"<code id="new-token" class="secret">"#)
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
+    let secret = text_after(&body, r#"<code id="new-token" class="secret">"#)
+        .expect("the new token")
         .to_owned();
     assert!(secret.len() > 20, "{secret}");
     let api = |secret: String| {

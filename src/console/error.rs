@@ -5,6 +5,7 @@ use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::alerts::AlertError;
 use crate::integrations::IntegrationError;
 use crate::mail::MailError;
 use crate::store::StoreError;
@@ -123,6 +124,20 @@ impl From<axum::extract::rejection::FormRejection> for ConsoleError {
 impl From<axum::extract::rejection::QueryRejection> for ConsoleError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         ConsoleError::BadRequest(format!("This address's query cannot be read: {e}."))
+    }
+}
+
+impl From<AlertError> for ConsoleError {
+    fn from(e: AlertError) -> Self {
+        match e {
+            AlertError::Off => ConsoleError::BadRequest(
+                "Alerts are off: set HERALD_ALERT_EMAILS to the addresses that should receive them, then restart."
+                    .to_owned(),
+            ),
+            AlertError::Store(e) => e.into(),
+            AlertError::Mail(e) => e.into(),
+            other => ConsoleError::Unavailable(format!("The alert mail was not queued: {other}.")),
+        }
     }
 }
 

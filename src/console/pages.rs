@@ -270,22 +270,7 @@ pub async fn test_alert(
     State(state): State<AppState>,
     Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    let id = match state.alerts.send_test(session.username.as_str()).await {
-        Ok(id) => id,
-        Err(crate::alerts::AlertError::Off) => {
-            return Err(ConsoleError::BadRequest(
-                "Alerts are off: set HERALD_ALERT_EMAILS to the addresses that should receive them, then restart."
-                    .to_owned(),
-            ));
-        }
-        Err(crate::alerts::AlertError::Store(e)) => return Err(e.into()),
-        Err(crate::alerts::AlertError::Mail(e)) => return Err(e.into()),
-        Err(e) => {
-            return Err(ConsoleError::Unavailable(format!(
-                "The test alert was not queued: {e}."
-            )));
-        }
-    };
+    let id = state.alerts.send_test(session.username.as_str()).await?;
     Ok(session
         .done(
             &state,

@@ -27,6 +27,13 @@ pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<(String, String)> {
         })
 }
 
+/// The text right after the first `marker` (an opening tag, say) up to the next tag, if `marker` is
+/// on the page.
+pub fn text_after<'a>(html: &'a str, marker: &str) -> Option<&'a str> {
+    let start = html.find(marker)? + marker.len();
+    html[start..].split('<').next()
+}
+
 /// The CSRF token of the first form on a page.
 pub fn csrf_of(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
