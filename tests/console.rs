@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::console::{ConsoleClient, csrf_of, set_cookie, text_after};
 use support::integrations::spec_for;
-use support::jira_sim::{Flavour, JiraSim};
+use support::jira_sim::{Fault, Flavour, JiraSim};
 use support::{ADMIN_PASSWORD, Backend, TestApp, spawn_app, spawn_app_with};
 
 backend_tests!(
@@ -31,6 +31,7 @@ backend_tests!(
     the_mail_lists_show_one_node_or_all,
     the_integrations_list_filters_searches_and_pages,
     admins_manage_users_and_tokens_from_forms,
+    the_listed_integrations_are_checked_again_in_the_background,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -69,6 +70,7 @@ fn every_action(mail_id: &str, node: &str) -> Vec<String> {
         "/console/mail/flush",
         "/console/mail/errors/resend",
         "/console/mail/errors/delete",
+        "/console/check-integrations",
         "/console/alerts/test",
         "/console/users",
         "/console/users/admin/password",
@@ -1246,4 +1248,76 @@ async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
     assert!(row_of(&body, "user", "grafana").is_none());
     let (status, _, _) = admin.post("/console/users/grafana/delete", &[("csrf", &token)]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The one-time message on the next page.
+async fn flash(console: &ConsoleClient, path: &str) -> String {
+    let (_, _, body) = console.get(path).await;
+    text_after(&body, r#"id="flash">"#).unwrap_or_default().to_owned()
+}
+
+async fn the_listed_integrations_are_checked_again_in_the_background(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    sim.fault("/rest/api/2/myself", Fault::Status(401, String::new()));
+    for name in ["dc-1", "dc-2", "dc-3"] {
+        let spec = support::integrations::with(spec_for(name, &sim, Flavour::DataCenter), json!({"timeout": "3s"}));
+        app.register(&spec).await;
+    }
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let token = admin.csrf().await;
+    let (_, _, body) = admin.get("/console/integrations?status=faulty").await;
+    assert!(
+        body.contains("Faulty (3)") && body.contains("Check these 3 now"),
+        "{body}"
+    );
+    let check = |status: &'static str, q: &'static str| {
+        let admin = &admin;
+        let token = token.clone();
+        async move {
+            let (status, headers, body) = admin
+                .post(
+                    "/console/check-integrations",
+                    &[("csrf", token.as_str()), ("status", status), ("q", q)],
+                )
+                .await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+            headers[LOCATION].to_str().unwrap().to_owned()
+        }
+    };
+
+    // Jira is back but slow: the batch is still running when it is asked for again.
+    sim.clear_faults();
+    sim.fault("*", Fault::Hang);
+    let back = check("faulty", "").await;
+    assert_eq!(back, "/console/integrations?status=faulty");
+    assert!(flash(&admin, &back).await.starts_with("Checking 3 integrations now, "));
+    check("faulty", "").await;
+    assert_eq!(
+        flash(&admin, &back).await,
+        "A batch of checks is still running; try again when it has finished."
+    );
+    let (_, _, body) = admin.get(&back).await;
+    assert!(body.contains(r#"id="batch-running""#), "{body}");
+    sim.clear_faults();
+    let finished = support::eventually(std::time::Duration::from_secs(20), || async {
+        !admin.get(&back).await.2.contains(r#"id="batch-running""#)
+    })
+    .await;
+    assert!(finished, "the batch never finished");
+
+    // Jira answers again: the faulty ones turn healthy, found by their tab and a search.
+    check("faulty", "").await;
+    let healthy = support::eventually(std::time::Duration::from_secs(20), || async {
+        let body = admin.get("/console/integrations").await.2;
+        body.contains("Healthy (3)") && !body.contains(r#"id="batch-running""#)
+    })
+    .await;
+    assert!(healthy, "{}", admin.get("/console/integrations").await.2);
+    let back = check("healthy", "dc-2").await;
+    assert_eq!(back, "/console/integrations?status=healthy&q=dc-2");
+    assert!(flash(&admin, &back).await.starts_with("Checking 1 integration now"));
+    check("unchecked", "").await;
+    assert_eq!(flash(&admin, "/console/integrations").await, "No integration to check.");
 }

@@ -43,6 +43,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(pages::integrations).post(pages::create_integration),
         )
         .route("/console/add-integration", get(pages::new_integration))
+        .route("/console/check-integrations", post(pages::check_listed))
         .route("/console/integrations/{name}", get(pages::integration))
         .route(
             "/console/integrations/{name}/edit",

@@ -409,6 +409,22 @@ struct IntegrationsPage {
     first_page: Option<String>,
     next_page: Option<String>,
     page_size: usize,
+    /// How many integrations the current tab and search hold, on every page.
+    listed: usize,
+    /// A batch of checks started from this page is still running on this node.
+    batch_running: bool,
+}
+
+/// The list's address for a status, a search and a page.
+fn integrations_link(status: StatusFilter, q: &str, after: Option<&str>) -> String {
+    let mut href = format!("/console/integrations?status={}", status.as_str());
+    if !q.is_empty() {
+        href.push_str(&format!("&q={}", encode_component(q)));
+    }
+    if let Some(after) = after {
+        href.push_str(&format!("&after={}", encode_component(after)));
+    }
+    href
 }
 
 pub async fn integrations(
@@ -425,16 +441,8 @@ pub async fn integrations(
     let all = integration_rows(&state, now).await?;
     let total = all.len();
     let found: Vec<IntegrationRow> = all.into_iter().filter(|r| search.matches(r)).collect();
-    let link = |status: StatusFilter, after: Option<&str>| {
-        let mut href = format!("/console/integrations?status={}", status.as_str());
-        if !q.is_empty() {
-            href.push_str(&format!("&q={}", encode_component(&q)));
-        }
-        if let Some(after) = after {
-            href.push_str(&format!("&after={}", encode_component(after)));
-        }
-        href
-    };
+    let link = |status: StatusFilter, after: Option<&str>| integrations_link(status, &q, after);
+    let listed = found.iter().filter(|r| status.admits(r)).count();
     let tabs = StatusFilter::EVERY
         .iter()
         .map(|&s| StatusTab {
@@ -468,8 +476,56 @@ pub async fn integrations(
         next_page,
         page_size: INTEGRATIONS_PAGE,
         q,
+        listed,
+        batch_running: state.integrations.batch_running(),
     };
     html(&page)
+}
+
+#[derive(Deserialize)]
+pub struct CheckListedForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    q: String,
+}
+
+impl WithCsrf for CheckListedForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Checks every integration the list shows (its tab and search, on every page) again, in the
+/// background on this node; back to the list.
+pub async fn check_listed(
+    State(state): State<AppState>,
+    Change { session, form }: Change<CheckListedForm>,
+) -> Result<Response, ConsoleError> {
+    let status = StatusFilter::parse(Some(&form.status))?;
+    let search = Search::parse(Some(&form.q))?;
+    let q = form.q.trim();
+    let names: Vec<String> = integration_rows(&state, now_ms())
+        .await?
+        .into_iter()
+        .filter(|r| status.admits(r) && search.matches(r))
+        .map(|r| r.name)
+        .collect();
+    let count = names.len();
+    let message = if count == 0 {
+        "No integration to check.".to_owned()
+    } else if state.integrations.check_in_background(names) {
+        format!(
+            "Checking {count} integration{} now, {} at a time; reload to see the verdicts.",
+            if count == 1 { "" } else { "s" },
+            state.settings.check_concurrency
+        )
+    } else {
+        "A batch of checks is still running; try again when it has finished.".to_owned()
+    };
+    Ok(session.done(&state, &integrations_link(status, q, None), message).await)
 }
 
 pub struct StepRow {

@@ -73,6 +73,8 @@ struct Inner {
     history: mpsc::Sender<sweep::HistoryMessage>,
     /// When this node's last sweep finished (ms since the epoch), and what it found.
     last_sweep: Mutex<Option<(i64, SweepSummary)>>,
+    /// A batch of checks asked for by an admin is running (one at a time).
+    batch_running: std::sync::atomic::AtomicBool,
 }
 
 /// The non-secret part of an integration as stored in the `config` column.
@@ -109,6 +111,7 @@ impl Integrations {
                 last_healthy: Mutex::new(HashMap::new()),
                 history,
                 last_sweep: Mutex::new(None),
+                batch_running: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -83,6 +84,41 @@ impl Integrations {
         if self.inner.history.send(HistoryMessage::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// Checks `names` again now, in the background, `HERALD_CHECK_CONCURRENCY` at a time; each verdict
+    /// is recorded as a sweep's is. Starts nothing and returns false while an earlier batch still runs.
+    pub fn check_in_background(&self, names: Vec<String>) -> bool {
+        /// Clears the running flag however the batch ends.
+        struct Running(Integrations);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.inner.batch_running.store(false, Ordering::Release);
+            }
+        }
+        if self.inner.batch_running.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let running = Running(self.clone());
+        tokio::spawn(async move {
+            let this = &running.0;
+            let count = names.len();
+            futures::stream::iter(names)
+                .for_each_concurrent(this.inner.concurrency, |name| async move {
+                    if let Err(e) = this.check_now(&name).await {
+                        tracing::warn!(integration = %name, error = %e, "batch check: cannot check");
+                    }
+                })
+                .await;
+            this.flush_history().await;
+            tracing::info!(count, "batch check finished");
+        });
+        true
+    }
+
+    /// Whether a batch of checks started by `check_in_background` is still running.
+    pub fn batch_running(&self) -> bool {
+        self.inner.batch_running.load(Ordering::Acquire)
     }
 
     /// Re-verifies every integration once, `HERALD_CHECK_CONCURRENCY` at a time, then trims the history.
