@@ -252,6 +252,12 @@ enum UsersCommand {
     List,
     /// Delete a user and their tokens (the last admin cannot be deleted).
     Delete { username: String },
+    /// Change a user's role (the last admin cannot be demoted).
+    SetRole {
+        username: String,
+        /// admin, monitor or mail.
+        role: String,
+    },
     /// Set a user's password (from standard input with --password-stdin, else generated and printed).
     SetPassword {
         username: String,
@@ -451,6 +457,11 @@ async fn users(cmd: UsersCommand, settings: &Settings) -> anyhow::Result<()> {
         UsersCommand::Delete { username } => {
             accounts.delete_user(&username).await?;
             println!("deleted user `{username}`");
+        }
+        UsersCommand::SetRole { username, role } => {
+            let role: Role = role.parse()?;
+            accounts.set_role(&username, role).await?;
+            println!("`{username}` is now {role}");
         }
         UsersCommand::SetPassword {
             username,

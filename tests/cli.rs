@@ -314,6 +314,25 @@ fn users_and_tokens_are_managed_from_the_command_line() {
         .status
         .success()
     );
+    let promoted = herald(d, &["users", "set-role", "mon", "admin"], None);
+    assert_eq!(text(&promoted.stdout).trim(), "`mon` is now admin");
+    assert!(
+        herald(d, &["users", "set-role", "mon", "monitor"], None)
+            .status
+            .success()
+    );
+    let demoted = herald(d, &["users", "set-role", "root", "monitor"], None);
+    assert!(
+        text(&demoted.stderr).contains("`root` is the last admin"),
+        "{}",
+        text(&demoted.stderr)
+    );
+    let unknown = herald(d, &["users", "set-role", "mon", "root"], None);
+    assert!(
+        text(&unknown.stderr).contains("unknown role `root`"),
+        "{}",
+        text(&unknown.stderr)
+    );
     assert!(herald(d, &["users", "delete", "mon"], None).status.success());
     let last = herald(d, &["users", "delete", "root"], None);
     assert_eq!(last.status.code(), Some(1));

@@ -74,6 +74,7 @@ fn every_action(mail_id: &str, node: &str) -> Vec<String> {
         "/console/alerts/test",
         "/console/users",
         "/console/users/admin/password",
+        "/console/users/admin/role",
         "/console/users/admin/delete",
         "/console/tokens",
         "/console/tokens/tok_0123456789abcdef/revoke",
@@ -1235,6 +1236,31 @@ async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Account page"), "{body}");
+
+    // Roles: another user's changes at their next request; never your own here, never the last admin.
+    let (status, _, _) = admin
+        .post("/console/users/grafana/role", &[("csrf", &token), ("role", "admin")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, body) = watcher.get("/console/users").await;
+    assert!(body.contains("Users and tokens"), "grafana is an admin now: {body}");
+    let (_, _, body) = admin.get("/console/users").await;
+    assert!(body.contains("grafana is now admin."), "{body}");
+    let (status, _, body) = admin
+        .post("/console/users/admin/role", &[("csrf", &token), ("role", "monitor")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("You cannot change your own role"), "{body}");
+    let (status, _, body) = admin
+        .post("/console/users/grafana/role", &[("csrf", &token), ("role", "root")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("unknown role `root`"), "{body}");
+    let (status, _, _) = admin
+        .post("/console/users/grafana/role", &[("csrf", &token), ("role", "monitor")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(watcher.get("/console/users").await.0, StatusCode::FORBIDDEN);
 
     // Deleting: never yourself here, never the last admin, anyone else at once.
     let (status, _, body) = admin.post("/console/users/admin/delete", &[("csrf", &token)]).await;

@@ -3,7 +3,7 @@
 mod support;
 
 use herald::auth::{Role, Username};
-use herald::store::{DeleteUserOutcome, NewToken, NewUser, Store, StoreError};
+use herald::store::{AdminGuarded, NewToken, NewUser, Store, StoreError};
 use support::{Backend, TestDatabase};
 
 backend_tests!(
@@ -95,12 +95,12 @@ async fn deleting_users_guards_the_last_admin(backend: Backend) {
     };
     add_user(&store, "root", Role::Admin).await;
     add_user(&store, "mon", Role::Monitor).await;
-    assert_eq!(store.delete_user("root").await.unwrap(), DeleteUserOutcome::LastAdmin);
-    assert_eq!(store.delete_user("ghost").await.unwrap(), DeleteUserOutcome::NotFound);
-    assert_eq!(store.delete_user("mon").await.unwrap(), DeleteUserOutcome::Deleted);
+    assert_eq!(store.delete_user("root").await.unwrap(), AdminGuarded::LastAdmin);
+    assert_eq!(store.delete_user("ghost").await.unwrap(), AdminGuarded::NotFound);
+    assert_eq!(store.delete_user("mon").await.unwrap(), AdminGuarded::Done);
     add_user(&store, "root2", Role::Admin).await;
-    assert_eq!(store.delete_user("root").await.unwrap(), DeleteUserOutcome::Deleted);
-    assert_eq!(store.delete_user("root2").await.unwrap(), DeleteUserOutcome::LastAdmin);
+    assert_eq!(store.delete_user("root").await.unwrap(), AdminGuarded::Done);
+    assert_eq!(store.delete_user("root2").await.unwrap(), AdminGuarded::LastAdmin);
 }
 
 fn token<'a>(id: &'a str, username: &'a Username, token_hash: &'a str, expires_at: Option<i64>) -> NewToken<'a> {
@@ -178,7 +178,7 @@ async fn deleting_a_user_deletes_their_tokens(backend: Backend) {
         expires_at: None,
     };
     store.insert_token(&new).await.unwrap().unwrap();
-    assert_eq!(store.delete_user("bob").await.unwrap(), DeleteUserOutcome::Deleted);
+    assert_eq!(store.delete_user("bob").await.unwrap(), AdminGuarded::Done);
     assert!(store.token_by_hash("hb").await.unwrap().is_none());
 }
 

@@ -17,6 +17,8 @@ backend_tests!(
     unknown_users_get_404,
     tokens_are_shown_once_listed_without_secrets_and_revocable,
     tokens_for_unknown_users_or_with_bad_lifetimes_are_refused,
+    roles_change_at_the_next_request_but_never_leave_no_admin,
+    two_admins_demoting_each_other_at_once_leave_one,
 );
 
 async fn creating_a_user_answers_201_with_its_location(backend: Backend) {
@@ -242,6 +244,85 @@ async fn unknown_users_get_404(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app
+        .admin(Method::PUT, "/api/v1/users/ghost/role")
+        .json(&json!({"role": "monitor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+async fn set_role(app: &support::TestApp, user: &str, role: &str) -> reqwest::Response {
+    app.admin(Method::PUT, &format!("/api/v1/users/{user}/role"))
+        .json(&json!({"role": role}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn roles_change_at_the_next_request_but_never_leave_no_admin(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let response = set_role(&app, "admin", "monitor").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        problem(response).await["detail"],
+        "`admin` is the last admin; create another admin first"
+    );
+    let password = app.create_user("ops", "monitor").await;
+    let (_, token) = app.create_token("ops").await;
+    let as_ops = || app.get("/api/v1/users").basic_auth("ops", Some(&password));
+    let with_token = || app.get("/api/v1/users").bearer_auth(&token);
+    assert_eq!(as_ops().send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(with_token().send().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // Promoted: the password and the token act as an admin at once (the credential cache is cleared).
+    let response = set_role(&app, "ops", "admin").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let user: serde_json::Value = response.json().await.unwrap();
+    assert_eq!((&user["username"], &user["role"]), (&json!("ops"), &json!("admin")));
+    assert_eq!(as_ops().send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(with_token().send().await.unwrap().status(), StatusCode::OK);
+
+    // With two admins, either may be demoted; then the other is the last.
+    assert_eq!(set_role(&app, "admin", "monitor").await.status(), StatusCode::OK);
+    let response = app
+        .put("/api/v1/users/ops/role")
+        .basic_auth("ops", Some(&password))
+        .json(&json!({"role": "mail"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let response = app
+        .put("/api/v1/users/ops/role")
+        .basic_auth("ops", Some(&password))
+        .json(&json!({"role": "root"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(problem(response).await["field"], "role");
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let password = app.create_user("second", "admin").await;
+    let demote_admin = app
+        .put("/api/v1/users/admin/role")
+        .basic_auth("second", Some(&password))
+        .json(&json!({"role": "monitor"}))
+        .send();
+    let demote_second = set_role(&app, "second", "monitor");
+    let (a, b) = tokio::join!(demote_admin, demote_second);
+    let statuses = [a.unwrap().status(), b.status()];
+    assert!(statuses.contains(&StatusCode::CONFLICT), "{statuses:?}");
+    let admins = app.state.store.list_users().await.unwrap();
+    assert_eq!(
+        admins.iter().filter(|u| u.role == herald::auth::Role::Admin).count(),
+        1,
+        "{statuses:?}"
+    );
 }
 
 async fn tokens_are_shown_once_listed_without_secrets_and_revocable(backend: Backend) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::password::{self, PasswordError, PasswordHashing};
 use super::{Authenticator, Role, Username, token};
 use crate::secret::Secret;
-use crate::store::{DeleteUserOutcome, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
+use crate::store::{AdminGuarded, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -93,9 +93,21 @@ impl Accounts {
         let outcome = self.store.delete_user(username).await?;
         self.changed();
         match outcome {
-            DeleteUserOutcome::Deleted => Ok(()),
-            DeleteUserOutcome::NotFound => Err(AccountError::UserNotFound(username.to_owned())),
-            DeleteUserOutcome::LastAdmin => Err(AccountError::LastAdmin(username.to_owned())),
+            AdminGuarded::Done => Ok(()),
+            AdminGuarded::NotFound => Err(AccountError::UserNotFound(username.to_owned())),
+            AdminGuarded::LastAdmin => Err(AccountError::LastAdmin(username.to_owned())),
+        }
+    }
+
+    /// Changes a user's role; effective at their next request (sessions and tokens read the role
+    /// from the user). The last admin cannot be demoted.
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<UserRecord, AccountError> {
+        let outcome = self.store.set_role(username, role, now_ms()).await?;
+        self.changed();
+        match outcome {
+            AdminGuarded::Done => self.user(username).await,
+            AdminGuarded::NotFound => Err(AccountError::UserNotFound(username.to_owned())),
+            AdminGuarded::LastAdmin => Err(AccountError::LastAdmin(username.to_owned())),
         }
     }
 

@@ -279,6 +279,51 @@ pub async fn set_password(
         .await)
 }
 
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+impl WithCsrf for RoleForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Changes another user's role, effective at their next request.
+pub async fn set_role(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    Change { session, form }: Change<RoleForm>,
+) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
+    if name == session.username.as_str() {
+        return Err(ConsoleError::BadRequest(
+            "You cannot change your own role from the console; another admin can.".to_owned(),
+        ));
+    }
+    let role: Role = form
+        .role
+        .parse()
+        .map_err(|e| ConsoleError::BadRequest(format!("Role: {e}.")))?;
+    match state.accounts.set_role(&name, role).await {
+        Ok(_) => {}
+        Err(AccountError::LastAdmin(_)) => {
+            return Err(ConsoleError::BadRequest(format!(
+                "`{name}` is the last admin; make another admin first."
+            )));
+        }
+        Err(e) => return Err(account_error(e)),
+    }
+    tracing::info!(user = %name, role = %role, by = %session.username, "console: role changed");
+    Ok(session
+        .done(&state, "/console/users", format!("{name} is now {role}."))
+        .await)
+}
+
 pub async fn delete_user(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,

@@ -62,6 +62,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/account/password", post(account::change_password))
         .route("/console/users", get(access::users).post(access::create_user))
         .route("/console/users/{name}/password", post(access::set_password))
+        .route("/console/users/{name}/role", post(access::set_role))
         .route("/console/users/{name}/delete", post(access::delete_user))
         .route("/console/tokens", post(access::create_token))
         .route("/console/tokens/{id}/revoke", post(access::revoke_token))

@@ -79,6 +79,7 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user, users::delete_user))
         .routes(routes!(users::set_password))
+        .routes(routes!(users::set_role))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .merge(submission)

@@ -146,3 +146,31 @@ pub async fn set_password(
     tracing::info!(user = %username, by = %admin.username, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    role: Role,
+}
+
+/// Changes a user's role, effective at their next request (their tokens too). The last admin cannot
+/// be demoted (409).
+#[utoipa::path(
+    put, path = "/api/v1/users/{username}/role", tag = "users", security(("basic" = []), ("bearer" = [])),
+    params(("username" = String, Path)), request_body = NewRole,
+    responses(
+        (status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The user is the last admin", body = Problem)
+    )
+)]
+pub async fn set_role(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<NewRole>,
+) -> Result<Json<User>, ApiError> {
+    let user = state.accounts.set_role(&username, body.role).await?;
+    tracing::info!(user = %username, role = %body.role, by = %admin.username, "role changed");
+    Ok(Json(User::from(user)))
+}

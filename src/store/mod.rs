@@ -26,7 +26,7 @@ pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
-pub use users::{DeleteUserOutcome, NewUser, UserRecord};
+pub use users::{AdminGuarded, NewUser, UserRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

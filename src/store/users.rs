@@ -51,9 +51,10 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
+/// The outcome of a change that must leave Herald with an admin (deleting a user, changing a role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteUserOutcome {
-    Deleted,
+pub enum AdminGuarded {
+    Done,
     NotFound,
     /// Refused: the user is the last admin, and nobody could administer Herald after.
     LastAdmin,
@@ -125,7 +126,7 @@ impl Store {
     /// Safe under concurrency: SQLite runs the guarded statement as one write (writes are serialised);
     /// PostgreSQL first locks every admin row, so two sessions deleting the last two admins cannot both
     /// see "one other admin left".
-    pub async fn delete_user(&self, username: &str) -> Result<DeleteUserOutcome, StoreError> {
+    pub async fn delete_user(&self, username: &str) -> Result<AdminGuarded, StoreError> {
         const GUARDED_DELETE: &str = "DELETE FROM users WHERE username = $1 \
              AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
         let deleted = match &self.db {
@@ -149,11 +150,49 @@ impl Store {
             }
         };
         if deleted == 1 {
-            return Ok(DeleteUserOutcome::Deleted);
+            return Ok(AdminGuarded::Done);
         }
         Ok(match self.user_by_name(username).await? {
-            None => DeleteUserOutcome::NotFound,
-            Some(_) => DeleteUserOutcome::LastAdmin,
+            None => AdminGuarded::NotFound,
+            Some(_) => AdminGuarded::LastAdmin,
+        })
+    }
+
+    /// Changes a user's role, unless that would leave Herald without an admin. Guarded against
+    /// concurrent changes as `delete_user` is.
+    pub async fn set_role(&self, username: &str, role: Role, now: i64) -> Result<AdminGuarded, StoreError> {
+        const GUARDED_UPDATE: &str = "UPDATE users SET role = $1, updated_at = $2 WHERE username = $3 \
+             AND ($1 = 'admin' OR role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
+        let changed = match &self.db {
+            Db::Sqlite { write: pool, .. } => sqlx::query(GUARDED_UPDATE)
+                .bind(role.as_str())
+                .bind(now)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(GUARDED_UPDATE)
+                    .bind(role.as_str())
+                    .bind(now)
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                n
+            }
+        };
+        if changed == 1 {
+            return Ok(AdminGuarded::Done);
+        }
+        Ok(match self.user_by_name(username).await? {
+            None => AdminGuarded::NotFound,
+            Some(_) => AdminGuarded::LastAdmin,
         })
     }
 }
