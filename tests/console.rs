@@ -1261,6 +1261,17 @@ async fn admins_manage_users_and_tokens_from_forms(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(watcher.get("/console/users").await.0, StatusCode::FORBIDDEN);
+    // Changed to `mail`, which cannot use the console: signed out at once.
+    let (status, _, _) = admin
+        .post("/console/users/grafana/role", &[("csrf", &token), ("role", "mail")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(watcher.get("/console/").await.0, StatusCode::SEE_OTHER, "signed out");
+    let (status, _, _) = admin
+        .post("/console/users/grafana/role", &[("csrf", &token), ("role", "monitor")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    watcher.sign_in("grafana", "n3w-secret").await;
 
     // Deleting: never yourself here, never the last admin, anyone else at once.
     let (status, _, body) = admin.post("/console/users/admin/delete", &[("csrf", &token)]).await;

@@ -10,6 +10,7 @@ backend_tests!(
     migrations_are_idempotent,
     users_round_trip_and_names_are_unique,
     deleting_users_guards_the_last_admin,
+    role_changes_guard_the_last_admin_even_when_racing,
     tokens_are_found_by_hash_listed_and_deleted,
     deleting_a_user_deletes_their_tokens,
     password_hashes_are_replaced,
@@ -101,6 +102,45 @@ async fn deleting_users_guards_the_last_admin(backend: Backend) {
     add_user(&store, "root2", Role::Admin).await;
     assert_eq!(store.delete_user("root").await.unwrap(), AdminGuarded::Done);
     assert_eq!(store.delete_user("root2").await.unwrap(), AdminGuarded::LastAdmin);
+}
+
+async fn role_changes_guard_the_last_admin_even_when_racing(backend: Backend) {
+    let Some((_db, store)) = store(backend).await else {
+        return;
+    };
+    add_user(&store, "root", Role::Admin).await;
+    add_user(&store, "mon", Role::Monitor).await;
+    assert_eq!(
+        store.set_role("root", Role::Monitor, 1).await.unwrap(),
+        AdminGuarded::LastAdmin
+    );
+    assert_eq!(
+        store.set_role("ghost", Role::Admin, 1).await.unwrap(),
+        AdminGuarded::NotFound
+    );
+    assert_eq!(store.set_role("mon", Role::Admin, 2).await.unwrap(), AdminGuarded::Done);
+    let mon = store.user_by_name("mon").await.unwrap().unwrap();
+    assert_eq!((mon.role, mon.updated_at), (Role::Admin, 2));
+    // Two admins demoting each other at the same moment, many times over: one admin is always left.
+    for round in 0..20 {
+        let (a, b) = tokio::join!(
+            store.set_role("root", Role::Monitor, 3),
+            store.set_role("mon", Role::Mail, 3)
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        assert!(
+            outcomes.contains(&AdminGuarded::LastAdmin),
+            "round {round}: {outcomes:?}"
+        );
+        let admins = store.list_users().await.unwrap();
+        assert_eq!(
+            admins.iter().filter(|u| u.role == Role::Admin).count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        store.set_role("root", Role::Admin, 4).await.unwrap();
+        store.set_role("mon", Role::Admin, 4).await.unwrap();
+    }
 }
 
 fn token<'a>(id: &'a str, username: &'a Username, token_hash: &'a str, expires_at: Option<i64>) -> NewToken<'a> {

@@ -99,11 +99,16 @@ impl Accounts {
         }
     }
 
-    /// Changes a user's role; effective at their next request (sessions and tokens read the role
-    /// from the user). The last admin cannot be demoted.
+    /// Changes a user's role. Console sessions and uncached credentials read the role from the user,
+    /// so it applies at their next request on this node (whose cache is cleared) and within the cache
+    /// lifetime on others. The last admin cannot be demoted.
     pub async fn set_role(&self, username: &str, role: Role) -> Result<UserRecord, AccountError> {
         let outcome = self.store.set_role(username, role, now_ms()).await?;
         self.changed();
+        if role == Role::Mail {
+            // `mail` users cannot use the console: their sessions end now.
+            self.store.delete_user_sessions(username).await?;
+        }
         match outcome {
             AdminGuarded::Done => self.user(username).await,
             AdminGuarded::NotFound => Err(AccountError::UserNotFound(username.to_owned())),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -191,6 +192,9 @@ pub struct Authenticator {
     store: Store,
     hashing: PasswordHashing,
     cache: Option<moka::future::Cache<[u8; 32], Principal>>,
+    /// Bumped by every `invalidate_cache`: a credential verified across a change (its role or
+    /// password read before the change, cached after it) is not cached.
+    generation: Arc<std::sync::atomic::AtomicU64>,
     throttle: Arc<Throttle>,
 }
 
@@ -206,6 +210,7 @@ impl Authenticator {
             store,
             hashing,
             cache,
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             throttle: Arc::new(throttle),
         }
     }
@@ -228,12 +233,11 @@ impl Authenticator {
                 cache.invalidate(&key).await;
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
         match self.verify(credentials).await? {
             Some(principal) => {
                 self.throttle.record_success(client, principal_name);
-                if let Some(cache) = &self.cache {
-                    cache.insert(key, principal.clone()).await;
-                }
+                self.remember(key, &principal, generation).await;
                 Ok((principal, Verification::Checked))
             }
             None => {
@@ -277,8 +281,23 @@ impl Authenticator {
         }
     }
 
+    /// Caches a credential verified since `generation`, unless the cache was cleared meanwhile (the
+    /// verification may have read a role or password that changed). Inserted, then checked again: a
+    /// clear that lands between the check and the insert takes the entry out.
+    async fn remember(&self, key: [u8; 32], principal: &Principal, generation: u64) {
+        let Some(cache) = &self.cache else { return };
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        cache.insert(key, principal.clone()).await;
+        if self.generation.load(Ordering::Acquire) != generation {
+            cache.invalidate(&key).await;
+        }
+    }
+
     /// Forgets every cached credential; called after any change to users or tokens.
     pub fn invalidate_cache(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
@@ -387,5 +406,39 @@ mod tests {
             basic("a", "t").cache_key(),
             Credentials::Bearer(Secret::new("t")).cache_key()
         );
+    }
+
+    #[tokio::test]
+    async fn a_credential_verified_across_a_cache_clear_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::ConnectOptions {
+            url: format!("sqlite://{}", dir.path().join("auth.db").display()),
+            max_connections: 2,
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let auth = Authenticator::new(
+            store,
+            PasswordHashing::new(1),
+            Duration::from_secs(60),
+            Throttle::new(10, Duration::from_secs(60)),
+        );
+        let principal = Principal {
+            username: Username::try_from("ops").unwrap(),
+            role: Role::Admin,
+            method: AuthMethod::Password,
+            expires_at: None,
+        };
+        let cache = auth.cache.clone().unwrap();
+        // Verified before a change (a demotion, say) that cleared the cache: not kept.
+        let before = auth.generation.load(Ordering::Acquire);
+        auth.invalidate_cache();
+        auth.remember([1; 32], &principal, before).await;
+        assert!(cache.get(&[1; 32]).await.is_none());
+        // Verified with no change in between: kept.
+        let now = auth.generation.load(Ordering::Acquire);
+        auth.remember([2; 32], &principal, now).await;
+        assert!(cache.get(&[2; 32]).await.is_some());
     }
 }

@@ -346,10 +346,14 @@ impl Cluster {
             };
         }
         let stale = now - row.heartbeat_at > ms(self.settings.heartbeat_timeout);
-        let published = NodeState::parse(&row.state);
-        // Only `leave` publishes OFFLINE; a crashed node's row keeps the state it last had.
-        let stopped = published == NodeState::Offline;
-        let state = if stale { NodeState::Offline } else { published };
+        // Only `leave` publishes OFFLINE; a crashed node's row keeps the state it last had (and a
+        // state this version does not know is not taken for a clean stop).
+        let stopped = row.state == NodeState::Offline.as_str();
+        let state = if stale {
+            NodeState::Offline
+        } else {
+            NodeState::parse(&row.state)
+        };
         // Once adopted, a dead node holds nothing.
         let (queue_size, error_size) = if row.adopted_by.is_some() {
             (0, 0)

@@ -158,7 +158,9 @@ impl FromRequestParts<AppState> for Session {
         };
         let now = state.clock.now_ms();
         let idle = ms(state.settings.session_idle_timeout);
-        if record.expires_at <= now || now - record.last_seen_at > idle {
+        // The role is read with the session: a user changed to `mail`, which cannot use the
+        // console, is signed out at their next request.
+        if record.expires_at <= now || now - record.last_seen_at > idle || record.role == Role::Mail {
             state.store.delete_session(&id_hash).await?;
             return Err(sign_in());
         }
