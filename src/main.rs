@@ -646,7 +646,6 @@ async fn cluster(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()>
     match cmd {
         ClusterCommand::Status => {
             let now = herald::store::now_ms();
-            let timeout = i64::try_from(settings.cluster_heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
             let nodes = store.cluster_nodes().await?;
             if nodes.is_empty() {
                 println!("no cluster nodes (a single node on SQLite, or HERALD_CLUSTER is off)");
@@ -656,26 +655,19 @@ async fn cluster(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()>
                     "NODE", "STATE", "HEARTBEAT AGO", "SIZE", "ERRORSIZE", "DRAIN"
                 );
             }
-            for n in nodes {
-                let age = (now - n.heartbeat_at).max(0);
-                let state = if n.state != "OFFLINE" && age > timeout {
-                    "OFFLINE"
-                } else {
-                    n.state.as_str()
-                };
-                let (size, errors) = if n.adopted_by.is_some() {
-                    (0, 0)
-                } else {
-                    (n.queue_size, n.error_size)
-                };
+            for row in nodes {
+                let drain = if row.drain_requested { "yes" } else { "no" };
+                let node = herald::cluster::NodeView::of_row(row, now, settings.cluster_heartbeat_timeout);
+                let age = (now - node.heartbeat_at).max(0);
                 println!(
-                    "{:<24} {:<12} {:>13}s {:>8} {:>10} {:<6}",
-                    n.node_id,
-                    state,
+                    "{:<24} {:<12} {:>13}s {:>8} {:>10} {:<6}{}",
+                    node.node_id,
+                    node.state.as_str(),
                     age / 1000,
-                    size,
-                    errors,
-                    if n.drain_requested { "yes" } else { "no" }
+                    node.queue_size,
+                    node.error_size,
+                    drain,
+                    if node.stopped { " (stopped cleanly)" } else { "" }
                 );
             }
         }

@@ -309,6 +309,13 @@ async fn the_console_shows_every_node_and_drains_one() {
     // A clean shutdown shows as stopped; a restart brings the node back.
     assert!(nodes[1].process.terminate().await.success());
     console_shows(&console, "node_2", "OFFLINE stopped").await;
+    let status = herald_cli(&db, &["cluster", "status"]);
+    let listed = String::from_utf8_lossy(&status.stdout).into_owned();
+    let line = listed.lines().find(|l| l.starts_with("node_2 ")).unwrap_or_default();
+    assert!(
+        line.contains("OFFLINE") && line.ends_with("(stopped cleanly)"),
+        "{listed}"
+    );
     nodes[1] = start_node("node_2", &db, &[]).await;
     console_shows(&console, "node_2", "ACTIVE").await;
     // A node that stops answering turns OFFLINE on the page, not stopped.

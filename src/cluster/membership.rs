@@ -345,7 +345,14 @@ impl Cluster {
                 stopped: false,
             };
         }
-        let stale = now - row.heartbeat_at > ms(self.settings.heartbeat_timeout);
+        NodeView::of_row(row, now, self.settings.heartbeat_timeout)
+    }
+}
+
+impl NodeView {
+    /// Another node as its row shows it at `now`: OFFLINE once silent for `heartbeat_timeout`.
+    pub fn of_row(row: NodeRow, now: i64, heartbeat_timeout: Duration) -> NodeView {
+        let stale = now - row.heartbeat_at > ms(heartbeat_timeout);
         // Only `leave` publishes OFFLINE; a crashed node's row keeps the state it last had (and a
         // state this version does not know is not taken for a clean stop).
         let stopped = row.state == NodeState::Offline.as_str();
