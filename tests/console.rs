@@ -638,23 +638,37 @@ async fn admins_manage_integrations_and_mail_from_forms(backend: Backend) {
     // The message is shown once.
     let (_, _, body) = admin.get("/console/integrations/jira%20%2F%20prod").await;
     assert!(!body.contains("added. Checked"));
-    // Edit without the secret keeps it.
-    let (status, _, _) = admin
-        .post(
-            "/console/integrations/jira%20%2F%20prod/edit",
-            &[
-                ("csrf", &token),
-                ("url", "http://127.0.0.1:1"),
-                ("auth_type", "basic"),
-                ("username", "svc2"),
-            ],
-        )
-        .await;
+    // Edit without the secret keeps it, for the same server and user only: the stored secret is
+    // never sent to another host or as another user.
+    let edit = |url: &'static str, username: &'static str| {
+        let admin = &admin;
+        let token = token.clone();
+        async move {
+            admin
+                .post(
+                    "/console/integrations/jira%20%2F%20prod/edit",
+                    &[
+                        ("csrf", token.as_str()),
+                        ("url", url),
+                        ("auth_type", "basic"),
+                        ("username", username),
+                    ],
+                )
+                .await
+        }
+    };
+    for (url, username) in [("http://127.0.0.1:2", "svc"), ("http://127.0.0.1:1", "svc2")] {
+        let (status, _, body) = edit(url, username).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url} {username}");
+        assert!(body.contains("a stored one is kept only while the Jira"), "{body}");
+    }
+    let (status, _, _) = edit("http://127.0.0.1:1/jira", "svc").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let stored = app.state.integrations.get("jira / prod").await.unwrap();
     assert!(
-        matches!(&stored.settings.auth, herald::integrations::Auth::Basic { username, password } if username == "svc2" && password.expose() == "hunter2")
+        matches!(&stored.settings.auth, herald::integrations::Auth::Basic { username, password } if username == "svc" && password.expose() == "hunter2")
     );
+    assert_eq!(stored.settings.url.as_str(), "http://127.0.0.1:1/jira");
     // Unknown pages and names are 404 pages.
     let (status, headers, body) = admin.get("/console/integrations/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -280,6 +280,16 @@ async fn put_replaces_and_patch_merges(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Moving to another server needs the secret again: the stored one never leaves for a new host.
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/integrations/jira",
+        Some(json!({"url": "https://jira.attacker.example"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "auth.password", "{body}");
 }
 
 async fn the_sweep_checks_every_integration_and_keeps_history(backend: Backend) {

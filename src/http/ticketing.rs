@@ -320,7 +320,7 @@ pub async fn update_jira_integration(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let settings = match spec.clone().validate(Some(&current.settings.auth)) {
+    let settings = match spec.clone().validate(Some(&current.settings)) {
         Ok(s) => s,
         Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
     };

@@ -150,7 +150,7 @@ impl Integrations {
             .into());
         }
         let current = self.get(name).await?;
-        let settings = spec.validate(Some(&current.settings.auth))?;
+        let settings = spec.validate(Some(&current.settings))?;
         self.store_update(&current.name, settings).await
     }
 
@@ -175,7 +175,7 @@ impl Integrations {
         if spec.name.as_deref().is_some_and(|n| n != name) {
             return Err(InvalidIntegration::new("name", "cannot be changed (integrations cannot be renamed)").into());
         }
-        let settings = spec.validate(Some(&current.settings.auth))?;
+        let settings = spec.validate(Some(&current.settings))?;
         self.store_update(&current.name, settings).await
     }
 

@@ -119,6 +119,11 @@ impl Auth {
 pub struct JiraUrl(reqwest::Url);
 
 impl JiraUrl {
+    /// Scheme, host and port: where a credential sent to this URL goes.
+    pub fn origin(&self) -> url::Origin {
+        self.0.origin()
+    }
+
     pub fn as_str(&self) -> &str {
         self.0.as_str().trim_end_matches('/')
     }
@@ -273,10 +278,15 @@ pub enum AuthSpec {
 }
 
 impl IntegrationSpec {
-    /// Validates every field. `stored` supplies the secret when the spec omits it and the auth type is
-    /// unchanged (so an update need not repeat the password).
-    pub fn validate(self, stored: Option<&Auth>) -> Result<IntegrationSettings, InvalidIntegration> {
+    /// Validates every field. On an update, `stored` (the current settings) supplies the secret when
+    /// the spec omits it, but only for the same auth type, the same Jira origin (scheme, host, port)
+    /// and, for Basic, the same user: a stored secret is never sent to another server or as another
+    /// user, so an admin cannot redirect it to a host of their own.
+    pub fn validate(self, stored: Option<&IntegrationSettings>) -> Result<IntegrationSettings, InvalidIntegration> {
         let url = JiraUrl::try_from(self.url.as_str())?;
+        let stored = stored
+            .filter(|current| current.url.origin() == url.origin())
+            .map(|current| &current.auth);
         let auth = match self.auth {
             AuthSpec::Basic { username, password } => {
                 if username.trim().is_empty() || username.chars().any(char::is_control) || username.contains(':') {
@@ -287,11 +297,18 @@ impl IntegrationSpec {
                 }
                 let password = match (password, stored) {
                     (Some(p), _) => p,
-                    (None, Some(Auth::Basic { password, .. })) => password.clone(),
+                    (
+                        None,
+                        Some(Auth::Basic {
+                            username: user,
+                            password,
+                        }),
+                    ) if *user == username => password.clone(),
                     (None, _) => {
                         return Err(InvalidIntegration::new(
                             "auth.password",
-                            "is required (a password or API token)",
+                            "is required (a password or API token); a stored one is kept only while the Jira \
+                             URL's scheme, host and port and the user name stay the same",
                         ));
                     }
                 };
@@ -307,7 +324,8 @@ impl IntegrationSpec {
                     (None, _) => {
                         return Err(InvalidIntegration::new(
                             "auth.token",
-                            "is required (a personal access token)",
+                            "is required (a personal access token); a stored one is kept only while the Jira \
+                             URL's scheme, host and port stay the same",
                         ));
                     }
                 };
@@ -456,17 +474,55 @@ mod tests {
     }
 
     #[test]
-    fn an_update_may_omit_the_secret_of_the_same_auth_type() {
-        let stored = Auth::Basic {
-            username: "svc".into(),
-            password: Secret::new("old"),
+    fn an_update_keeps_the_stored_secret_only_for_the_same_server_user_and_auth_type() {
+        let stored = spec(serde_json::json!({"url": "https://j.example.com/jira",
+            "auth": {"type": "basic", "username": "svc", "password": "old"}}))
+        .validate(None)
+        .unwrap();
+        let update = |url: &str, auth: serde_json::Value| {
+            spec(serde_json::json!({"url": url, "auth": auth})).validate(Some(&stored))
         };
-        let s =
-            spec(serde_json::json!({"url": "https://j.example.com", "auth": {"type": "basic", "username": "svc2"}}));
-        let settings = s.validate(Some(&stored)).unwrap();
-        assert_eq!(settings.auth.secret().expose(), "old");
-        let s = spec(serde_json::json!({"url": "https://j.example.com", "auth": {"type": "bearer"}}));
-        assert_eq!(s.validate(Some(&stored)).unwrap_err().field, "auth.token");
+        let same = update(
+            "https://j.example.com:443/other",
+            serde_json::json!({"type": "basic", "username": "svc"}),
+        );
+        assert_eq!(same.unwrap().auth.secret().expose(), "old");
+        for (url, auth, field) in [
+            (
+                "https://evil.example.com/jira",
+                serde_json::json!({"type": "basic", "username": "svc"}),
+                "auth.password",
+            ),
+            (
+                "http://j.example.com/jira",
+                serde_json::json!({"type": "basic", "username": "svc"}),
+                "auth.password",
+            ),
+            (
+                "https://j.example.com:8443/jira",
+                serde_json::json!({"type": "basic", "username": "svc"}),
+                "auth.password",
+            ),
+            (
+                "https://j.example.com/jira",
+                serde_json::json!({"type": "basic", "username": "svc2"}),
+                "auth.password",
+            ),
+            (
+                "https://j.example.com/jira",
+                serde_json::json!({"type": "bearer"}),
+                "auth.token",
+            ),
+        ] {
+            let err = update(url, auth).unwrap_err();
+            assert_eq!(err.field, field, "{url}");
+            assert!(err.message.contains("kept only while"), "{}", err.message);
+        }
+        let given = update(
+            "https://evil.example.com",
+            serde_json::json!({"type": "basic", "username": "x", "password": "new"}),
+        );
+        assert_eq!(given.unwrap().auth.secret().expose(), "new");
     }
 
     #[test]
