@@ -709,3 +709,44 @@ async fn the_api_lists_firing_alerts_and_queues_a_test_alert(backend: Backend) {
         .count();
     assert_eq!(tests, 1);
 }
+
+/// Nodes evaluate one at a time across the cluster (a PostgreSQL advisory lock): while another
+/// holds the lock, an evaluation leaves the round to it. A holder that fails on the way (its lock
+/// dropped, not released) closes its connection, which frees the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_node_evaluates_at_a_time() {
+    let Some(a) = clustered_alerting_app().await else {
+        return;
+    };
+    a.register_dead("jira-prod").await;
+    let store = &a.app.state.store;
+    let held = store.try_lock_alerts().await.unwrap().expect("the lock is free");
+    assert!(store.try_lock_alerts().await.unwrap().is_none(), "held elsewhere");
+    let skipped = a.evaluate().await;
+    assert_eq!(
+        skipped,
+        EvaluationSummary {
+            skipped: true,
+            ..EvaluationSummary::default()
+        }
+    );
+    held.release().await;
+    let first = a.evaluate().await;
+    assert_eq!((first.skipped, first.pending), (false, 1));
+
+    let dropped = store.try_lock_alerts().await.unwrap().expect("released");
+    drop(dropped);
+    let freed = eventually(Duration::from_secs(20), || async {
+        match store.try_lock_alerts().await.unwrap() {
+            Some(lock) => {
+                lock.release().await;
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    assert!(freed, "a dropped lock was never freed");
+    let fired = a.evaluate_after(DEBOUNCE).await;
+    assert_eq!((fired.skipped, fired.transitions), (false, 1));
+}

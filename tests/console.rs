@@ -950,6 +950,17 @@ async fn the_mail_lists_show_one_node_or_all(backend: Backend) {
         body.contains("Disk almost full") && !body.contains(r#"id="node-filter""#),
         "{body}"
     );
+    // The error queue's all-messages actions act on every node: only the unfiltered list has them.
+    let (_, _, body) = admin.get(&format!("/console/mail?view=errors&node={node}")).await;
+    assert!(
+        !body.contains(r#"id="resend-all""#) && body.contains(r#"id="all-actions-elsewhere""#),
+        "{body}"
+    );
+    let (_, _, body) = admin.get("/console/mail?view=errors").await;
+    assert!(
+        body.contains(r#"id="resend-all""#) && body.contains(r#"id="delete-all""#),
+        "{body}"
+    );
 }
 
 /// The names on a page of the integrations list, in order.

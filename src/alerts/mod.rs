@@ -52,9 +52,10 @@ pub struct EvaluationSummary {
     pub transitions: usize,
     /// The mail of those transitions, when there were some.
     pub mail_id: Option<String>,
-    /// The mail had been queued already (by an evaluation whose state write was lost, or by
-    /// another node evaluating at the same time).
+    /// The mail had been queued already (by an evaluation whose state write was lost).
     pub already_queued: bool,
+    /// Another node was evaluating (PostgreSQL): this one left the round to it.
+    pub skipped: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +168,14 @@ impl Alerts {
         }
         let _one_at_a_time = self.inner.evaluating.lock().await;
         let inner = &self.inner;
+        // One node at a time across the cluster (during a change of membership two may think
+        // they are the evaluator): the second leaves the round to the first.
+        let Some(lock) = inner.store.try_lock_alerts().await? else {
+            return Ok(EvaluationSummary {
+                skipped: true,
+                ..EvaluationSummary::default()
+            });
+        };
         let now = inner.clock.now_ms();
         let observed = self.observe(now).await?;
         let stored = inner.store.alert_states().await?;
@@ -185,6 +194,7 @@ impl Alerts {
             summary.already_queued = !created;
         }
         inner.store.save_alert_states(&decision.save, &decision.delete).await?;
+        lock.release().await;
         inner
             .metrics
             .alerts_firing

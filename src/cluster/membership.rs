@@ -229,10 +229,12 @@ impl Cluster {
         // Adopt only after being connected for longer than a dead node may stay silent: after an
         // outage of the database itself every node looks silent, and the others need one heartbeat
         // to show they are alive.
-        let settled = now - connected_since > ms(self.settings.heartbeat_timeout) + ms(self.settings.adopt_after);
+        // Saturating: a duration configured absurdly long must not wrap into "everything is stale".
+        let (timeout, adopt_after) = (ms(self.settings.heartbeat_timeout), ms(self.settings.adopt_after));
+        let settled = now.saturating_sub(connected_since) > timeout.saturating_add(adopt_after);
         if self.state() == NodeState::Active && settled {
-            let stale_before = now - ms(self.settings.heartbeat_timeout) - ms(self.settings.adopt_after);
-            let offline_before = now - ms(self.settings.adopt_after);
+            let stale_before = now.saturating_sub(timeout).saturating_sub(adopt_after);
+            let offline_before = now.saturating_sub(adopt_after);
             if let Some((dead, moved)) = self
                 .store
                 .adopt_dead_node_mail(self.node_id.as_str(), stale_before, offline_before, now)
@@ -241,14 +243,24 @@ impl Cluster {
                 tracing::warn!(node = %dead, messages = moved, "adopted the mail of an offline node");
             }
         }
-        self.store.prune_nodes(now - ms(self.settings.retention)).await?;
-        let timeout = ms(self.settings.heartbeat_timeout);
+        self.store
+            .prune_nodes(now.saturating_sub(ms(self.settings.retention)))
+            .await?;
+        // This node by its state now (it may have just changed, after the row was published); the
+        // others by their rows.
+        let own_active = self.state() == NodeState::Active;
         let live: Vec<String> = self
             .store
             .cluster_nodes()
             .await?
             .into_iter()
-            .filter(|n| n.state == "ACTIVE" && now - n.heartbeat_at <= timeout)
+            .filter(|n| {
+                if n.node_id == self.node_id.as_str() {
+                    own_active
+                } else {
+                    n.state == NodeState::Active.as_str() && now - n.heartbeat_at <= timeout
+                }
+            })
             .map(|n| n.node_id)
             .collect();
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;

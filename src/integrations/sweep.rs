@@ -128,6 +128,10 @@ impl Integrations {
 
     /// Re-verifies this node's share of the integrations once.
     pub async fn sweep_share(&self, share: SweepShare) -> Result<SweepSummary, super::IntegrationError> {
+        if share.of == 0 {
+            // A draining node sweeps nothing, and its last sweep stays the last real one.
+            return Ok(SweepSummary::default());
+        }
         let started = Instant::now();
         let mut rows = self.inner.store.list_integrations().await?;
         let mut summary = SweepSummary::default();

@@ -4,6 +4,37 @@ use sqlx::FromRow;
 
 use super::{Db, Store, StoreError, on_pool, on_read_pool};
 
+/// The PostgreSQL advisory lock of alert evaluation, one per database (tests share a server).
+const LOCK_ALERTS: &str = "SELECT pg_try_advisory_lock(hashtextextended('herald-alerts:' || current_database(), 0))";
+const UNLOCK_ALERTS: &str = "SELECT pg_advisory_unlock(hashtextextended('herald-alerts:' || current_database(), 0))";
+
+/// Held while this process evaluates the alert rules, so that nodes evaluate one at a time and
+/// each sees the states the previous one saved. Release it with `release`; if it is dropped
+/// instead (an error on the way), its connection is closed, which releases the lock too.
+pub struct AlertsLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+impl AlertsLock {
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = sqlx::query(UNLOCK_ALERTS).execute(&mut *conn).await;
+            if unlocked.is_err() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for AlertsLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Back in the pool it would keep the lock: closed, it lets it go.
+            drop(conn.detach());
+        }
+    }
+}
+
 /// One alert condition's state, as stored in `alert_state`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct AlertState {
@@ -76,6 +107,19 @@ macro_rules! save_states_in {
 }
 
 impl Store {
+    /// Takes the cluster-wide alert evaluation lock, or None when another node holds it. On SQLite
+    /// (a single node) it is always granted.
+    pub async fn try_lock_alerts(&self) -> Result<Option<AlertsLock>, StoreError> {
+        match &self.db {
+            Db::Sqlite { .. } => Ok(Some(AlertsLock { conn: None })),
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let got: bool = sqlx::query_scalar(LOCK_ALERTS).fetch_one(&mut *conn).await?;
+                Ok(got.then_some(AlertsLock { conn: Some(conn) }))
+            }
+        }
+    }
+
     /// Every stored alert condition, by key.
     pub async fn alert_states(&self) -> Result<Vec<AlertState>, StoreError> {
         let sql = format!("SELECT {STATE_COLUMNS} FROM alert_state ORDER BY key");
