@@ -32,6 +32,7 @@ backend_tests!(
     the_integrations_list_filters_searches_and_pages,
     admins_manage_users_and_tokens_from_forms,
     the_listed_integrations_are_checked_again_in_the_background,
+    a_check_slower_than_a_request_goes_on_in_the_background,
 );
 
 /// An integration nobody answers for: its check fails at the connectivity step.
@@ -1382,4 +1383,31 @@ async fn the_listed_integrations_are_checked_again_in_the_background(backend: Ba
     assert!(flash(&admin, &back).await.starts_with("Checking 1 integration now"));
     check("unchecked", "").await;
     assert_eq!(flash(&admin, "/console/integrations").await, "No integration to check.");
+}
+
+async fn a_check_slower_than_a_request_goes_on_in_the_background(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.request_timeout = std::time::Duration::from_secs(3)).await else {
+        return;
+    };
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let spec = support::integrations::with(spec_for("slow", &sim, Flavour::DataCenter), json!({"timeout": "30s"}));
+    app.register(&spec).await;
+    let mut admin = ConsoleClient::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let token = admin.csrf().await;
+    // Jira stops answering: the page comes back before the request limit, and says so.
+    sim.fault("*", Fault::Hang);
+    let (status, headers, body) = admin
+        .post("/console/integrations/slow/check", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[LOCATION], "/console/integrations/slow");
+    assert_eq!(
+        flash(&admin, "/console/integrations/slow").await,
+        "Checking slow. Jira is slow to answer: the check goes on in the background; reload this page for its verdict."
+    );
+    let (status, _, _) = admin
+        .post("/console/integrations/nope/check", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -790,17 +790,50 @@ fn form_error(
     )
 }
 
+/// A check run from a console request.
+enum Checked {
+    Done(std::sync::Arc<crate::integrations::Verdict>),
+    /// Jira is slower than a request may last: the check goes on in the background.
+    Running,
+    Failed(String),
+}
+
+/// Checks an integration now, but waits for the verdict only as long as a console request may last
+/// (`HERALD_REQUEST_TIMEOUT` less 2 s): a slow Jira's check goes on and its verdict is recorded.
+async fn check_within_request(state: &AppState, name: &str) -> Checked {
+    let integrations = state.integrations.clone();
+    let owned = name.to_owned();
+    let check = tokio::spawn(async move { integrations.check_now(&owned).await });
+    let wait = state
+        .settings
+        .request_timeout
+        .saturating_sub(std::time::Duration::from_secs(2))
+        .max(std::time::Duration::from_secs(1));
+    match tokio::time::timeout(wait, check).await {
+        Ok(Ok(Ok(verdict))) => Checked::Done(verdict),
+        Ok(Ok(Err(e))) => Checked::Failed(e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(integration = name, error = %e, "console: the check task failed");
+            Checked::Failed("the check stopped unexpectedly; the log says why".to_owned())
+        }
+        Err(_) => Checked::Running,
+    }
+}
+
+const STILL_CHECKING: &str =
+    "Jira is slow to answer: the check goes on in the background; reload this page for its verdict.";
+
 /// Saves, then checks at once, so the admin sees straight away whether the integration works.
 async fn saved(state: &AppState, session: &Session, integration: Integration, verb: &str) -> Response {
     let name = integration.name.to_string();
-    let verdict = state.integrations.check_now(&name).await;
-    let message = match verdict {
-        Ok(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
-        Ok(v) => format!(
+    let message = match check_within_request(state, &name).await {
+        Checked::Done(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
+        Checked::Done(v) => format!(
             "Integration {name} {verb}. Checked: FAULTY_CONFIGURATION: {}",
             v.report.reason
         ),
-        Err(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
+        Checked::Running => format!("Integration {name} {verb}. {STILL_CHECKING}"),
+        Checked::Failed(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
     };
     session
         .done(
@@ -856,11 +889,15 @@ pub async fn check_integration(
     Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(name) = name?;
-    let verdict = state.integrations.check_now(&name).await?;
-    let message = if verdict.report.healthy {
-        format!("Checked {name}: healthy ({} ms).", verdict.report.duration.as_millis())
-    } else {
-        format!("Checked {name}: FAULTY_CONFIGURATION: {}", verdict.report.reason)
+    // An unknown name is a 404 page, before anything runs in the background.
+    state.integrations.get(&name).await?;
+    let message = match check_within_request(&state, &name).await {
+        Checked::Done(v) if v.report.healthy => {
+            format!("Checked {name}: healthy ({} ms).", v.report.duration.as_millis())
+        }
+        Checked::Done(v) => format!("Checked {name}: FAULTY_CONFIGURATION: {}", v.report.reason),
+        Checked::Running => format!("Checking {name}. {STILL_CHECKING}"),
+        Checked::Failed(e) => format!("{name} could not be checked: {e}"),
     };
     Ok(session
         .done(
