@@ -60,6 +60,27 @@ pub enum AdminGuarded {
     LastAdmin,
 }
 
+/// Runs a statement guarded by "an admin is left" (a `WHERE` that counts the admins) and returns the
+/// rows it changed. Safe under concurrency: SQLite runs it as one write (writes are serialised);
+/// PostgreSQL first locks every admin row, so two sessions removing the last two admins cannot both
+/// see "one other admin left".
+macro_rules! admin_guarded {
+    ($store:expr, $query:expr) => {
+        match &$store.db {
+            Db::Sqlite { write: pool, .. } => $query.execute(pool).await?.rows_affected(),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
+                let n = $query.execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                n
+            }
+        }
+    };
+}
+
 const USER_COLUMNS: &str = "id, username, password_hash, role, created_at, updated_at";
 
 impl Store {
@@ -122,72 +143,36 @@ impl Store {
     }
 
     /// Deletes a user and their tokens, unless that would leave Herald without an admin.
-    ///
-    /// Safe under concurrency: SQLite runs the guarded statement as one write (writes are serialised);
-    /// PostgreSQL first locks every admin row, so two sessions deleting the last two admins cannot both
-    /// see "one other admin left".
     pub async fn delete_user(&self, username: &str) -> Result<AdminGuarded, StoreError> {
-        const GUARDED_DELETE: &str = "DELETE FROM users WHERE username = $1 \
-             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
-        let deleted = match &self.db {
-            Db::Sqlite { write: pool, .. } => sqlx::query(GUARDED_DELETE)
-                .bind(username)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await?;
-                let n = sqlx::query(GUARDED_DELETE)
-                    .bind(username)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                n
-            }
-        };
-        if deleted == 1 {
-            return Ok(AdminGuarded::Done);
-        }
-        Ok(match self.user_by_name(username).await? {
-            None => AdminGuarded::NotFound,
-            Some(_) => AdminGuarded::LastAdmin,
-        })
+        let deleted = admin_guarded!(
+            self,
+            sqlx::query(
+                "DELETE FROM users WHERE username = $1 \
+                 AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)"
+            )
+            .bind(username)
+        );
+        self.guarded_outcome(deleted, username).await
     }
 
-    /// Changes a user's role, unless that would leave Herald without an admin. Guarded against
-    /// concurrent changes as `delete_user` is.
+    /// Changes a user's role, unless that would leave Herald without an admin.
     pub async fn set_role(&self, username: &str, role: Role, now: i64) -> Result<AdminGuarded, StoreError> {
-        const GUARDED_UPDATE: &str = "UPDATE users SET role = $1, updated_at = $2 WHERE username = $3 \
-             AND ($1 = 'admin' OR role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)";
-        let changed = match &self.db {
-            Db::Sqlite { write: pool, .. } => sqlx::query(GUARDED_UPDATE)
-                .bind(role.as_str())
-                .bind(now)
-                .bind(username)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await?;
-                let n = sqlx::query(GUARDED_UPDATE)
-                    .bind(role.as_str())
-                    .bind(now)
-                    .bind(username)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                n
-            }
-        };
-        if changed == 1 {
+        let changed = admin_guarded!(
+            self,
+            sqlx::query(
+                "UPDATE users SET role = $1, updated_at = $2 WHERE username = $3 \
+                 AND ($1 = 'admin' OR role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE role = 'admin') > 1)"
+            )
+            .bind(role.as_str())
+            .bind(now)
+            .bind(username)
+        );
+        self.guarded_outcome(changed, username).await
+    }
+
+    /// Why a guarded statement changed nothing: no such user, or the last admin.
+    async fn guarded_outcome(&self, affected: u64, username: &str) -> Result<AdminGuarded, StoreError> {
+        if affected == 1 {
             return Ok(AdminGuarded::Done);
         }
         Ok(match self.user_by_name(username).await? {
