@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::session::{Change, Session, WithCsrf};
+use super::session::{Change, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::auth::{AccountError, Role, Username};
@@ -169,11 +169,7 @@ pub struct NewUserForm {
     confirm: Secret,
 }
 
-impl WithCsrf for NewUserForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(NewUserForm);
 
 pub async fn create_user(
     State(state): State<AppState>,
@@ -236,11 +232,7 @@ pub struct PasswordResetForm {
     confirm: Secret,
 }
 
-impl WithCsrf for PasswordResetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(PasswordResetForm);
 
 /// Sets another user's password; that user is signed out everywhere.
 pub async fn set_password(
@@ -287,11 +279,7 @@ pub struct RoleForm {
     role: String,
 }
 
-impl WithCsrf for RoleForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(RoleForm);
 
 /// Changes another user's role, effective at their next request.
 pub async fn set_role(
@@ -366,11 +354,7 @@ pub struct NewTokenForm {
     expires_in: String,
 }
 
-impl WithCsrf for NewTokenForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(NewTokenForm);
 
 /// Creates a token and answers with the page showing its secret, once.
 pub async fn create_token(

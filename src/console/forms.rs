@@ -31,11 +31,7 @@ pub struct IntegrationForm {
     pub timeout: String,
 }
 
-impl super::session::WithCsrf for IntegrationForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(IntegrationForm);
 
 fn optional(s: &str) -> Option<String> {
     let s = s.trim();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::chart::{history_svg, slowest_ms};
 use super::error::ConsoleError;
 use super::forms::IntegrationForm;
-use super::session::{Change, CsrfForm, Session, WithCsrf};
+use super::session::{Change, CsrfForm, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::cluster::NodeState;
@@ -492,11 +492,7 @@ pub struct CheckListedForm {
     q: String,
 }
 
-impl WithCsrf for CheckListedForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(CheckListedForm);
 
 /// Checks every integration the list shows (its tab and search, on every page) again, in the
 /// background on this node; back to the list.
@@ -1062,12 +1058,6 @@ pub async fn mail(
     html(&page)
 }
 
-impl WithCsrf for MailActionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 #[derive(Deserialize)]
 pub struct MailActionForm {
     #[serde(default)]
@@ -1076,6 +1066,8 @@ pub struct MailActionForm {
     #[serde(default)]
     view: String,
 }
+
+super::session::with_csrf!(MailActionForm);
 
 fn mail_list(view: &str) -> &'static str {
     if view == "queue" {
@@ -1162,11 +1154,7 @@ pub struct FlushForm {
     node: String,
 }
 
-impl WithCsrf for FlushForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::session::with_csrf!(FlushForm);
 
 pub async fn flush_mail(
     State(state): State<AppState>,

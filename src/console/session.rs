@@ -454,11 +454,19 @@ pub trait WithCsrf {
     fn csrf(&self) -> &str;
 }
 
-impl WithCsrf for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
+/// Implements `WithCsrf` for form structs whose token is in a `csrf: String` field.
+macro_rules! with_csrf {
+    ($($form:ty),+ $(,)?) => {
+        $(impl $crate::console::session::WithCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
 }
+pub(crate) use with_csrf;
+
+with_csrf!(CsrfForm);
 
 /// A form post that changes something: the session, and the form whose CSRF token was checked, from
 /// an admin. Every state-changing console route takes it as its last argument, so none can forget the
