@@ -13,6 +13,7 @@ use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, Pa
 use crate::clock::{self, SharedClock};
 use crate::cluster::{Cluster, ClusterSettings, NodeId};
 use crate::config::Settings;
+use crate::http::server::ConnectionLimits;
 use crate::integrations::Integrations;
 use crate::integrations::SweepShare;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
@@ -223,19 +224,27 @@ impl Application {
         }));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
-        let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            notify.notify_one();
-        });
-        let result = tokio::select! {
-            result = server => result,
+        let limits = ConnectionLimits {
+            header_timeout: state.settings.http_header_timeout,
+            max_connections: state.settings.http_max_connections,
+        };
+        let metrics = state.metrics.clone();
+        let router = crate::http::router(state);
+        let server = async move {
+            let drained = crate::http::server::serve(listener, router, limits, metrics, async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing requests in flight");
+                notify.notify_one();
+            })
+            .await;
+            drained.await;
+        };
+        tokio::select! {
+            () = server => {},
             () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("requests still in flight after {}; stopping anyway", humantime::format_duration(grace));
-                Ok(())
             }
-        };
+        }
         let _ = stop_workers.send(true);
         let _ = alerts.await;
         if let Some(delivery) = delivery {
@@ -250,7 +259,7 @@ impl Application {
         integrations.flush_history().await;
         store.close().await;
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 

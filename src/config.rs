@@ -70,6 +70,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub request_timeout: Duration,
     pub body_limit: usize,
+    /// Time a client has to send a request's headers, from the connection's opening or the end of
+    /// the previous response on a kept-alive connection; slower connections are closed.
+    pub http_header_timeout: Duration,
+    /// Open HTTP connections at most; further clients wait in the listen backlog.
+    pub http_max_connections: u32,
     pub shutdown_timeout: Duration,
     /// How long a verified credential is trusted without checking the database again.
     pub auth_cache_ttl: Duration,
@@ -189,6 +194,18 @@ const KEYS: &[Key] = &[
         Some("30s"),
     ),
     key("body_limit", "HERALD_BODY_LIMIT", "--body-limit", Some("1MiB")),
+    key(
+        "http_header_timeout",
+        "HERALD_HTTP_HEADER_TIMEOUT",
+        "--http-header-timeout",
+        Some("10s"),
+    ),
+    key(
+        "http_max_connections",
+        "HERALD_HTTP_MAX_CONNECTIONS",
+        "--http-max-connections",
+        Some("1024"),
+    ),
     key(
         "shutdown_timeout",
         "HERALD_SHUTDOWN_TIMEOUT",
@@ -441,6 +458,18 @@ impl Settings {
                 "a size from 1KiB to 1GiB such as `1MiB`, `512KiB` or `65536`",
                 |s| parse_size(s).filter(|n| (1024..=1 << 30).contains(n)),
             )?,
+            http_header_timeout: layers.required(
+                "http_header_timeout",
+                "a duration from 1s to 10m such as `10s`",
+                |s| {
+                    humantime::parse_duration(s)
+                        .ok()
+                        .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(600)).contains(d))
+                },
+            )?,
+            http_max_connections: layers.required("http_max_connections", "a whole number from 1 to 1000000", |s| {
+                positive(s).filter(|n| *n <= 1_000_000)
+            })?,
             shutdown_timeout: layers.required("shutdown_timeout", DURATION, parse_duration)?,
             auth_cache_ttl: layers.required(
                 "auth_cache_ttl",

@@ -175,6 +175,13 @@ struct ServeFlags {
     /// Largest request body accepted, e.g. 1MiB or 65536 [env: HERALD_BODY_LIMIT] [default: 1MiB].
     #[arg(long, value_name = "SIZE")]
     body_limit: Option<String>,
+    /// Time a client has to send a request's headers, also the idle limit of a kept-alive connection
+    /// [env: HERALD_HTTP_HEADER_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    http_header_timeout: Option<String>,
+    /// Open HTTP connections at most [env: HERALD_HTTP_MAX_CONNECTIONS] [default: 1024].
+    #[arg(long, value_name = "N")]
+    http_max_connections: Option<String>,
     /// Time given to requests in flight after SIGTERM or SIGINT [env: HERALD_SHUTDOWN_TIMEOUT] [default: 30s].
     #[arg(long, value_name = "DURATION")]
     shutdown_timeout: Option<String>,
@@ -308,6 +315,8 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
         put("database_timeout", &s.database_timeout);
         put("request_timeout", &s.request_timeout);
         put("body_limit", &s.body_limit);
+        put("http_header_timeout", &s.http_header_timeout);
+        put("http_max_connections", &s.http_max_connections);
         put("shutdown_timeout", &s.shutdown_timeout);
         put("auth_cache_ttl", &s.auth_cache_ttl);
         put("auth_max_failures", &s.auth_max_failures);

@@ -38,6 +38,7 @@ pub struct Metrics {
     http_duration: Family<RouteLabels, Histogram>,
     auth_failures: Family<ReasonLabels, Counter>,
     auth_successes: Family<ReasonLabels, Counter>,
+    pub http_open_connections: Gauge,
     pub database_up: Gauge,
     pub mail_queue_size: Gauge,
     pub mail_error_size: Gauge,
@@ -98,6 +99,12 @@ impl Metrics {
             "auth_successes",
             "Accepted credentials, by how they were verified: cache, or a full check (password hash or token lookup)",
             auth_successes.clone(),
+        );
+        let http_open_connections = Gauge::default();
+        registry.register(
+            "http_open_connections",
+            "HTTP connections open now (at most HERALD_HTTP_MAX_CONNECTIONS)",
+            http_open_connections.clone(),
         );
         let database_up = Gauge::default();
         registry.register(
@@ -176,6 +183,7 @@ impl Metrics {
             http_duration,
             auth_failures,
             auth_successes,
+            http_open_connections,
             database_up,
         }
     }

@@ -2,17 +2,24 @@
 
 mod support;
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use support::{Backend, problem, spawn_app, spawn_app_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 backend_tests!(
     livez_answers_without_credentials,
     readyz_checks_the_database,
     metrics_need_credentials_and_report_requests,
+    made_up_methods_share_one_metrics_label,
     openapi_describes_every_endpoint,
     unknown_paths_and_methods_get_problem_details,
     oversized_bodies_get_413,
     oversized_headers_are_refused,
+    slow_headers_are_cut_off,
+    idle_kept_alive_connections_are_closed,
+    connections_beyond_the_limit_wait_for_a_free_slot,
     request_ids_are_returned_and_propagated,
     graceful_shutdown_finishes_and_stops,
 );
@@ -50,6 +57,29 @@ async fn metrics_need_credentials_and_report_requests(backend: Backend) {
     assert!(text.contains("herald_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains(r#"herald_build_info{version=""#), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
+}
+
+async fn made_up_methods_share_one_metrics_label(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    for i in 0..25 {
+        let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let response = app.client.request(method, app.url("/livez")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let text = app.admin_text("/metrics").await;
+    assert!(!text.contains("MADEUP"), "{text}");
+    assert!(
+        text.contains(r#"herald_http_requests_total{method="other",route="/livez",status="405"} 25"#),
+        "{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("herald_http_request_duration_seconds_count"))
+        .count();
+    assert!(
+        series <= 3,
+        "one duration series per (method, route) seen: {series}\n{text}"
+    );
 }
 
 async fn openapi_describes_every_endpoint(backend: Backend) {
@@ -121,6 +151,105 @@ async fn oversized_headers_are_refused(backend: Backend) {
         assert!(response.status().is_client_error(), "{}", response.status());
     }
     assert_eq!(app.get("/livez").send().await.unwrap().status(), StatusCode::OK);
+}
+
+/// Reads from `stream` into `answer` until the server closes it (or resets it), or `deadline` passes.
+async fn closed_by_server(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    answer: &mut Vec<u8>,
+    deadline: Duration,
+) -> bool {
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn slow_headers_are_cut_off(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+        return;
+    };
+    let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // A slowloris client: the start of a request, then a header byte now and then, never the end.
+    writer
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    assert!(
+        closed_by_server(&mut reader, &mut answer, Duration::from_secs(60)).await,
+        "a connection that never finishes its headers is closed"
+    );
+    trickle.abort();
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "nothing was served"
+    );
+    assert_eq!(app.get("/livez").send().await.unwrap().status(), StatusCode::OK);
+}
+
+async fn idle_kept_alive_connections_are_closed(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+        return;
+    };
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_by_server(&mut stream, &mut Vec::new(), Duration::from_secs(60)).await,
+        "an idle kept-alive connection is closed after the header timeout"
+    );
+}
+
+async fn connections_beyond_the_limit_wait_for_a_free_slot(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.http_max_connections = 2;
+        s.http_header_timeout = Duration::from_secs(600);
+    })
+    .await
+    else {
+        return;
+    };
+    // Two connections that say nothing take both slots.
+    let first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    third
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf))
+            .await
+            .is_err(),
+        "the third connection is not served while the two slots are held"
+    );
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(60), third.read(&mut buf))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
 async fn request_ids_are_returned_and_propagated(backend: Backend) {
