@@ -67,16 +67,49 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
 }
 
-/// Makes sure the data dir exists and can be written to (by writing and removing a probe file).
+/// Makes sure the data dir exists, is private to Herald's user, and can be written to (by writing
+/// and removing a probe file).
+///
+/// The data dir holds mail bodies and recipients, password hashes and the secrets key, so the
+/// directory and every file in it lose their group and other permissions. (The store creates a new
+/// SQLite database 0600, and SQLite gives its `-wal` and `-shm` files the database file's mode.)
 pub fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
     let fail = |reason: String| StartupError::DataDir {
         path: dir.display().to_string(),
         reason,
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    make_private(dir).map_err(|e| fail(format!("cannot make it private to Herald's user: {e}")))?;
     let probe = dir.join(".herald-write-probe");
     std::fs::write(&probe, b"probe").map_err(|e| fail(format!("cannot write to it: {e}")))?;
     std::fs::remove_file(&probe).map_err(|e| fail(format!("cannot remove a file from it: {e}")))?;
+    Ok(())
+}
+
+/// Takes group and other permissions off `dir` and the files directly in it.
+#[cfg(unix)]
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tighten = |path: &Path| -> std::io::Result<()> {
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if current & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & 0o700))?;
+            tracing::info!(path = %path.display(), "made private to Herald's user (was {current:o})");
+        }
+        Ok(())
+    };
+    tighten(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            tighten(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

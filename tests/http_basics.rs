@@ -21,6 +21,8 @@ backend_tests!(
     idle_kept_alive_connections_are_closed,
     connections_beyond_the_limit_wait_for_a_free_slot,
     request_ids_are_returned_and_propagated,
+    cross_site_browser_requests_are_refused,
+    json_bodies_must_be_declared_json,
     graceful_shutdown_finishes_and_stops,
 );
 
@@ -250,6 +252,79 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot(backend: Backend) {
         .expect("served once a slot is free")
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
+async fn cross_site_browser_requests_are_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    // A foreign page posting with the browser's cached Basic credentials: no body needed to act.
+    for path in [
+        "/api/v1/mail/flush",
+        "/api/v1/alerts/test",
+        "/api/v1/mail/errors/resend",
+    ] {
+        let response = app
+            .admin(Method::POST, path)
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "no-cors")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(problem(response).await["code"], "cross_site_request", "{path}");
+    }
+    // An older browser sends only Origin.
+    let response = app
+        .admin(Method::POST, "/api/v1/mail/flush")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Herald's own pages, and clients that are not browsers, are served.
+    let host = app.addr.to_string();
+    for request in [
+        app.admin(Method::POST, "/api/v1/mail/flush")
+            .header("sec-fetch-site", "same-origin"),
+        app.admin(Method::POST, "/api/v1/mail/flush")
+            .header("origin", format!("http://{host}")),
+        app.admin(Method::POST, "/api/v1/mail/flush"),
+    ] {
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    // A cross-site link opened in the browser may show a read-only answer.
+    let response = app
+        .admin(Method::GET, "/api/v1/whoami")
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn json_bodies_must_be_declared_json(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let body = r#"{"connection_name":"x","url":"http://127.0.0.1:1","username":"u","password":"p"}"#;
+    let response = app
+        .admin(Method::POST, "/xray/api/v1/ticketing/jira-integrations")
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("Content-Type: application/json"), "{text}");
+    let response = app
+        .admin(Method::POST, "/api/v1/users")
+        .header("content-type", "text/plain")
+        .body(r#"{"username":"u","password":"long-enough-password","role":"monitor"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(problem(response).await["code"], "unsupported_media_type");
 }
 
 async fn request_ids_are_returned_and_propagated(backend: Backend) {

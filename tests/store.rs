@@ -14,6 +14,7 @@ backend_tests!(
     tokens_are_found_by_hash_listed_and_deleted,
     deleting_a_user_deletes_their_tokens,
     password_hashes_are_replaced,
+    the_data_dir_is_private_to_herald_s_user,
 );
 
 async fn store(backend: Backend) -> Option<(TestDatabase, Store)> {
@@ -231,4 +232,39 @@ async fn password_hashes_are_replaced(backend: Backend) {
     assert!(!store.set_password_hash("ghost", "x", 3_000).await.unwrap());
     let amy = store.user_by_name("amy").await.unwrap().unwrap();
     assert_eq!((amy.password_hash.as_str(), amy.updated_at), ("$argon2id$new", 3_000));
+}
+
+async fn the_data_dir_is_private_to_herald_s_user(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(db) = TestDatabase::new(backend).await else {
+        return;
+    };
+    let data_dir = db.dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A file left readable by everyone, as an older version wrote it.
+    std::fs::write(data_dir.join("node-id"), "node-a").unwrap();
+    std::fs::set_permissions(data_dir.join("node-id"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut settings = herald::config::Settings::for_data_dir(&data_dir, db.url.clone());
+    settings.database_timeout = std::time::Duration::from_secs(3);
+    let store = herald::app::open_store(&settings).await.unwrap();
+    add_user(&store, "someone", Role::Admin).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if backend == Backend::Sqlite {
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n == "herald.db"), "{names:?}");
+        assert!(names.iter().any(|n| n == "herald.db-wal"), "{names:?}");
+    }
+    for file in files {
+        assert_eq!(mode(&file) & 0o077, 0, "{} is {:o}", file.display(), mode(&file));
+    }
+    store.close().await;
 }

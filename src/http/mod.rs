@@ -2,6 +2,7 @@
 
 mod alerts;
 pub mod auth;
+mod cross_site;
 pub mod error;
 mod integrations;
 pub mod json;
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
     let request_limit = state.settings.request_timeout;
     routes
+        .layer(middleware::from_fn(cross_site::refuse_cross_site))
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),

@@ -12,6 +12,7 @@ use super::auth::{Authenticated, RequireMonitor};
 use super::error::{ApiError, Problem};
 use crate::app::AppState;
 use crate::auth::{AuthMethod, Role};
+use crate::store::StoreError;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -51,14 +52,23 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 node: None,
             },
         ),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Health {
-                status: "unavailable",
-                database: Some(e.to_string()),
-                node: None,
-            },
-        ),
+        Ok(Err(e)) => {
+            // Anyone may ask: the answer names the kind of fault, the log has the driver's words
+            // (host names, user names and server messages are not for anonymous clients).
+            tracing::warn!(error = %e, "readiness check: the database is not usable");
+            let reason = match e {
+                StoreError::Unavailable(_) => "the database is unavailable (see Herald's log)",
+                _ => "the database answered with an error (see Herald's log)",
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Health {
+                    status: "unavailable",
+                    database: Some(reason.to_owned()),
+                    node: None,
+                },
+            )
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Health {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -170,7 +170,9 @@ pub struct XrayJiraIntegrationDetails {
 }
 
 #[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
-fn parse_body(bytes: &Bytes) -> Result<XrayJiraIntegration, Response> {
+fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<XrayJiraIntegration, Response> {
+    super::json::require_json(headers)
+        .map_err(|e| xray_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.detail().to_owned()))?;
     super::json::parse::<XrayJiraIntegration>(bytes)
         .map_err(|e| xray_error(StatusCode::BAD_REQUEST, e.detail().to_owned()))
 }
@@ -248,8 +250,13 @@ async fn verify(state: &AppState, settings: &IntegrationSettings) -> Result<(), 
         (status = 403, body = Problem), (status = 409, body = XrayError)
     )
 )]
-pub async fn create_jira_integration(State(state): State<AppState>, _admin: RequireAdmin, body: Bytes) -> Response {
-    let body = match parse_body(&body) {
+pub async fn create_jira_integration(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match parse_body(&headers, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -299,9 +306,10 @@ pub async fn update_jira_integration(
     State(state): State<AppState>,
     _admin: RequireAdmin,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match parse_body(&body) {
+    let body = match parse_body(&headers, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -31,6 +31,23 @@ pub use users::{AdminGuarded, NewUser, UserRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Creates a new SQLite database file readable by Herald's user only (it holds mail, password
+/// hashes and sealed secrets). SQLite gives the `-wal` and `-shm` files the same mode.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the same expression against whichever pool the store holds; on SQLite, the writer.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
@@ -192,6 +209,7 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(options.timeout);
+            create_private(connect.get_filename()).map_err(|e| open_error(e.to_string()))?;
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(options.timeout)
