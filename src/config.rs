@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secret::Secret;
+use crate::store::redact_url;
 
 /// Where a configuration value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,10 +347,11 @@ impl Layers {
             Some(value) => Ok(Some(value)),
             None => {
                 let key = KEYS.iter().find(|k| k.name == name).map_or(name, |k| k.env);
+                // A value that carries a URL (HERALD_DATABASE_URL) is shown without its password.
                 let value = if KEYS.iter().any(|k| k.name == name && k.secret) {
                     "<redacted>".to_owned()
                 } else {
-                    format!("{raw:?}")
+                    format!("{:?}", redact_url(raw))
                 };
                 Err(ConfigError::Invalid {
                     key,
@@ -658,7 +660,7 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
                     value: if key.secret {
                         "<redacted>".into()
                     } else {
-                        other.to_string()
+                        redact_url(&other.to_string())
                     },
                     origin: Origin::File(path.to_owned()),
                     expected: "a string, number or boolean".into(),

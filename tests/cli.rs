@@ -136,6 +136,46 @@ fn an_unreachable_database_is_a_clear_error_at_start_up() {
     assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
 }
 
+#[test]
+fn a_database_url_is_quoted_without_its_password_whatever_its_form() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, shown) in [
+        // An unknown scheme: refused by the configuration, which quotes the value.
+        (
+            "mysql://herald:S3cretPW@db/herald",
+            "mysql://herald:<redacted>@db/herald",
+        ),
+        ("mysql:herald:S3cretPW@db", "mysql:<redacted>@db"),
+        // Unparsable (a `/` or `#` in the password): refused when the database is opened.
+        (
+            "postgres://herald:S3cret/PW@127.0.0.1:1/herald",
+            "postgres://herald:<redacted>@127.0.0.1:1/herald",
+        ),
+        (
+            "postgresql://herald:S3cret#PW@127.0.0.1:1/herald",
+            "postgresql://herald:<redacted>@127.0.0.1:1/herald",
+        ),
+        // Valid but unreachable, with the password in the query too.
+        (
+            "postgres://herald:S3cretPW@127.0.0.1:1/herald?password=S3cretPW",
+            "postgres://herald:<redacted>@127.0.0.1:1/herald?password=<redacted>",
+        ),
+    ] {
+        let output = Command::new(HERALD)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("migrate")
+            .env("HERALD_DATABASE_URL", url)
+            .env("HERALD_DATABASE_TIMEOUT", "2s")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{url}");
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all.contains("S3cret"), "the password of {url} leaked: {all}");
+        assert!(all.contains(shown), "{url}: {all}");
+    }
+}
+
 struct Server {
     child: Child,
     base: String,

@@ -27,6 +27,7 @@ backend_tests!(
     the_queue_is_listed_in_pages,
     flush_makes_waiting_mail_due_now,
     implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused,
+    bare_cr_or_lf_in_a_body_reaches_the_relay_as_crlf_and_smuggles_no_second_message,
 );
 
 fn mail(to: &str) -> serde_json::Value {
@@ -597,4 +598,48 @@ async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(ba
     let refused: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     let error = refused["last_error"].as_str().unwrap();
     assert!(error.contains("TLS") && error.contains("certificate"), "{error}");
+}
+
+/// SMTP smuggling: a body whose bare CR or LF a relay might take for a line end must not end the data
+/// early and start a second transaction. Every such break reaches the relay as CRLF, dot-stuffed.
+async fn bare_cr_or_lf_in_a_body_reaches_the_relay_as_crlf_and_smuggles_no_second_message(backend: Backend) {
+    let bodies = [
+        "line1\r.\r\nMAIL FROM:<x@y>\r\nRCPT TO:<smuggled@example.com>\r\nDATA\r\n\r\nevil\r\n.\r\nline2",
+        "line1\n.\nMAIL FROM:<x@y>\nRCPT TO:<smuggled@example.com>\nDATA\n\nevil\n.\nline2",
+        "line1\r.\rMAIL FROM:<x@y>\rRCPT TO:<smuggled@example.com>\rDATA\r\revil\r.\rline2",
+    ];
+    // With PIPELINING (the envelope and the previous message's end in one write) and without it.
+    for options in [&[][..], &["-p"][..]] {
+        let Some(sink) = SmtpSink::start(options) else { return };
+        let Some(app) = driven_app(backend, &sink).await else {
+            return;
+        };
+        let mut ids = Vec::new();
+        for body in bodies {
+            let submission =
+                json!({"from": "alerts@example.com", "to": ["ops@example.com"], "subject": "s", "text": body});
+            ids.push(submit(&app, &submission).await);
+        }
+        assert_eq!(deliver(&app).await.delivered, bodies.len(), "options {options:?}");
+        let received = sink.received();
+        assert_eq!(
+            received.len(),
+            bodies.len(),
+            "one transaction per message: {received:#?}"
+        );
+        for id in &ids {
+            let message = received.iter().find(|m| m.data.contains(id.as_str()));
+            let message = message.unwrap_or_else(|| panic!("{id} not received: {received:#?}"));
+            assert_eq!(message.mail_from, "alerts@example.com");
+            assert_eq!(message.rcpt_to, ["ops@example.com"], "{message:#?}");
+            let body = message.data.split_once("\n\n").map_or("", |(_, b)| b);
+            assert!(!body.contains('\r'), "a bare CR reached the relay: {body:?}");
+            // smtp-sink's dump shows lines un-stuffed: the `.` lines arrived stuffed, inside the data.
+            assert_eq!(
+                body.trim_end_matches('\n'),
+                "line1\n.\nMAIL FROM:<x@y>\nRCPT TO:<smuggled@example.com>\nDATA\n\nevil\n.\nline2",
+                "options {options:?}"
+            );
+        }
+    }
 }

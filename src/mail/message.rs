@@ -1,6 +1,12 @@
 //! Mail as submitted (`MailSubmission`), validated once at the edge (`ValidMail`), stored as JSON and
 //! rendered to RFC 5322 bytes at delivery time.
+//!
+//! Line endings are made CRLF when a body is stored and again when it is rendered: SMTP ends a line
+//! only with CRLF, and relays disagree about a bare CR or LF. One that takes `\r.\r\n` for the end of
+//! data would let a body smuggle a second transaction (`MAIL FROM:…`) into the session. With every line
+//! break CRLF, the DATA writer's dot-stuffing sees every line a relay could see.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -107,6 +113,54 @@ fn parse_mailbox(field: &str, value: &str) -> Result<Mailbox, InvalidMail> {
     Ok(Mailbox::new(mailbox.name, email))
 }
 
+/// `text` with every line break (CRLF, a bare CR or a bare LF) written as CRLF.
+pub fn to_crlf(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let bare = |i: usize| match bytes[i] {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes[i - 1] != b'\r',
+        _ => false,
+    };
+    if !(0..bytes.len()).any(bare) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => {
+                out.push_str(&text[start..i]);
+                out.push_str("\r\n");
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[start..]);
+    Cow::Owned(out)
+}
+
+/// The lines of `text`, each without its line break, where CRLF, a bare CR and a bare LF all end a
+/// line. A break at the very end does not start another (empty) line.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(i) = rest.find(['\r', '\n']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..i];
+        let width = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + width..];
+        Some(line)
+    })
+}
+
 fn check_text_line(field: &str, value: &str) -> Result<(), InvalidMail> {
     if value.contains(['\r', '\n', '\0']) {
         return Err(invalid(field, "must not contain line breaks or NUL"));
@@ -188,8 +242,8 @@ impl MailSubmission {
             bcc,
             reply_to: reply_to.map(|m| m.to_string()),
             subject: self.subject,
-            text: self.text,
-            html: self.html,
+            text: self.text.map(|t| to_crlf(&t).into_owned()),
+            html: self.html.map(|h| to_crlf(&h).into_owned()),
             headers: self.headers,
         })
     }
@@ -216,8 +270,17 @@ impl ValidMail {
 
     /// The message as RFC 5322 bytes, and its envelope. `message_id` and `created_at_ms` keep the
     /// `Message-ID` and `Date` headers identical on every attempt.
+    ///
+    /// A stored message is checked again: header values must still be single lines and body line
+    /// breaks become CRLF, whatever wrote the row.
     pub fn render(&self, message_id: &str, created_at_ms: i64) -> Result<(Envelope, Vec<u8>), RenderError> {
         let mailbox = |v: &str| v.parse::<Mailbox>().map_err(|e| RenderError(format!("{v}: {e}")));
+        check_text_line("subject", &self.subject).map_err(|e| RenderError(e.to_string()))?;
+        for (name, value) in &self.headers {
+            check_text_line(name, value).map_err(|e| RenderError(e.to_string()))?;
+        }
+        let text = self.text.as_deref().map(|t| to_crlf(t).into_owned());
+        let html = self.html.as_deref().map(|h| to_crlf(h).into_owned());
         let mut builder = Message::builder()
             .from(mailbox(&self.from)?)
             .subject(self.subject.clone());
@@ -239,12 +302,10 @@ impl ValidMail {
             let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| RenderError(e.to_string()))?;
             builder = builder.raw_header(HeaderValue::new(name, value.clone()));
         }
-        let message = match (&self.text, &self.html) {
-            (Some(text), Some(html)) => {
-                builder.multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
-            }
-            (Some(text), None) => builder.singlepart(SinglePart::plain(text.clone())),
-            (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
+        let message = match (text, html) {
+            (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+            (Some(text), None) => builder.singlepart(SinglePart::plain(text)),
+            (None, Some(html)) => builder.singlepart(SinglePart::html(html)),
             (None, None) => return Err(RenderError("no body".into())),
         }
         .map_err(|e| RenderError(e.to_string()))?;
@@ -287,6 +348,56 @@ mod tests {
         assert!(text.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"), "{text}");
         assert!(!text.contains("hidden@example.com"), "Bcc is not in the headers");
         assert!(text.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn every_line_break_becomes_crlf() {
+        assert!(matches!(to_crlf("a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert_eq!(to_crlf("a\rb\nc\r\nd\r"), "a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(to_crlf("\n\r\r\n\n\r"), "\r\n\r\n\r\n\r\n\r\n");
+        assert_eq!(to_crlf("é\rü"), "é\r\nü");
+        assert_eq!(lines("a\rb\nc\r\n\r\nd").collect::<Vec<_>>(), ["a", "b", "c", "", "d"]);
+        assert_eq!(lines("a\r\n").collect::<Vec<_>>(), ["a"]);
+        assert_eq!(lines("").count(), 0);
+    }
+
+    #[test]
+    fn bodies_are_stored_and_rendered_with_crlf_only() {
+        let mail = submission(serde_json::json!({
+            "to": ["a@example.com"], "subject": "s",
+            "text": "line1\r.\r\nMAIL FROM:<x@y>\nend", "html": "<p>\r</p>"
+        }))
+        .validate("herald@localhost")
+        .unwrap();
+        assert_eq!(mail.text.as_deref(), Some("line1\r\n.\r\nMAIL FROM:<x@y>\r\nend"));
+        assert_eq!(mail.html.as_deref(), Some("<p>\r\n</p>"));
+        // A row written before bodies were normalised is rendered with CRLF all the same.
+        let stored = ValidMail {
+            text: Some("old\r.\rrow".into()),
+            html: None,
+            ..mail
+        };
+        let (_, bytes) = stored.render("0190-abc", 0).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("old\r\n.\r\nrow"), "{text:?}");
+        assert!(!text.replace("\r\n", "").contains(['\r', '\n']), "{text:?}");
+    }
+
+    #[test]
+    fn a_stored_header_with_a_line_break_is_not_rendered() {
+        let mail = submission(serde_json::json!({"to": ["a@example.com"], "subject": "s", "text": "t"}))
+            .validate("herald@localhost")
+            .unwrap();
+        let bad_subject = ValidMail {
+            subject: "hi\rBcc: evil@example.com".into(),
+            ..mail.clone()
+        };
+        assert!(bad_subject.render("id", 0).is_err());
+        let mut bad_header = mail;
+        bad_header
+            .headers
+            .insert("X-A".into(), "v\nBcc: evil@example.com".into());
+        assert!(bad_header.render("id", 0).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
+use super::message::lines;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,6 +427,10 @@ fn envelope_commands(conn: &Connection, envelope: &Envelope, message: &[u8]) -> 
 
 /// Message content (dot-stuffed, ended by `.`), then optionally the next message's envelope: one
 /// write, as RFC 2920 allows (the end of data may be followed by the next transaction's commands).
+///
+/// This is the only writer of message content. It does not trust the message to end its lines with
+/// CRLF: a bare CR or LF also ends a line here and is written as CRLF, so every line a relay could
+/// see is dot-stuffed and no body can end the data early and smuggle in commands.
 struct DataThenNext<'a> {
     body: &'a str,
     next: Option<&'a Pipelined<'a>>,
@@ -433,13 +438,11 @@ struct DataThenNext<'a> {
 
 impl fmt::Display for DataThenNext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in self.body.split_inclusive("\r\n") {
+        for line in lines(self.body) {
             if line.starts_with('.') {
                 f.write_str(".")?;
             }
             f.write_str(line)?;
-        }
-        if !self.body.ends_with("\r\n") {
             f.write_str("\r\n")?;
         }
         f.write_str(".\r\n")?;
@@ -529,10 +532,19 @@ async fn pipelined_run(
     Ok(())
 }
 
-/// One mail transaction without pipelining (the relay does not offer it).
+/// One mail transaction without pipelining (the relay does not offer it): a command at a time, and
+/// the content through the same writer as the pipelined path (lettre's own would pass a bare CR on).
 async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+    let body =
+        std::str::from_utf8(message).map_err(|_| SendError::Permanent("the message is not valid UTF-8".into()))?;
+    let (mail, rcpts) = envelope_commands(conn, envelope, message)?;
+    conn.inner.command(mail).await.map_err(|e| classify(&e))?;
+    for rcpt in rcpts {
+        conn.inner.command(rcpt).await.map_err(|e| classify(&e))?;
+    }
+    conn.inner.command(Data).await.map_err(|e| classify(&e))?;
     conn.inner
-        .send(envelope, message)
+        .command(DataThenNext { body, next: None })
         .await
         .map(|_| ())
         .map_err(|e| classify(&e))
@@ -565,6 +577,34 @@ mod tests {
         assert_eq!(t.to_string(), "smtp://u@x:<redacted>@relay:587?tls=starttls");
         let t = SmtpTarget::parse("smtps://relay").unwrap();
         assert_eq!((t.port, t.tls), (465, TlsMode::Implicit));
+    }
+
+    fn data(body: &str) -> String {
+        DataThenNext { body, next: None }.to_string()
+    }
+
+    #[test]
+    fn content_is_dot_stuffed_and_ended_by_a_lone_dot() {
+        assert_eq!(data("a\r\n.b\r\n..c\r\n"), "a\r\n..b\r\n...c\r\n.\r\n");
+        assert_eq!(data(".first\r\nlast"), "..first\r\nlast\r\n.\r\n");
+        assert_eq!(data("a\r\n\r\nb\r\n"), "a\r\n\r\nb\r\n.\r\n");
+    }
+
+    #[test]
+    fn bare_cr_and_lf_end_lines_as_crlf_so_no_body_ends_the_data_early() {
+        let smuggled = "line1\r.\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z@y>\r\nDATA\r\nevil\r\n.\r\n";
+        assert_eq!(
+            data(smuggled),
+            "line1\r\n..\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z@y>\r\nDATA\r\nevil\r\n..\r\n.\r\n"
+        );
+        assert_eq!(data("a\n.\nMAIL FROM:<x@y>\n"), "a\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n");
+        assert_eq!(data("a\r\r\n.\r"), "a\r\n\r\n..\r\n.\r\n");
+        let written = data("x\r.\ry\n.\n\r\n.");
+        assert!(
+            !written.replace("\r\n", "").contains(['\r', '\n']),
+            "only CRLF line breaks: {written:?}"
+        );
+        assert_eq!(written.matches("\r\n.\r\n").count(), 1, "one end of data: {written:?}");
     }
 
     #[test]

@@ -169,7 +169,8 @@ impl Store {
     pub async fn connect(options: &ConnectOptions) -> Result<Store, StoreError> {
         let open_error = |reason: String| StoreError::Open {
             url: redact_url(&options.url),
-            reason,
+            // Should a driver ever quote the URL it could not use, it is shown redacted too.
+            reason: reason.replace(&options.url, &redact_url(&options.url)),
         };
         let lower = options.url.to_ascii_lowercase();
         let db = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
@@ -269,22 +270,39 @@ pub fn now_ms() -> i64 {
 }
 
 /// A database URL with any password replaced, fit for logs and error messages.
+///
+/// Any text may come here, valid URL or not (a mistyped `HERALD_DATABASE_URL` is quoted in the error
+/// that rejects it), so when the URL cannot be parsed, or has no authority part, everything between
+/// the first `:` and the last `@` is taken for credentials: better a host name hidden than a password
+/// shown.
 pub fn redact_url(url: &str) -> String {
+    const REDACTED: &str = "<redacted>";
     let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let start = scheme_end + 3;
-        let end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..end].rfind('@') {
-            if let Some(colon) = out[start..start + at].find(':') {
-                out.replace_range(start + colon + 1..start + at, "<redacted>");
-            }
+    let parsed = url::Url::parse(url).ok().filter(|u| u.has_authority());
+    let (start, end) = match (&parsed, url.find("://")) {
+        // A valid URL: its userinfo ends at the last `@` before the path, query or fragment.
+        (Some(_), Some(scheme_end)) => {
+            let start = scheme_end + 3;
+            let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+            (start, end)
+        }
+        (None, Some(scheme_end)) => (scheme_end + 3, url.len()),
+        (_, None) => (0, url.len()),
+    };
+    // A SQLite URL names a file, which may well have an `@` in its path, and carries no credentials.
+    let credentials = !url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"));
+    if let Some(at) = url[start..end].rfind('@').filter(|_| credentials) {
+        if let Some(colon) = url[start..start + at].find(':') {
+            out.replace_range(start + colon + 1..start + at, REDACTED);
         }
     }
-    // Passwords may also travel as a query parameter.
-    if let Some(idx) = out.find("password=") {
-        let value = idx + "password=".len();
-        let end = out[value..].find('&').map_or(out.len(), |e| value + e);
-        out.replace_range(value..end, "<redacted>");
+    // Passwords may also travel as query parameters (`password=`, `sslpassword=`), in any case.
+    let mut from = 0;
+    while let Some(idx) = out.to_ascii_lowercase()[from..].find("password=") {
+        let value = from + idx + "password=".len();
+        let value_end = out[value..].find(['&', '#']).map_or(out.len(), |e| value + e);
+        out.replace_range(value..value_end, REDACTED);
+        from = value + REDACTED.len();
     }
     out
 }
@@ -317,5 +335,50 @@ mod tests {
             redact_url("sqlite://./herald-data/herald.db"),
             "sqlite://./herald-data/herald.db"
         );
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_any_scheme_and_from_unparsable_urls() {
+        for (url, shown) in [
+            (
+                "mysql://herald:S3cretPW@db/herald",
+                "mysql://herald:<redacted>@db/herald",
+            ),
+            // A `/`, `?` or `#` in the password makes the URL unparsable; nothing of it is shown.
+            (
+                "postgres://herald:S3c/retPW@db/herald",
+                "postgres://herald:<redacted>@db/herald",
+            ),
+            (
+                "postgres://herald:S3c?ret#PW@db:5432",
+                "postgres://herald:<redacted>@db:5432",
+            ),
+            (
+                "postgres://herald:S3cret PW@db:port/x",
+                "postgres://herald:<redacted>@db:port/x",
+            ),
+            (
+                "postgres://herald:p@ss@db/herald",
+                "postgres://herald:<redacted>@db/herald",
+            ),
+            ("mysql:herald:S3cretPW@db", "mysql:<redacted>@db"),
+            ("herald:S3cretPW@db", "herald:<redacted>@db"),
+            (
+                "postgres://db/h?sslmode=require&PassWord=S3cretPW",
+                "postgres://db/h?sslmode=require&PassWord=<redacted>",
+            ),
+            (
+                "postgres://db/h?password=a&sslpassword=S3cretPW",
+                "postgres://db/h?password=<redacted>&sslpassword=<redacted>",
+            ),
+            ("sqlite:./data@home/herald.db", "sqlite:./data@home/herald.db"),
+            (
+                "postgres://u@db/h?application_name=a@b",
+                "postgres://u@db/h?application_name=a@b",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("S3cret"), "{url}");
+        }
     }
 }
