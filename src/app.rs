@@ -20,6 +20,7 @@ use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
 use crate::secrets::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, Store, StoreError, redact_url};
+use crate::supervisor::{BackgroundLoop, Supervisor};
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct AppState {
     pub alerts: Alerts,
     /// The clock of time-driven rules (alerts); everything else reads the system clock.
     pub clock: SharedClock,
+    /// Watches the background loops (metrics, alerts).
+    pub supervisor: Supervisor,
 }
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -190,6 +193,8 @@ impl Application {
         let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
         check_secret_key(&store, &secrets).await?;
         let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
+        // Loops tick in real time: their supervisor reads the system clock, whatever the alerts read.
+        let supervisor = Supervisor::new(clock::system(), metrics.clone());
         let alerts = Alerts::new(
             &settings,
             store.clone(),
@@ -198,6 +203,7 @@ impl Application {
             cluster.clone(),
             clock.clone(),
             metrics.clone(),
+            supervisor.clone(),
         );
         let state = AppState {
             settings: Arc::new(settings),
@@ -212,6 +218,7 @@ impl Application {
             integrations,
             alerts,
             clock,
+            supervisor,
         };
         Ok(Application { listener, state })
     }
@@ -234,27 +241,43 @@ impl Application {
         let grace = state.settings.shutdown_timeout;
         let store = state.store.clone();
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let delivery = state
-            .settings
-            .mail_delivery
-            .then(|| tokio::spawn(state.delivery.clone().run(workers_stopped.clone())));
+        // Every loop runs under the supervisor, which sees it die or stall (loops switched off by
+        // configuration are not started, so they never look dead).
+        let supervisor = state.supervisor.clone();
+        let delivery = state.settings.mail_delivery.then(|| {
+            let run = state.delivery.clone().run(workers_stopped.clone());
+            supervisor.spawn(BackgroundLoop::MailDelivery, None, workers_stopped.clone(), run)
+        });
         let cluster = state.cluster.clone();
         cluster.activate().await;
-        let heartbeats = tokio::spawn(cluster.clone().run(workers_stopped.clone()));
+        let heartbeats = cluster.enabled().then(|| {
+            let run = cluster.clone().run(workers_stopped.clone());
+            supervisor.spawn(BackgroundLoop::ClusterHeartbeat, None, workers_stopped.clone(), run)
+        });
         let integrations = state.integrations.clone();
         let (stop_sweeps, sweeps_stopped) = tokio::sync::watch::channel(false);
         let sharing = state.cluster.clone();
-        let sweeps = tokio::spawn(state.integrations.clone().run_sweeps(sweeps_stopped, move || {
-            // A draining node sweeps nothing; the live nodes split the integrations between them.
-            sharing
-                .work_share()
-                .map_or(SweepShare::NONE, |(index, of)| SweepShare { index, of })
-        }));
+        let run = state.integrations.clone().run_sweeps(
+            sweeps_stopped.clone(),
+            move || {
+                // A draining node sweeps nothing; the live nodes split the integrations between them.
+                sharing
+                    .work_share()
+                    .map_or(SweepShare::NONE, |(index, of)| SweepShare { index, of })
+            },
+            supervisor.clone(),
+        );
+        let period = Some(state.settings.check_interval);
+        let sweeps = supervisor.spawn(BackgroundLoop::IntegrationSweep, period, sweeps_stopped, run);
         let evaluator = state.cluster.clone();
-        let alerts = tokio::spawn(state.alerts.clone().run(workers_stopped.clone(), move || {
-            // One node evaluates the alert rules: the first of the live nodes (or the only one).
-            evaluator.work_share().is_some_and(|(rank, _)| rank == 0)
-        }));
+        let alerts = state.alerts.enabled().then(|| {
+            let run = state.alerts.clone().run(workers_stopped.clone(), move || {
+                // One node evaluates the alert rules: the first of the live nodes (or the only one).
+                evaluator.work_share().is_some_and(|(rank, _)| rank == 0)
+            });
+            let period = Some(state.settings.alert_interval);
+            supervisor.spawn(BackgroundLoop::AlertEvaluation, period, workers_stopped.clone(), run)
+        });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let limits = ConnectionLimits {
@@ -279,13 +302,17 @@ impl Application {
             }
         }
         let _ = stop_workers.send(true);
-        let _ = alerts.await;
+        if let Some(alerts) = alerts {
+            let _ = alerts.await;
+        }
         if let Some(delivery) = delivery {
             if tokio::time::timeout(grace, delivery).await.is_err() {
                 tracing::warn!("mail delivery did not stop in time; unsent mail is re-queued at the next start");
             }
         }
-        let _ = heartbeats.await;
+        if let Some(heartbeats) = heartbeats {
+            let _ = heartbeats.await;
+        }
         cluster.leave().await;
         let _ = stop_sweeps.send(true);
         let _ = sweeps.await;

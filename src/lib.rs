@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod secret;
 pub mod secrets;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod timefmt;

@@ -49,6 +49,7 @@ pub struct Metrics {
     integration_check_duration: Family<CheckLabels, Histogram>,
     alerts_sent: Counter,
     pub alerts_firing: Gauge,
+    pub loops: LoopMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,7 +169,9 @@ impl Metrics {
             "Alert conditions firing as of this node's last evaluation",
             alerts_firing.clone(),
         );
+        let loops = LoopMetrics::register(&mut registry);
         Self {
+            loops,
             alerts_sent,
             alerts_firing,
             mail_queue_size,
@@ -275,6 +278,99 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+// Background loops (see `crate::supervisor`). The label set is fixed: every loop of the closed set
+// `BackgroundLoop::ALL` has its series from the start, so a loop that never ran shows as 0, not absent.
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoopLabels {
+    pub r#loop: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoopFailureLabels {
+    pub r#loop: String,
+    /// `panic` or `error`.
+    pub kind: String,
+}
+
+/// The supervisor's view of the background loops.
+pub struct LoopMetrics {
+    up: Family<LoopLabels, Gauge>,
+    last_round: Family<LoopLabels, Gauge>,
+    failures: Family<LoopFailureLabels, Counter>,
+}
+
+impl LoopMetrics {
+    const FAILURE_KINDS: [&'static str; 2] = ["panic", "error"];
+
+    fn register(registry: &mut Registry) -> LoopMetrics {
+        let up = Family::<LoopLabels, Gauge>::default();
+        registry.register(
+            "background_loop_up",
+            "1 while the background loop runs on this node, 0 when it is switched off, stopped or died",
+            up.clone(),
+        );
+        let last_round = Family::<LoopLabels, Gauge>::default();
+        registry.register(
+            "background_loop_last_round_timestamp_seconds",
+            "When the background loop last completed a round (Unix time; 0 before the first)",
+            last_round.clone(),
+        );
+        let failures = Family::<LoopFailureLabels, Counter>::default();
+        registry.register(
+            "background_loop_failures",
+            "Items or rounds of a background loop that failed: kind=panic (caught, the loop goes on, or the \
+             loop died) or kind=error",
+            failures.clone(),
+        );
+        for name in crate::supervisor::BackgroundLoop::ALL {
+            let labels = LoopLabels {
+                r#loop: name.as_str().to_owned(),
+            };
+            up.get_or_create(&labels).set(0);
+            last_round.get_or_create(&labels).set(0);
+            for kind in Self::FAILURE_KINDS {
+                failures
+                    .get_or_create(&LoopFailureLabels {
+                        r#loop: name.as_str().to_owned(),
+                        kind: kind.to_owned(),
+                    })
+                    .inc_by(0);
+            }
+        }
+        LoopMetrics {
+            up,
+            last_round,
+            failures,
+        }
+    }
+
+    fn labels(name: crate::supervisor::BackgroundLoop) -> LoopLabels {
+        LoopLabels {
+            r#loop: name.as_str().to_owned(),
+        }
+    }
+
+    pub fn running(&self, name: crate::supervisor::BackgroundLoop, up: bool) {
+        self.up.get_or_create(&Self::labels(name)).set(i64::from(up));
+    }
+
+    pub fn round_completed(&self, name: crate::supervisor::BackgroundLoop, at_ms: i64) {
+        self.last_round.get_or_create(&Self::labels(name)).set(at_ms / 1000);
+    }
+
+    /// `kind`: `panic` or `error`; anything else is counted as `error` (the label set stays fixed).
+    pub fn failed(&self, name: crate::supervisor::BackgroundLoop, kind: &str) {
+        let kind = if kind == "panic" { "panic" } else { "error" };
+        self.failures
+            .get_or_create(&LoopFailureLabels {
+                r#loop: name.as_str().to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 }
 

@@ -442,3 +442,73 @@ async fn a_full_check_takes_three_round_trips() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_retry_after_beyond_any_clock_is_a_faulty_verdict_and_the_sweep_goes_on() {
+    let hostile = JiraSim::start(Flavour::Cloud).await;
+    hostile.fault(
+        "/rest/api/2/serverInfo",
+        Fault::RateLimited {
+            retry_after: u64::MAX,
+            times: usize::MAX,
+        },
+    );
+    let fine = JiraSim::start(Flavour::Cloud).await;
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let report = first_check(&app, &spec_for("hostile", &hostile, Flavour::Cloud)).await;
+    assert_faulty(
+        &report,
+        "connectivity",
+        "Jira is rate-limiting Herald (HTTP 429 with Retry-After 18446744073709551615 s, more than the 3600 s \
+         Herald waits at most, beyond the check's budget); try again later.",
+    );
+    app.register(&spec_for("fine", &fine, Flavour::Cloud)).await;
+    let (status, body) = app.status_check("hostile").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("FAULTY_CONFIGURATION"), "{body}");
+    let summary = app.state.integrations.sweep_once().await.unwrap();
+    assert_eq!((summary.healthy, summary.faulty, summary.failed), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn the_sweep_loop_keeps_going_against_a_hostile_jira_and_reports_its_rounds() {
+    let hostile = JiraSim::start(Flavour::Cloud).await;
+    hostile.fault(
+        "/rest/api/2/serverInfo",
+        Fault::RateLimited {
+            retry_after: u64::MAX,
+            times: usize::MAX,
+        },
+    );
+    let app = support::spawn_app_with(Backend::Sqlite, |s| s.check_interval = Duration::from_millis(100))
+        .await
+        .unwrap();
+    app.register(&spec_for("hostile", &hostile, Flavour::Cloud)).await;
+    let rounds = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with(r#"herald_background_loop_last_round_timestamp_seconds{loop="integration_sweep"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    // Three sweeps after the registration's check: the loop survived each hostile answer.
+    let swept = support::eventually(Duration::from_secs(20), || async {
+        hostile.count("/rest/api/2/serverInfo") >= 4
+    })
+    .await;
+    assert!(swept, "the sweep stopped checking");
+    let metrics = app.admin_text("/metrics").await;
+    assert!(rounds(&metrics).is_some_and(|at| at > 0), "{metrics}");
+    assert!(
+        metrics.contains(r#"herald_background_loop_up{loop="integration_sweep"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"herald_background_loop_failures_total{loop="integration_sweep",kind="panic"} 0"#),
+        "{metrics}"
+    );
+    // Loops switched off in tests (delivery, cluster, alerts) show as not running, not as absent.
+    assert!(
+        metrics.contains(r#"herald_background_loop_up{loop="mail_delivery"} 0"#),
+        "{metrics}"
+    );
+}

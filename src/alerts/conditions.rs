@@ -1,11 +1,13 @@
-//! The four alert conditions, observed from figures already read: integration verdicts, the
-//! cluster's error queue, the age of the oldest waiting message, and node liveness.
+//! The alert conditions, observed from figures already read: integration verdicts, the cluster's
+//! error queue, the age of the oldest waiting message, node liveness, and the evaluating node's
+//! background loops.
 
 use std::time::Duration;
 
 use super::rules::{Kind, Observation};
 use crate::cluster::{NodeState, NodeView};
 use crate::store::{LatestCheck, NodeMailFigures};
+use crate::supervisor::{LoopReport, LoopStatus};
 use crate::timefmt::rfc3339_ms;
 
 /// The verdict that makes an integration alert.
@@ -178,6 +180,60 @@ pub fn nodes(view: &[NodeView], stopped_grace: Duration, now: i64) -> Vec<Observ
                     ),
                 ],
                 incarnation: 0,
+                console_path: "/console/".to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// One condition per background loop started on this node (the evaluating one: loops live in a
+/// node's memory): firing while the loop has died, or runs but has not completed a round within
+/// [`LoopReport::stall_limit`]. A loop switched off by configuration is not observed.
+pub fn loops(reports: &[LoopReport], node_id: &str, now: i64) -> Vec<Observation> {
+    reports
+        .iter()
+        .filter(|r| r.status != LoopStatus::NotRunning)
+        .map(|r| {
+            let name = r.name.title();
+            let stalled = r.stalled(now);
+            let died = r.status == LoopStatus::Died;
+            // No "… ago" here: the summary is stored, and should change only when the facts do.
+            let last = r
+                .last_round
+                .map(|at| format!("last completed a round at {}", rfc3339_ms(at)))
+                .unwrap_or_else(|| format!("completed no round since it started at {}", rfc3339_ms(r.started_at)));
+            let summary = if died {
+                let at = r.ended_at.map(rfc3339_ms).unwrap_or_default();
+                format!("The {name} loop of node {node_id} died at {at} (it {last}); restart the node")
+            } else if stalled {
+                let limit = r.period.map(LoopReport::stall_limit).unwrap_or_default();
+                format!(
+                    "The {name} loop of node {node_id} is stalled: it {last} (alert after {} without one)",
+                    humantime::format_duration(limit)
+                )
+            } else {
+                format!("The {name} loop of node {node_id} runs (it {last})")
+            };
+            let mut details = vec![format!("Loop: {} on node {node_id}", r.name.as_str())];
+            if let Some(at) = r.last_round {
+                details.push(format!(
+                    "Last completed round: {} ({} ago)",
+                    rfc3339_ms(at),
+                    age(now - at)
+                ));
+            }
+            if let Some(period) = r.period {
+                details.push(format!("Expected a round every {}", humantime::format_duration(period)));
+            }
+            details.push(format!("Failures since start (panics and errors): {}", r.failures));
+            Observation {
+                key: format!("loop:{node_id}:{}", r.name.as_str()),
+                kind: Kind::Loop,
+                subject: format!("{name} on node {node_id}"),
+                firing: died || stalled,
+                summary,
+                details,
+                incarnation: r.started_at,
                 console_path: "/console/".to_owned(),
             }
         })
@@ -359,5 +415,53 @@ mod tests {
         // Back and heartbeating: the stale OFFLINE row no longer counts.
         let back = nodes(&[node("node_2", NodeState::Active, NOW, false)], grace, NOW);
         assert!(!back[0].firing);
+    }
+
+    #[test]
+    fn a_loop_fires_when_it_died_or_stalled_and_not_when_switched_off() {
+        use crate::supervisor::BackgroundLoop;
+        let report = |name, status, last_round: Option<i64>| LoopReport {
+            name,
+            status,
+            started_at: NOW - 60 * MIN,
+            last_round,
+            period: Some(Duration::from_secs(300)),
+            failures: 2,
+            ended_at: (status == LoopStatus::Died).then_some(NOW - 5 * MIN),
+        };
+        let seen = loops(
+            &[
+                report(
+                    BackgroundLoop::IntegrationSweep,
+                    LoopStatus::Running,
+                    Some(NOW - 16 * MIN),
+                ),
+                report(BackgroundLoop::MailDelivery, LoopStatus::NotRunning, None),
+                report(BackgroundLoop::ClusterHeartbeat, LoopStatus::Died, None),
+                report(BackgroundLoop::AlertEvaluation, LoopStatus::Running, Some(NOW - MIN)),
+            ],
+            "node_1",
+            NOW,
+        );
+        let firing: Vec<(&str, bool)> = seen.iter().map(|o| (o.key.as_str(), o.firing)).collect();
+        assert_eq!(
+            firing,
+            [
+                ("loop:node_1:integration_sweep", true),
+                ("loop:node_1:cluster_heartbeat", true),
+                ("loop:node_1:alert_evaluation", false),
+            ]
+        );
+        assert_eq!(
+            seen[0].summary,
+            "The integration sweep loop of node node_1 is stalled: it last completed a round at \
+             2025-06-15T14:50:40Z (alert after 15m without one)"
+        );
+        assert!(
+            seen[1].summary.contains("died at 2025-06-15T15:01:40Z"),
+            "{}",
+            seen[1].summary
+        );
+        assert_eq!(seen[0].kind.firing_word(), "STALLED");
     }
 }

@@ -1,6 +1,6 @@
 //! Health alerts, mailed through Herald's own queue: an integration turning faulty or healthy
 //! again, the cluster's error queue over its threshold, mail waiting too long, a node going
-//! offline.
+//! offline, a background loop of the evaluating node dead or stalled.
 //!
 //! One node evaluates the rules every `HERALD_ALERT_INTERVAL`: it observes the conditions, decides
 //! the transitions ([`rules`]), queues one digest mail for them with an idempotency key derived from
@@ -24,6 +24,7 @@ use crate::integrations::Integrations;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::supervisor::{BackgroundLoop, Supervisor};
 use crate::timefmt::rfc3339_ms;
 
 /// The `submitted_by` of alert mail in the queue (and the owner of its idempotency keys).
@@ -32,7 +33,7 @@ pub const SUBMITTED_BY: &str = "herald-alerts";
 /// An alert whose last mailed state is firing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FiringAlert {
-    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`.
+    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`, `loop:<node>:<loop>`.
     pub key: String,
     pub summary: String,
     /// When it began to hold (ms since the epoch).
@@ -89,6 +90,8 @@ struct Inner {
     cluster: Cluster,
     clock: SharedClock,
     metrics: Arc<Metrics>,
+    /// This node's background loops, observed by the `loop:` conditions.
+    supervisor: Supervisor,
     /// One evaluation at a time in this process.
     evaluating: tokio::sync::Mutex<()>,
 }
@@ -100,6 +103,8 @@ pub struct Alerts {
 }
 
 impl Alerts {
+    /// Wiring: each argument is a distinct service the rules read.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: &Settings,
         store: Store,
@@ -108,6 +113,7 @@ impl Alerts {
         cluster: Cluster,
         clock: SharedClock,
         metrics: Arc<Metrics>,
+        supervisor: Supervisor,
     ) -> Alerts {
         Alerts {
             inner: Arc::new(Inner {
@@ -127,6 +133,7 @@ impl Alerts {
                 cluster,
                 clock,
                 metrics,
+                supervisor,
                 evaluating: tokio::sync::Mutex::new(()),
             }),
         }
@@ -214,6 +221,10 @@ impl Alerts {
         observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
         observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
         observed.extend(conditions::nodes(&view, inner.config.stopped_node, now));
+        let node_id = inner.mail.node_id().to_string();
+        // Judged by the loops' own (real-time) clock: they do not move with an injected one.
+        let loops_now = inner.supervisor.now_ms();
+        observed.extend(conditions::loops(&inner.supervisor.reports(), &node_id, loops_now));
         Ok(observed)
     }
 
@@ -310,8 +321,9 @@ impl Alerts {
     }
 
     /// Evaluates every `HERALD_ALERT_INTERVAL` (the first time one interval after start) while
-    /// `should_evaluate` says this node is the one to, until `stop` turns true. Failures are logged
-    /// and retried at the next interval.
+    /// `should_evaluate` says this node is the one to, until `stop` turns true. Failures (an error or a
+    /// panic) are logged, counted and retried at the next interval; each tick that did its work is a
+    /// completed round of the supervised loop.
     pub async fn run(self, mut stop: watch::Receiver<bool>, should_evaluate: impl Fn() -> bool + Send) {
         if !self.enabled() {
             tracing::debug!("health alerts are off: no recipients in HERALD_ALERT_EMAILS");
@@ -325,18 +337,28 @@ impl Alerts {
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
+            let supervisor = &self.inner.supervisor;
+            let name = BackgroundLoop::AlertEvaluation;
             if !should_evaluate() {
+                supervisor.round_completed(name);
                 continue;
             }
             tokio::select! {
-                result = self.evaluate_once() => match result {
-                    Ok(summary) => tracing::debug!(
-                        firing = summary.firing,
-                        pending = summary.pending,
-                        transitions = summary.transitions,
-                        "health alerts evaluated"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "cannot evaluate health alerts; trying again at the next interval"),
+                result = supervisor.guard(name, "evaluation", self.evaluate_once()) => match result {
+                    Some(Ok(summary)) => {
+                        supervisor.round_completed(name);
+                        tracing::debug!(
+                            firing = summary.firing,
+                            pending = summary.pending,
+                            transitions = summary.transitions,
+                            "health alerts evaluated"
+                        );
+                    }
+                    Some(Err(e)) => {
+                        supervisor.count_failures(name, "error", 1);
+                        tracing::warn!(error = %e, "cannot evaluate health alerts; trying again at the next interval");
+                    }
+                    None => {}
                 },
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }

@@ -18,6 +18,8 @@ pub enum Kind {
     Node,
     ErrorQueue,
     QueueAge,
+    /// A background loop of the evaluating node that died or stopped completing rounds.
+    Loop,
 }
 
 /// The word for a condition that stopped firing.
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Integration => "FAULTY",
             Kind::Node => "OFFLINE",
             Kind::ErrorQueue | Kind::QueueAge => "FIRING",
+            Kind::Loop => "STALLED",
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Node => format!("{count} node{plural}"),
             Kind::ErrorQueue => "error queue".to_owned(),
             Kind::QueueAge => "queue age".to_owned(),
+            Kind::Loop => format!("{count} background loop{plural}"),
         }
     }
 }
@@ -48,7 +52,7 @@ impl Kind {
 /// What is seen of one condition now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
-    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`.
+    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`, `loop:<node>:<loop>`.
     pub key: String,
     pub kind: Kind,
     /// What the condition is about, as a subject line names it: `integration jira-prod`.

@@ -1,15 +1,20 @@
 //! The periodic sweep that re-verifies every integration, and the writer that batches history rows.
+//!
+//! One integration's check failing inside Herald (a panic on a hostile answer) must not end the sweep,
+//! nor the loop: each check is caught, logged and counted, and the loop reports its rounds and
+//! failures to the [`Supervisor`], which puts a stalled or dead sweep in `/metrics` and the alerts.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{HISTORY_LENGTH, Integrations};
 use crate::store::{CheckRecord, Store};
+use crate::supervisor::{BackgroundLoop, Supervisor, panic_text};
 
 pub(super) enum HistoryMessage {
     Record(CheckRecord),
@@ -66,6 +71,12 @@ impl SweepShare {
     }
 }
 
+/// Why one integration of a sweep has no verdict.
+enum ItemFailure {
+    Unreadable,
+    Panicked,
+}
+
 /// What one sweep did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SweepSummary {
@@ -74,6 +85,8 @@ pub struct SweepSummary {
     pub faulty: usize,
     /// Integrations that could not be read (e.g. undecryptable secrets).
     pub unreadable: usize,
+    /// Checks that failed inside Herald (a panic, logged); the sweep went on without their verdict.
+    pub failed: usize,
     pub duration: Duration,
 }
 
@@ -137,31 +150,46 @@ impl Integrations {
         let mut summary = SweepSummary::default();
         let names: HashSet<String> = rows.iter().map(|r| r.name.clone()).collect();
         rows.retain(|row| share.includes(&row.name));
-        let verdicts: Vec<Option<bool>> = futures::stream::iter(rows)
+        let verdicts: Vec<Result<bool, ItemFailure>> = futures::stream::iter(rows)
             .map(|row| async move {
-                match self.open(row) {
-                    Ok(integration) => {
-                        let integration = Arc::new(integration);
-                        self.inner
-                            .records
-                            .insert(integration.name.to_string(), integration.clone())
-                            .await;
-                        Some(self.check_fresh(integration).await.report.healthy)
+                let name = row.name.clone();
+                let item = async move {
+                    match self.open(row) {
+                        Ok(integration) => {
+                            let integration = Arc::new(integration);
+                            self.inner
+                                .records
+                                .insert(integration.name.to_string(), integration.clone())
+                                .await;
+                            Ok(self.check_fresh(integration).await.report.healthy)
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "sweep: cannot read integration");
+                            Err(ItemFailure::Unreadable)
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "sweep: cannot read integration");
-                        None
-                    }
-                }
+                };
+                std::panic::AssertUnwindSafe(item)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        tracing::error!(
+                            integration = %name,
+                            panic = %panic_text(&panic),
+                            "sweep: the check failed inside Herald; the sweep goes on"
+                        );
+                        Err(ItemFailure::Panicked)
+                    })
             })
             .buffer_unordered(self.inner.concurrency)
             .collect()
             .await;
         for verdict in verdicts {
             match verdict {
-                Some(true) => summary.healthy += 1,
-                Some(false) => summary.faulty += 1,
-                None => summary.unreadable += 1,
+                Ok(true) => summary.healthy += 1,
+                Ok(false) => summary.faulty += 1,
+                Err(ItemFailure::Unreadable) => summary.unreadable += 1,
+                Err(ItemFailure::Panicked) => summary.failed += 1,
             }
         }
         summary.checked = summary.healthy + summary.faulty;
@@ -186,6 +214,7 @@ impl Integrations {
             healthy = summary.healthy,
             faulty = summary.faulty,
             unreadable = summary.unreadable,
+            failed = summary.failed,
             ms = summary.duration.as_millis() as u64,
             "integration sweep finished"
         );
@@ -193,7 +222,15 @@ impl Integrations {
     }
 
     /// Sweeps every `HERALD_CHECK_INTERVAL` (the first one interval after start) until `stop` turns true.
-    pub async fn run_sweeps(self, mut stop: watch::Receiver<bool>, share: impl Fn() -> SweepShare + Send) {
+    /// Each finished sweep is a completed round for `supervisor`; failed checks and failed sweeps are
+    /// counted there, and the loop goes on.
+    pub async fn run_sweeps(
+        self,
+        mut stop: watch::Receiver<bool>,
+        share: impl Fn() -> SweepShare + Send,
+        supervisor: Supervisor,
+    ) {
+        let name = BackgroundLoop::IntegrationSweep;
         let period = self.inner.interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -203,11 +240,17 @@ impl Integrations {
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
             tokio::select! {
-                result = self.sweep_share(share()) => {
-                    if let Err(e) = result {
+                result = supervisor.guard(name, "sweep", self.sweep_share(share())) => match result {
+                    Some(Ok(summary)) => {
+                        supervisor.count_failures(name, "panic", summary.failed as u64);
+                        supervisor.round_completed(name);
+                    }
+                    Some(Err(e)) => {
+                        supervisor.count_failures(name, "error", 1);
                         tracing::warn!(error = %e, "integration sweep failed");
                     }
-                }
+                    None => {}
+                },
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
         }

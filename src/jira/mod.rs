@@ -2,6 +2,8 @@
 //!
 //! Redirects are followed only within the same host and port, so credentials never travel to
 //! another server. 429 and 503 are retried after `Retry-After` when that fits in the deadline.
+//! `Retry-After` is Jira's (or anyone's) number: it is read saturating and honoured up to
+//! [`MAX_RETRY_AFTER`], so a hostile value can neither overflow the clock nor park a check.
 
 mod signals;
 pub mod types;
@@ -19,6 +21,8 @@ use crate::integrations::model::{Auth, JiraUrl};
 /// The largest answer Herald reads from Jira; a bigger one is not a Jira REST answer we need.
 pub const MAX_BODY: usize = 4 << 20;
 const MAX_REDIRECTS: usize = 5;
+/// The longest `Retry-After` Herald honours; a longer one is reported as such, never added to the clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How an HTTP client for one integration must be built; equal options share a client (and its pool).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -133,10 +137,16 @@ pub enum JiraError {
     #[error("GET {url} failed: {detail}")]
     Redirects { url: String, detail: String },
     #[error(
-        "Jira is rate-limiting Herald (HTTP {status} with Retry-After {} s, beyond the check's budget); \
-         try again later", retry_after.as_secs()
+        "Jira is rate-limiting Herald (HTTP {status} with Retry-After {} s{}, beyond the check's budget); \
+         try again later",
+        retry_after.asked_secs,
+        if retry_after.is_capped() {
+            format!(", more than the {} s Herald waits at most", MAX_RETRY_AFTER.as_secs())
+        } else {
+            String::new()
+        }
     )]
-    RateLimited { status: u16, retry_after: Duration },
+    RateLimited { status: u16, retry_after: RetryAfter },
     #[error("the answer to GET {url} is larger than {} MiB, which no Jira answer to it should be", MAX_BODY >> 20)]
     TooLarge { url: String },
     #[error("GET {url} failed: {detail}")]
@@ -314,8 +324,9 @@ impl JiraClient {
                 });
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-                if let Some(wait) = retry_after(response.headers()) {
-                    if Instant::now() + wait < deadline {
+                if let Some(asked) = retry_after(response.headers()) {
+                    let wait = asked.wait();
+                    if !asked.is_capped() && Instant::now().checked_add(wait).is_some_and(|at| at < deadline) {
                         tracing::debug!(%url, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "Jira asked to retry later");
                         drop(response);
                         tokio::time::sleep(wait).await;
@@ -323,7 +334,7 @@ impl JiraClient {
                     }
                     return Err(JiraError::RateLimited {
                         status: status.as_u16(),
-                        retry_after: wait,
+                        retry_after: asked,
                     });
                 }
             }
@@ -356,16 +367,37 @@ async fn read_capped(mut response: reqwest::Response, url: &reqwest::Url) -> Res
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// A `Retry-After` as Jira sent it (in whole seconds, saturating at `u64::MAX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter {
+    pub asked_secs: u64,
+}
+
+impl RetryAfter {
+    /// Whether Jira asked for more than Herald ever waits.
+    pub fn is_capped(&self) -> bool {
+        self.asked_secs > MAX_RETRY_AFTER.as_secs()
+    }
+
+    /// The wait Herald would honour: what was asked, at most [`MAX_RETRY_AFTER`].
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(self.asked_secs).min(MAX_RETRY_AFTER)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date. A number too large for `u64` saturates.
+fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let asked_secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(RetryAfter { asked_secs });
     }
     let format = time::format_description::well_known::Rfc2822;
     let at = time::OffsetDateTime::parse(value, &format).ok()?;
-    let wait = at - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    let wait = (at - time::OffsetDateTime::now_utc()).whole_seconds();
+    Some(RetryAfter {
+        asked_secs: u64::try_from(wait).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]
@@ -376,11 +408,41 @@ mod tests {
     fn retry_after_reads_seconds_and_dates() {
         let mut headers = HeaderMap::new();
         headers.insert(header::RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&headers).map(|r| r.wait()), Some(Duration::from_secs(3)));
         headers.insert(header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers).map(|r| r.wait()), Some(Duration::ZERO));
         headers.insert(header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_huge_retry_after_saturates_and_is_capped() {
+        let mut headers = HeaderMap::new();
+        for (value, asked) in [
+            ("18446744073709551615", u64::MAX),
+            ("99999999999999999999999", u64::MAX),
+            ("3601", 3601),
+        ] {
+            headers.insert(header::RETRY_AFTER, value.parse().unwrap());
+            let r = retry_after(&headers).unwrap();
+            assert_eq!(r.asked_secs, asked);
+            assert!(r.is_capped());
+            assert_eq!(r.wait(), MAX_RETRY_AFTER);
+            // What overflowed before: the deadline arithmetic stays in range.
+            assert!(Instant::now().checked_add(r.wait()).is_some());
+        }
+        headers.insert(header::RETRY_AFTER, "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap());
+        assert!(retry_after(&headers).unwrap().is_capped());
+        let text = JiraError::RateLimited {
+            status: 429,
+            retry_after: RetryAfter { asked_secs: u64::MAX },
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "Jira is rate-limiting Herald (HTTP 429 with Retry-After 18446744073709551615 s, more than the 3600 s \
+             Herald waits at most, beyond the check's budget); try again later"
+        );
     }
 
     #[test]
