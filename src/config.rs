@@ -83,6 +83,8 @@ pub struct Settings {
     pub auth_max_failures: u32,
     /// The window over which failures are counted, and how long a throttled client waits.
     pub auth_lockout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client's address.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// This node's id; when not configured, one is generated once and kept in the data dir.
     pub node_id: Option<String>,
     /// Sender of mail submitted without `from`.
@@ -226,6 +228,12 @@ const KEYS: &[Key] = &[
         Some("10"),
     ),
     key("auth_lockout", "HERALD_AUTH_LOCKOUT", "--auth-lockout", Some("60s")),
+    key(
+        "trusted_proxies",
+        "HERALD_TRUSTED_PROXIES",
+        "--trusted-proxies",
+        Some(""),
+    ),
     key("node_id", "HERALD_NODE_ID", "--node-id", None),
     key("mail_from", "HERALD_MAIL_FROM", "--mail-from", Some("herald@localhost")),
     key("mail_max_size", "HERALD_MAIL_MAX_SIZE", "--mail-max-size", Some("2MiB")),
@@ -482,6 +490,11 @@ impl Settings {
                 positive(s).filter(|n| *n <= 1_000_000)
             })?,
             auth_lockout: layers.required("auth_lockout", DURATION, parse_duration)?,
+            trusted_proxies: layers.required(
+                "trusted_proxies",
+                "a comma-separated list of IP addresses and CIDR blocks such as `10.0.0.0/8, 192.0.2.7` (or empty)",
+                crate::client_addr::TrustedProxies::parse,
+            )?,
             node_id: layers.parse("node_id", "1 to 64 characters from A-Z a-z 0-9 . _ -", |s| {
                 crate::cluster::NodeId::try_from(s).ok().map(|id| id.to_string())
             })?,
@@ -654,6 +667,12 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Float(n) => n.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            // A list (`trusted_proxies = ["10.0.0.0/8"]`) is the comma-separated form.
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                .iter()
+                .filter_map(toml::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             other => {
                 return Err(ConfigError::Invalid {
                     key: key.name,
@@ -840,6 +859,28 @@ mod tests {
         );
         let e = load(&[("HERALD_PUBLIC_URL", "ftp://x")], &[]).unwrap_err().to_string();
         assert!(e.contains("HERALD_PUBLIC_URL") && e.contains("http or https"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_addresses_and_blocks() {
+        let s = load(&[], &[]).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        let s = load(&[("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::1")], &[]).unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("2001:db8::1".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
+        let e = load(&[], &[("trusted_proxies", "10.0.0.0/40")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HERALD_TRUSTED_PROXIES = \"10.0.0.0/40\" (from flag --trusted-proxies)") && e.contains("CIDR"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.1\", \"192.0.2.0/24\"]\n").unwrap();
+        let s = Settings::load_from(Some(&file), |_| None, &FlagValues::new()).unwrap();
+        assert!(s.trusted_proxies.contains("192.0.2.200".parse().unwrap()));
     }
 
     #[test]

@@ -196,6 +196,10 @@ struct ServeFlags {
     /// [env: HERALD_AUTH_LOCKOUT] [default: 60s].
     #[arg(long, value_name = "DURATION")]
     auth_lockout: Option<String>,
+    /// Reverse proxies (IP addresses or CIDR blocks, comma-separated) whose X-Forwarded-For or Forwarded
+    /// header names the client [env: HERALD_TRUSTED_PROXIES] [default: none].
+    #[arg(long, value_name = "LIST")]
+    trusted_proxies: Option<String>,
     /// The SMTP relay: smtp://[user:password@]host[:port][?tls=starttls] or smtps://…
     /// [env: HERALD_SMTP_URL] [default: smtp://127.0.0.1:25].
     #[arg(long, value_name = "URL")]
@@ -321,6 +325,7 @@ fn flag_values(common: &CommonFlags, serve: Option<&ServeFlags>) -> FlagValues {
         put("auth_cache_ttl", &s.auth_cache_ttl);
         put("auth_max_failures", &s.auth_max_failures);
         put("auth_lockout", &s.auth_lockout);
+        put("trusted_proxies", &s.trusted_proxies);
         put("smtp_url", &s.smtp_url);
         put("smtp_connections", &s.smtp_connections);
         put("smtp_timeout", &s.smtp_timeout);

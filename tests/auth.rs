@@ -25,6 +25,11 @@ backend_tests!(
     throttling_one_user_leaves_others_alone,
     polling_with_basic_pays_for_one_password_check,
     token_use_is_recorded,
+    concurrent_wrong_passwords_are_checked_at_most_the_limit_times,
+    after_a_burst_a_cached_password_and_tokens_still_get_in,
+    bad_bearer_tokens_lock_no_one_out,
+    x_forwarded_for_from_a_trusted_proxy_names_the_client,
+    a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored,
 );
 
 /// The status of `GET /metrics` with Basic credentials.
@@ -399,4 +404,139 @@ async fn token_use_is_recorded(backend: Backend) {
     assert_eq!(tokens[0]["id"], id.as_str());
     assert!(tokens[0]["last_used_at"].as_str().unwrap().ends_with('Z'));
     assert!(tokens[0].get("token").is_none(), "the secret is never listed");
+}
+
+/// Sends `count` wrong passwords for `user` at once; returns how many got 401 and how many 429.
+async fn burst_of_wrong_passwords(app: &support::TestApp, user: &str, count: usize) -> (usize, usize) {
+    let attempts = (0..count).map(|i| {
+        app.get("/metrics")
+            .basic_auth(user, Some(format!("wrong-guess-{i}")))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let throttled = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(unauthorized + throttled, count, "{statuses:?}");
+    (unauthorized, throttled)
+}
+
+async fn concurrent_wrong_passwords_are_checked_at_most_the_limit_times(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("target", "monitor").await;
+    let (unauthorized, throttled) = burst_of_wrong_passwords(&app, "target", 60).await;
+    assert!(
+        (1..=10).contains(&unauthorized),
+        "{unauthorized} guesses were checked; the limit is 10"
+    );
+    assert_eq!(throttled, 60 - unauthorized);
+}
+
+async fn after_a_burst_a_cached_password_and_tokens_still_get_in(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let password = app.create_user("poller", "monitor").await;
+    let other = app.create_user("other", "monitor").await;
+    let (_, token) = app.create_token("poller").await;
+    // The poller is in the credential cache, as a client polling every few seconds is.
+    assert_eq!(metrics_as(&app, "poller", Some(&password)).await, StatusCode::OK);
+    let (_, throttled) = burst_of_wrong_passwords(&app, "poller", 60).await;
+    assert!(throttled >= 50, "the burst was throttled");
+    assert_eq!(metrics_as(&app, "poller", Some(&password)).await, StatusCode::OK);
+    assert_eq!(metrics_as_bearer(&app, &token).await, StatusCode::OK);
+    assert_eq!(metrics_as(&app, "poller", Some(&token)).await, StatusCode::OK);
+    // Another user at the same address is not locked out (a hundred failures would be needed).
+    assert_eq!(metrics_as(&app, "other", Some(&other)).await, StatusCode::OK);
+}
+
+async fn bad_bearer_tokens_lock_no_one_out(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 2).await else {
+        return;
+    };
+    let (_, token) = app.create_token("admin").await;
+    for i in 0..30 {
+        let bad = format!("hrld_{i:0>43}");
+        assert_eq!(
+            metrics_as_bearer(&app, &bad).await,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}"
+        );
+    }
+    assert_eq!(metrics_as_bearer(&app, &token).await, StatusCode::OK);
+    assert_eq!(metrics_as(&app, "admin", Some(ADMIN_PASSWORD)).await, StatusCode::OK);
+}
+
+/// The status of `GET /metrics` with Basic credentials, through a proxy that says the client is `client`.
+async fn metrics_via(app: &support::TestApp, client: &str, user: &str, password: &str) -> StatusCode {
+    app.get("/metrics")
+        .basic_auth(user, Some(password))
+        .header("x-forwarded-for", format!("192.0.2.250, {client}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn x_forwarded_for_from_a_trusted_proxy_names_the_client(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.auth_max_failures = 2;
+        // The tests connect from 127.0.0.1, which plays the reverse proxy here.
+        s.trusted_proxies = herald::client_addr::TrustedProxies::parse("127.0.0.0/8").unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let attacker = "203.0.113.9";
+    for _ in 0..2 {
+        assert_eq!(
+            metrics_via(&app, attacker, "admin", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        metrics_via(&app, attacker, "admin", ADMIN_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy, and the proxy itself, are not locked out.
+    assert_eq!(
+        metrics_via(&app, "198.51.100.7", "admin", ADMIN_PASSWORD).await,
+        StatusCode::OK
+    );
+    let forwarded = app
+        .get("/metrics")
+        .basic_auth("admin", Some("guess"))
+        .header("forwarded", "for=\"[2001:db8::9]:4711\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        metrics_via(&app, "2001:db8::9", "admin", "guess").await,
+        StatusCode::UNAUTHORIZED,
+        "Forwarded and X-Forwarded-For name the same client"
+    );
+    assert_eq!(
+        metrics_via(&app, "2001:db8::9", "admin", "guess").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 2).await else {
+        return;
+    };
+    // Without trusted proxies, each guess naming a new address is still counted for the peer.
+    for spoofed in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(
+            metrics_via(&app, spoofed, "admin", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        metrics_via(&app, "198.51.100.3", "admin", "guess").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

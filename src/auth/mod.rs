@@ -124,17 +124,31 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// The name throttling counts failures under.
-    fn principal(&self) -> &str {
+    /// The user name given with Basic credentials.
+    fn username(&self) -> Option<&str> {
         match self {
-            Credentials::Basic { username, .. } => username,
-            Credentials::Bearer(_) => "(bearer token)",
+            Credentials::Basic { username, .. } => Some(username),
+            Credentials::Bearer(_) => None,
         }
     }
 
-    /// Cache key: a digest of the whole credential, so the cache never holds a secret.
-    fn cache_key(&self) -> [u8; 32] {
+    /// Whether this is checked as an API token (Bearer, or a token in Basic's password), which is
+    /// cheap to check and infeasible to guess, so never throttled (see `throttle`).
+    fn is_token(&self) -> bool {
+        match self {
+            Credentials::Basic { password, .. } => token::looks_like_token(password.expose()),
+            Credentials::Bearer(_) => true,
+        }
+    }
+
+    /// Cache key: a digest of the client address and the whole credential, so the cache never holds
+    /// a secret, and a guess can only hit a credential verified from the guesser's own address.
+    fn cache_key(&self, client: IpAddr) -> [u8; 32] {
         let mut digest = Sha256::new();
+        match client {
+            IpAddr::V4(v4) => digest.update(v4.octets()),
+            IpAddr::V6(v6) => digest.update(v6.octets()),
+        }
         match self {
             Credentials::Basic { username, password } => {
                 digest.update(b"basic\0");
@@ -215,16 +229,22 @@ impl Authenticator {
         }
     }
 
+    /// Verifies credentials. In order: a key closed even to cached credentials is refused; a cached
+    /// credential is honoured; a token is looked up (never throttled); a password is checked only
+    /// after reserving a check with the throttle, so a locked user name gets 429 without any hash.
+    /// The reasons are in the `throttle` module.
     pub async fn authenticate(
         &self,
         client: IpAddr,
         credentials: &Credentials,
     ) -> Result<(Principal, Verification), AuthError> {
-        let principal_name = credentials.principal();
-        self.throttle
-            .check(client, principal_name, Instant::now())
-            .map_err(|retry_after| AuthError::Throttled { retry_after })?;
-        let key = credentials.cache_key();
+        let throttled = |retry_after| AuthError::Throttled { retry_after };
+        if let Some(username) = credentials.username().filter(|_| !credentials.is_token()) {
+            self.throttle
+                .check_open(client, username, Instant::now())
+                .map_err(throttled)?;
+        }
+        let key = credentials.cache_key(client);
         if let Some(cache) = &self.cache {
             if let Some(principal) = cache.get(&key).await {
                 if principal.expires_at.is_none_or(|at| at > now_ms()) {
@@ -234,49 +254,68 @@ impl Authenticator {
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        match self.verify(credentials).await? {
-            Some(principal) => {
-                self.throttle.record_success(client, principal_name);
-                self.remember(key, &principal, generation).await;
-                Ok((principal, Verification::Checked))
+        let verified = match credentials {
+            Credentials::Bearer(token) => self.verify_token(token, None).await?,
+            Credentials::Basic { username, password } if credentials.is_token() => {
+                self.verify_token(password, Some(username)).await?
             }
-            None => {
-                self.throttle.record_failure(client, principal_name, Instant::now());
-                Err(AuthError::Invalid)
+            Credentials::Basic { username, password } => {
+                self.verify_password_throttled(client, username, password).await?
             }
-        }
+        };
+        let principal = verified.ok_or(AuthError::Invalid)?;
+        self.remember(key, &principal, generation).await;
+        Ok((principal, Verification::Checked))
     }
 
     /// Checks a password against the database, never the cache, for signing in to the console: a
     /// session outlives the cache, so it must not start from a password changed on another node a
     /// moment ago. Tokens are refused (a session would outlive the token's expiry or revocation).
-    /// Failures are throttled like any other.
+    /// Passwords are throttled like any other.
     pub async fn authenticate_password(
         &self,
         client: IpAddr,
         username: &str,
         password: &Secret,
     ) -> Result<Principal, AuthError> {
-        self.throttle
-            .check(client, username, Instant::now())
+        if token::looks_like_token(password.expose()) {
+            return Err(AuthError::Invalid);
+        }
+        self.verify_password_throttled(client, username, password)
+            .await?
+            .ok_or(AuthError::Invalid)
+    }
+
+    /// Checks a password within a check reserved with the throttle; `Throttled` without any hash when
+    /// none is left.
+    async fn verify_password_throttled(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Option<Principal>, AuthError> {
+        let reservation = self
+            .throttle
+            .reserve(client, username, Instant::now())
             .map_err(|retry_after| AuthError::Throttled { retry_after })?;
-        let credentials = Credentials::Basic {
-            username: username.to_owned(),
-            password: password.clone(),
-        };
-        let verified = if token::looks_like_token(password.expose()) {
-            None
-        } else {
-            self.verify(&credentials).await?
-        };
-        match verified {
-            Some(principal) => {
-                self.throttle.record_success(client, username);
-                Ok(principal)
+        match self.verify_password(username, password).await {
+            Ok(Some(principal)) => {
+                reservation.succeeded();
+                Ok(Some(principal))
             }
-            None => {
-                self.throttle.record_failure(client, username, Instant::now());
-                Err(AuthError::Invalid)
+            Ok(None) => {
+                if reservation.failed(Instant::now()) {
+                    tracing::warn!(
+                        %client,
+                        user = username,
+                        "too many wrong passwords: further passwords for this user from this address are refused for the rest of the window"
+                    );
+                }
+                Ok(None)
+            }
+            Err(e) => {
+                reservation.released();
+                Err(e.into())
             }
         }
     }
@@ -303,31 +342,23 @@ impl Authenticator {
         }
     }
 
-    async fn verify(&self, credentials: &Credentials) -> Result<Option<Principal>, StoreError> {
-        match credentials {
-            Credentials::Bearer(token) => self.verify_token(token, None).await,
-            Credentials::Basic { username, password } if token::looks_like_token(password.expose()) => {
-                self.verify_token(password, Some(username)).await
-            }
-            Credentials::Basic { username, password } => {
-                if password.is_empty() || password.expose().len() > password::MAX_PASSWORD_BYTES {
-                    return Ok(None);
-                }
-                let Some(user) = self.store.user_by_name(username).await? else {
-                    self.hashing.verify_nobody(password).await;
-                    return Ok(None);
-                };
-                if !self.hashing.verify(password, &user.password_hash).await {
-                    return Ok(None);
-                }
-                Ok(Some(Principal {
-                    username: user.username,
-                    role: user.role,
-                    method: AuthMethod::Password,
-                    expires_at: None,
-                }))
-            }
+    async fn verify_password(&self, username: &str, password: &Secret) -> Result<Option<Principal>, StoreError> {
+        if password.is_empty() || password.expose().len() > password::MAX_PASSWORD_BYTES {
+            return Ok(None);
         }
+        let Some(user) = self.store.user_by_name(username).await? else {
+            self.hashing.verify_nobody(password).await;
+            return Ok(None);
+        };
+        if !self.hashing.verify(password, &user.password_hash).await {
+            return Ok(None);
+        }
+        Ok(Some(Principal {
+            username: user.username,
+            role: user.role,
+            method: AuthMethod::Password,
+            expires_at: None,
+        }))
     }
 
     async fn verify_token(&self, secret: &Secret, username: Option<&str>) -> Result<Option<Principal>, StoreError> {
@@ -395,17 +426,123 @@ mod tests {
     }
 
     #[test]
-    fn cache_keys_differ_by_scheme_user_and_secret() {
+    fn cache_keys_differ_by_address_scheme_user_and_secret() {
         let basic = |u: &str, p: &str| Credentials::Basic {
             username: u.into(),
             password: Secret::new(p),
         };
-        assert_ne!(basic("a", "b").cache_key(), basic("a", "c").cache_key());
-        assert_ne!(basic("a", "bc").cache_key(), basic("ab", "c").cache_key());
+        let here = IpAddr::from([192, 0, 2, 1]);
+        let there = IpAddr::from([192, 0, 2, 2]);
+        assert_ne!(basic("a", "b").cache_key(here), basic("a", "c").cache_key(here));
+        assert_ne!(basic("a", "bc").cache_key(here), basic("ab", "c").cache_key(here));
         assert_ne!(
-            basic("a", "t").cache_key(),
-            Credentials::Bearer(Secret::new("t")).cache_key()
+            basic("a", "t").cache_key(here),
+            Credentials::Bearer(Secret::new("t")).cache_key(here)
         );
+        assert_ne!(basic("a", "b").cache_key(here), basic("a", "b").cache_key(there));
+    }
+
+    async fn authenticator(dir: &std::path::Path, max_failures: u32) -> (Authenticator, Accounts) {
+        let store = Store::connect(&crate::store::ConnectOptions {
+            url: format!("sqlite://{}", dir.join("auth.db").display()),
+            max_connections: 4,
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let hashing = PasswordHashing::new(2);
+        let auth = Authenticator::new(
+            store.clone(),
+            hashing.clone(),
+            Duration::from_secs(60),
+            Throttle::new(max_failures, Duration::from_secs(60)),
+        );
+        let accounts = Accounts::new(store, hashing, Some(auth.clone()));
+        (auth, accounts)
+    }
+
+    fn basic(username: &str, password: &str) -> Credentials {
+        Credentials::Basic {
+            username: username.into(),
+            password: Secret::new(password),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_wrong_passwords_reach_the_hasher_at_most_limit_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, accounts) = authenticator(dir.path(), 10).await;
+        let ops = Username::try_from("ops").unwrap();
+        accounts
+            .create_user(&ops, &Secret::new("right-password"), Role::Admin)
+            .await
+            .unwrap();
+        let client = IpAddr::from([192, 0, 2, 1]);
+        let before = auth.hashing.verifications();
+        let guesses = (0..60).map(|i| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.authenticate(client, &basic("ops", &format!("guess-{i}"))).await })
+        });
+        let outcomes = futures::future::join_all(guesses).await;
+        let checked = auth.hashing.verifications() - before;
+        let invalid = outcomes
+            .iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), Err(AuthError::Invalid)))
+            .count();
+        let throttled = outcomes
+            .iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), Err(AuthError::Throttled { .. })))
+            .count();
+        assert!(checked <= 10, "{checked} passwords were hashed");
+        assert_eq!(invalid as u64, checked);
+        assert_eq!(invalid + throttled, 60);
+        // Locked now: the right password is refused too, without a hash.
+        let before = auth.hashing.verifications();
+        assert!(matches!(
+            auth.authenticate(client, &basic("ops", "right-password")).await,
+            Err(AuthError::Throttled { .. })
+        ));
+        assert_eq!(auth.hashing.verifications(), before);
+    }
+
+    #[tokio::test]
+    async fn a_locked_user_name_still_gets_in_with_a_cached_password_or_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, accounts) = authenticator(dir.path(), 2).await;
+        let ops = Username::try_from("ops").unwrap();
+        accounts
+            .create_user(&ops, &Secret::new("right-password"), Role::Admin)
+            .await
+            .unwrap();
+        let token = accounts.create_token(&ops, "poller", None).await.unwrap().secret;
+        let client = IpAddr::from([192, 0, 2, 1]);
+        let right = basic("ops", "right-password");
+        assert_eq!(
+            auth.authenticate(client, &right).await.unwrap().1,
+            Verification::Checked
+        );
+        for i in 0..5 {
+            let _ = auth.authenticate(client, &basic("ops", &format!("guess-{i}"))).await;
+        }
+        let before = auth.hashing.verifications();
+        assert_eq!(auth.authenticate(client, &right).await.unwrap().1, Verification::Cached);
+        // Bad tokens are not counted: the good one, uncached, is still looked up.
+        for _ in 0..50 {
+            let bad = Credentials::Bearer(Secret::new(token::mint().secret.expose()));
+            assert!(matches!(auth.authenticate(client, &bad).await, Err(AuthError::Invalid)));
+        }
+        let bearer = Credentials::Bearer(token.clone());
+        assert_eq!(
+            auth.authenticate(client, &bearer).await.unwrap().1,
+            Verification::Checked
+        );
+        let token_as_password = Credentials::Basic {
+            username: "ops".into(),
+            password: token,
+        };
+        assert!(auth.authenticate(client, &token_as_password).await.is_ok());
+        assert_eq!(auth.hashing.verifications(), before, "no password was hashed");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Argon2id password hashing, off the async runtime and bounded in concurrency.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use rand::Rng;
@@ -53,6 +54,8 @@ pub struct PasswordHashing {
     /// Hash of a random password, verified against when the user does not exist so that the answer
     /// takes as long as for a real user (no user enumeration by timing).
     dummy: Arc<OnceCell<String>>,
+    /// Passwords verified so far (each one guess), for tests of the throttle.
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordHashing {
@@ -60,6 +63,7 @@ impl PasswordHashing {
         Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             dummy: Arc::new(OnceCell::new()),
+            verifications: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -76,6 +80,7 @@ impl PasswordHashing {
 
     /// Whether the password matches the PHC string. A malformed stored hash never matches.
     pub async fn verify(&self, password: &Secret, phc: &str) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let password = password.clone();
         let phc = phc.to_owned();
         self.run(move || {
@@ -85,6 +90,11 @@ impl PasswordHashing {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// How many passwords were verified (against a stored or the dummy hash) since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Spends the same effort as [`PasswordHashing::verify`] and answers false.

@@ -2,11 +2,9 @@
 //! monitors alike). A new password ends every session of the user, this one included, and signs this
 //! browser in again with a fresh session.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -16,6 +14,7 @@ use super::session::{Session, start_session};
 use super::view::{Chrome, When, html, html_with};
 use crate::app::AppState;
 use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
+use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
 
 #[derive(Template)]
@@ -59,7 +58,7 @@ pub struct PasswordForm {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     session: Session,
     form: Result<Form<PasswordForm>, FormRejection>,
@@ -75,11 +74,6 @@ pub async fn change_password(
             "The new password and its confirmation differ.",
         );
     }
-    let client: IpAddr = if client.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        client.ip()
-    };
     match state
         .authenticator
         .authenticate_password(client, session.username.as_str(), &form.current)

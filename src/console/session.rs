@@ -12,11 +12,9 @@
 //! - Sessions end after `HERALD_SESSION_IDLE_TIMEOUT` without a request, `HERALD_SESSION_LIFETIME` after
 //!   sign-in, at sign-out, and when the user's password changes or the user is deleted.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
+use axum::extract::{Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -31,6 +29,7 @@ use super::error::ConsoleError;
 use super::view::html_with;
 use crate::app::AppState;
 use crate::auth::{AuthError, Role, Username, Verification};
+use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
 
 pub const SESSION_COOKIE: &str = "herald_session";
@@ -331,7 +330,7 @@ pub struct SignInForm {
 
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
@@ -355,11 +354,6 @@ pub async fn sign_in(
     if form.username.is_empty() || form.password.is_empty() {
         return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your user name and password.");
     }
-    let client: IpAddr = if client.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        client.ip()
-    };
     let principal = match state
         .authenticator
         .authenticate_password(client, &form.username, &form.password)

@@ -4,9 +4,7 @@
 //! `Authorization: Bearer <token>`. Missing or wrong credentials: 401 with `WWW-Authenticate`;
 //! insufficient role: 403; too many failures: 429 with `Retry-After`; malformed header: 400.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -15,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::{Credentials, Principal, Role};
+use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
 
 /// Parses an `Authorization` header value into credentials.
@@ -69,10 +68,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, required: Option<Role
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("authentication is required: send Basic or Bearer credentials"))?;
     let credentials = parse_authorization(value.as_bytes())?;
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+    let ClientAddr(client) = ClientAddr::of(parts);
     let principal = match state.authenticator.authenticate(client, &credentials).await {
         Ok((principal, verification)) => {
             state.metrics.auth_success(verification);

@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.settings.body_limit;
     let request_limit = state.settings.request_timeout;
+    let trusted_proxies = std::sync::Arc::new(state.settings.trusted_proxies.clone());
     routes
         .layer(middleware::from_fn(cross_site::refuse_cross_site))
         .route(
@@ -153,6 +154,9 @@ pub fn router(state: AppState) -> Router {
                     header::COOKIE,
                 ]))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(middleware::from_fn(move |req, next| {
+                    crate::client_addr::middleware(trusted_proxies.clone(), req, next)
+                }))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &Request| {
@@ -161,7 +165,8 @@ pub fn router(state: AppState) -> Router {
                                 .get("x-request-id")
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("");
-                            tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+                            let client = req.extensions().get::<crate::client_addr::ClientAddr>();
+                            tracing::info_span!("request", id, client = client.map(tracing::field::display), method = %req.method(), path = %req.uri().path())
                         })
                         .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
                 )
