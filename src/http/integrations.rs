@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
+use super::paging::PageLimit;
 use crate::app::AppState;
 use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
 use crate::store::CheckRecord;
@@ -168,10 +169,13 @@ impl From<CheckRecord> for HistoryEntry {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// How many entries, newest first (1–50, default 50).
-    limit: Option<i64>,
+    /// How many entries, newest first.
+    #[serde(default)]
+    #[param(inline)]
+    limit: PageLimit<{ crate::integrations::HISTORY_LENGTH }, { crate::integrations::HISTORY_LENGTH }>,
 }
 
 async fn saved(state: &AppState, integration: Integration, status: StatusCode) -> Result<Response, ApiError> {
@@ -326,9 +330,6 @@ pub async fn integration_history(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let records = state
-        .integrations
-        .history(&name, query.limit.unwrap_or(crate::integrations::HISTORY_LENGTH))
-        .await?;
+    let records = state.integrations.history(&name, query.limit.get()).await?;
     Ok(Json(records.into_iter().map(HistoryEntry::from).collect()))
 }

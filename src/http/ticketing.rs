@@ -70,10 +70,12 @@ fn from_integration_error(err: IntegrationError) -> Response {
 
 /// Query of the status check; read by hand so a missing parameter gets Xray's 400, not a rejection.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct StatusQuery {
     /// The name of the integration to check.
     #[serde(rename = "integrationName")]
+    #[param(min_length = 1)]
     integration_name: String,
 }
 

@@ -61,6 +61,7 @@ pub struct NewToken {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFilter {
     /// Only this user's tokens.
