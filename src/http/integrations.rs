@@ -188,6 +188,25 @@ async fn saved(state: &AppState, integration: Integration, status: StatusCode) -
     Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
+/// The documented body of `POST /api/v1/integrations`: an `IntegrationSpec` with its `name`.
+pub struct NewIntegration;
+
+impl utoipa::PartialSchema for NewIntegration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        super::openapi::requiring_one_of_each("IntegrationSpec", &[&[("name", utoipa::openapi::schema::Type::String)]])
+    }
+}
+
+impl utoipa::ToSchema for NewIntegration {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((
+            "IntegrationSpec".to_owned(),
+            <IntegrationSpec as utoipa::PartialSchema>::schema(),
+        ));
+        <IntegrationSpec as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Every integration, with its cached verdict when fresh.
 #[utoipa::path(
     get, path = "/api/v1/integrations", tag = "integrations", security(("basic" = []), ("bearer" = [])),
@@ -208,7 +227,7 @@ pub async fn list_integrations(
 /// Registers an integration, then checks it; it is stored whatever the check finds.
 #[utoipa::path(
     post, path = "/api/v1/integrations", tag = "integrations", security(("basic" = []), ("bearer" = [])),
-    request_body = IntegrationSpec,
+    request_body = NewIntegration,
     responses(
         (status = 201, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem)

@@ -32,6 +32,32 @@ impl From<InvalidMail> for ApiError {
     }
 }
 
+/// The documented body of `POST /api/v1/mail`: a `MailSubmission` with a recipient and a body.
+pub struct MailBody;
+
+impl utoipa::PartialSchema for MailBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::Type;
+        super::openapi::requiring_one_of_each(
+            "MailSubmission",
+            &[
+                &[("to", Type::Array), ("cc", Type::Array), ("bcc", Type::Array)],
+                &[("text", Type::String), ("html", Type::String)],
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for MailBody {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((
+            "MailSubmission".to_owned(),
+            <MailSubmission as utoipa::PartialSchema>::schema(),
+        ));
+        <MailSubmission as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     /// The message id (a UUIDv7).
@@ -44,8 +70,9 @@ pub struct Submitted {
 /// `Idempotency-Key` header, a retried submission returns the first one's id and queues nothing.
 #[utoipa::path(
     post, path = "/api/v1/mail", tag = "mail", security(("basic" = []), ("bearer" = [])),
-    request_body = MailSubmission,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters")),
+    request_body = MailBody,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x21-\x7e]{1,255}$",
+             description = "Makes retries safe: 1 to 255 visible ASCII characters")),
     responses(
         (status = 202, body = Submitted), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, description = "Idempotency-Key reused with a different message", body = Problem),

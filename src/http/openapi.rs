@@ -11,6 +11,8 @@
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 const PROBLEM_SCHEMA: &str = "#/components/schemas/Problem";
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -108,6 +110,25 @@ fn complete_operation(operation: &mut Map<String, Value>) {
             }
         }
     }
+}
+
+/// The schema `base` with rules between its fields, which field attributes cannot state: for each
+/// group, at least one of its fields must be present, not null and, for an array, not empty.
+/// (`a recipient in to, cc or bcc`, `a body in text or html`, `a name when creating`.)
+pub fn requiring_one_of_each(base: &str, groups: &[&[(&str, Type)]]) -> RefOr<Schema> {
+    let mut all = AllOfBuilder::new().item(Ref::from_schema_name(base));
+    for group in groups {
+        let mut any = AnyOfBuilder::new();
+        for (field, kind) in group.iter() {
+            let present: RefOr<Schema> = match kind {
+                Type::Array => ArrayBuilder::new().min_items(Some(1)).into(),
+                other => ObjectBuilder::new().schema_type(other.clone()).into(),
+            };
+            any = any.item(ObjectBuilder::new().property(*field, present).required(*field));
+        }
+        all = all.item(any);
+    }
+    all.into()
 }
 
 fn is_json(media_type: &str) -> bool {

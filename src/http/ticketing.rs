@@ -140,8 +140,13 @@ pub async fn integration_status(
 /// Xray's Jira integration body.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct XrayJiraIntegration {
-    /// The integration's name.
+    /// The integration's name (required on create; on update, the one in the path).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     connection_name: Option<String>,
     /// `basic` (username + password or API token) or `bearer` (personal access token in `password`).
     #[serde(default)]
