@@ -1,5 +1,7 @@
 //! Prometheus metrics: one registry per running application (no process-wide globals), rendered by
-//! `GET /metrics` in the OpenMetrics text format.
+//! `GET /metrics` in the Prometheus text format, or OpenMetrics when asked (see `exposition`).
+
+mod exposition;
 
 use std::time::Duration;
 
@@ -273,11 +275,32 @@ impl Metrics {
         self.alerts_sent.inc();
     }
 
-    /// The registry as OpenMetrics text.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
+    /// The registry as text in the format `exposition` names.
+    pub fn render(&self, exposition: Exposition) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        Ok(match exposition {
+            Exposition::OpenMetrics => out,
+            Exposition::Prometheus => exposition::to_prometheus_text(&out),
+        })
+    }
+}
+
+/// The text formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// OpenMetrics 1.0: `application/openmetrics-text; version=1.0.0; charset=utf-8`.
+    OpenMetrics,
+    /// The Prometheus text format: `text/plain; version=0.0.4; charset=utf-8`.
+    Prometheus,
+}
+
+impl Exposition {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
 /// Holds a secret value. `Debug` and `Display` are redacted, and the bytes are wiped on drop.
@@ -46,6 +46,20 @@ impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Secret)
     }
+}
+
+/// Secrets are write-only: serializing one is an error, never a leak. Fields holding one are
+/// skipped with `#[serde(skip_serializing_if = "crate::secret::write_only")]`, which, unlike
+/// `skip_serializing`, keeps them in the OpenAPI schema of request bodies.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("a secret is never serialized"))
+    }
+}
+
+/// For `skip_serializing_if`: a secret field is never serialized.
+pub fn write_only<T>(_: &T) -> bool {
+    true
 }
 
 impl From<String> for Secret {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
+use super::paging::PageLimit;
 use crate::app::AppState;
 use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
 use crate::store::CheckRecord;
@@ -168,10 +169,13 @@ impl From<CheckRecord> for HistoryEntry {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// How many entries, newest first (1–50, default 50).
-    limit: Option<i64>,
+    /// How many entries, newest first.
+    #[serde(default)]
+    #[param(inline)]
+    limit: PageLimit<{ crate::integrations::HISTORY_LENGTH }, { crate::integrations::HISTORY_LENGTH }>,
 }
 
 async fn saved(state: &AppState, integration: Integration, status: StatusCode) -> Result<Response, ApiError> {
@@ -182,6 +186,25 @@ async fn saved(state: &AppState, integration: Integration, status: StatusCode) -
         check: CheckView::from(&*verdict),
     };
     Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// The documented body of `POST /api/v1/integrations`: an `IntegrationSpec` with its `name`.
+pub struct NewIntegration;
+
+impl utoipa::PartialSchema for NewIntegration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        super::openapi::requiring_one_of_each("IntegrationSpec", &[&[("name", utoipa::openapi::schema::Type::String)]])
+    }
+}
+
+impl utoipa::ToSchema for NewIntegration {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((
+            "IntegrationSpec".to_owned(),
+            <IntegrationSpec as utoipa::PartialSchema>::schema(),
+        ));
+        <IntegrationSpec as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// Every integration, with its cached verdict when fresh.
@@ -204,7 +227,7 @@ pub async fn list_integrations(
 /// Registers an integration, then checks it; it is stored whatever the check finds.
 #[utoipa::path(
     post, path = "/api/v1/integrations", tag = "integrations", security(("basic" = []), ("bearer" = [])),
-    request_body = IntegrationSpec,
+    request_body = NewIntegration,
     responses(
         (status = 201, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem)
@@ -326,9 +349,6 @@ pub async fn integration_history(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let records = state
-        .integrations
-        .history(&name, query.limit.unwrap_or(crate::integrations::HISTORY_LENGTH))
-        .await?;
+    let records = state.integrations.history(&name, query.limit.get()).await?;
     Ok(Json(records.into_iter().map(HistoryEntry::from).collect()))
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{RequireAdmin, RequireMailSender};
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
+use super::paging::{Cursor, PageLimit};
 use crate::app::AppState;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailSubmission};
 use crate::store::{MailFilter, MailSummary};
@@ -31,6 +32,32 @@ impl From<InvalidMail> for ApiError {
     }
 }
 
+/// The documented body of `POST /api/v1/mail`: a `MailSubmission` with a recipient and a body.
+pub struct MailBody;
+
+impl utoipa::PartialSchema for MailBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::Type;
+        super::openapi::requiring_one_of_each(
+            "MailSubmission",
+            &[
+                &[("to", Type::Array), ("cc", Type::Array), ("bcc", Type::Array)],
+                &[("text", Type::String), ("html", Type::String)],
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for MailBody {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((
+            "MailSubmission".to_owned(),
+            <MailSubmission as utoipa::PartialSchema>::schema(),
+        ));
+        <MailSubmission as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     /// The message id (a UUIDv7).
@@ -43,8 +70,9 @@ pub struct Submitted {
 /// `Idempotency-Key` header, a retried submission returns the first one's id and queues nothing.
 #[utoipa::path(
     post, path = "/api/v1/mail", tag = "mail", security(("basic" = []), ("bearer" = [])),
-    request_body = MailSubmission,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters")),
+    request_body = MailBody,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x21-\x7e]{1,255}$",
+             description = "Makes retries safe: 1 to 255 visible ASCII characters")),
     responses(
         (status = 202, body = Submitted), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, description = "Idempotency-Key reused with a different message", body = Problem),
@@ -138,33 +166,44 @@ pub struct MailPage {
     next: Option<String>,
 }
 
+/// A page of the queue holds 100 messages unless `limit` says otherwise, and at most 1000.
+type MailPageLimit = PageLimit<100, 1000>;
+
+/// Which of the queue's states to list.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueState {
+    Queued,
+    Sending,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// Only this node's messages.
     node: Option<String>,
     /// `queued` or `sending`; both when omitted.
-    state: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
-    limit: Option<i64>,
-    /// The `next` of the previous page.
-    after: Option<String>,
+    #[param(inline)]
+    state: Option<QueueState>,
+    #[serde(default)]
+    #[param(inline)]
+    limit: MailPageLimit,
+    #[param(inline)]
+    after: Option<Cursor>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorQuery {
+    /// Only this node's messages.
     node: Option<String>,
-    limit: Option<i64>,
-    after: Option<String>,
-}
-
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(100),
-        Some(n @ 1..=1000) => Ok(n),
-        Some(_) => Err(ApiError::bad_request("invalid_field", "`limit` must be from 1 to 1000").with_field("limit")),
-    }
+    #[serde(default)]
+    #[param(inline)]
+    limit: MailPageLimit,
+    #[param(inline)]
+    after: Option<Cursor>,
 }
 
 async fn page(state: &AppState, filter: MailFilter) -> Result<Json<MailPage>, ApiError> {
@@ -192,23 +231,16 @@ pub async fn list_queue(
     _admin: RequireAdmin,
     ApiQuery(query): ApiQuery<QueueQuery>,
 ) -> Result<Json<MailPage>, ApiError> {
-    let states = match query.state.as_deref() {
+    let states = match query.state {
         None => vec!["queued", "sending"],
-        Some("queued") => vec!["queued"],
-        Some("sending") => vec!["sending"],
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("`state` must be `queued` or `sending`, not `{other}`"),
-            )
-            .with_field("state"));
-        }
+        Some(QueueState::Queued) => vec!["queued"],
+        Some(QueueState::Sending) => vec!["sending"],
     };
     let filter = MailFilter {
         states,
         node_id: query.node,
-        after: query.after,
-        limit: page_limit(query.limit)?,
+        after: query.after.map(Cursor::into_inner),
+        limit: query.limit.get(),
     };
     page(&state, filter).await
 }
@@ -226,8 +258,8 @@ pub async fn list_errors(
     let filter = MailFilter {
         states: vec!["error"],
         node_id: query.node,
-        after: query.after,
-        limit: page_limit(query.limit)?,
+        after: query.after.map(Cursor::into_inner),
+        limit: query.limit.get(),
     };
     page(&state, filter).await
 }
@@ -331,6 +363,7 @@ pub async fn delete_all_errors(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlushQuery {
     /// Only this node's messages; every node's when omitted.

@@ -9,6 +9,8 @@ pub mod json;
 mod mail;
 mod mailqueue;
 pub mod negotiate;
+mod openapi;
+mod paging;
 pub mod server;
 mod system;
 mod ticketing;
@@ -40,8 +42,10 @@ use error::ApiError;
     info(
         title = "Herald",
         description = "Jira integration health checks and a durable outgoing mail queue, with JFrog Xray- and \
-                       Jira-compatible status APIs. Every endpoint except /livez and /readyz needs credentials: \
-                       HTTP Basic (password, or an API token as the password) or Bearer (API token)."
+                       Jira-compatible status APIs. Every endpoint except /livez and /readyz needs credentials, \
+                       this document (/openapi.json) too: HTTP Basic (password, or an API token as the \
+                       password) or Bearer (API token). Errors are RFC 9457 problem details \
+                       (application/problem+json)."
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -119,16 +123,22 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api(0).split_for_parts().1
+pub fn openapi_document() -> serde_json::Value {
+    document(api(0).split_for_parts().1)
+}
+
+fn document(generated: utoipa::openapi::OpenApi) -> serde_json::Value {
+    match serde_json::to_value(generated) {
+        Ok(doc) => openapi::complete(doc),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
 }
 
 /// Builds the application router with its middleware stack.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.mail_max_size).split_for_parts();
-    let openapi_json = openapi
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let openapi_json =
+        serde_json::to_string_pretty(&document(openapi)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.settings.body_limit;
     let request_limit = state.settings.request_timeout;
@@ -137,7 +147,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(cross_site::refuse_cross_site))
         .route(
             "/openapi.json",
-            axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
+            // Like every API, the description is for signed-in users only (any role).
+            axum::routing::get(move |_who: auth::Authenticated| async move {
+                ([(header::CONTENT_TYPE, "application/json")], openapi_json)
+            }),
         )
         .merge(crate::console::routes(state.clone()))
         .fallback(not_found)

@@ -67,6 +67,17 @@ fn parse_q(value: &str) -> Option<u16> {
     }
 }
 
+/// Whether `accept` names `media_type` itself (not through a wildcard) and prefers it at least as
+/// much as `other`: how `/metrics` tells an OpenMetrics scraper from everyone else.
+pub fn asks_for(accept: &str, media_type: &str, other: &str) -> bool {
+    let named = accept.split(',').any(|range| {
+        let range_type = range.split(';').next().unwrap_or("").trim();
+        range_type.eq_ignore_ascii_case(media_type)
+    });
+    let wanted = quality(accept, media_type);
+    named && wanted > 0 && wanted >= quality(accept, other)
+}
+
 /// Chooses the response format for an `Accept` header value.
 pub fn negotiate(accept: Option<&HeaderValue>) -> Result<Format, ApiError> {
     let Some(accept) = accept else {
@@ -173,6 +184,22 @@ mod tests {
         );
         assert_eq!(pick("application/json;q=2"), Err(StatusCode::NOT_ACCEPTABLE));
         assert_eq!(pick("image/*"), Err(StatusCode::NOT_ACCEPTABLE));
+    }
+
+    #[test]
+    fn a_media_type_is_asked_for_only_by_name_and_with_a_preference() {
+        let om = "application/openmetrics-text";
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(asks_for(prometheus, om, "text/plain"));
+        assert!(asks_for("Application/OpenMetrics-Text", om, "text/plain"));
+        assert!(!asks_for("*/*", om, "text/plain"));
+        assert!(!asks_for("text/plain", om, "text/plain"));
+        assert!(!asks_for("application/openmetrics-text;q=0", om, "text/plain"));
+        assert!(!asks_for(
+            "application/openmetrics-text;q=0.5, text/plain",
+            om,
+            "text/plain"
+        ));
     }
 
     #[test]

@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::auth::{Authenticated, RequireMonitor};
 use super::error::{ApiError, Problem};
+use super::negotiate::asks_for;
 use crate::app::AppState;
 use crate::auth::{AuthMethod, Role};
+use crate::metrics::Exposition;
 use crate::store::StoreError;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -95,16 +97,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-/// Prometheus metrics (OpenMetrics text). Admin or monitor.
+/// Prometheus metrics. Admin or monitor. The Prometheus text format (0.0.4), or OpenMetrics 1.0 when
+/// `Accept` asks for `application/openmetrics-text` (as Prometheus does).
 #[utoipa::path(
     get, path = "/metrics", tag = "system",
     security(("basic" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 200, description = "The metrics, in the format negotiated by `Accept`", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        )),
         (status = 401, body = Problem), (status = 403, body = Problem)
     )
 )]
-pub async fn metrics(State(state): State<AppState>, _who: RequireMonitor) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    _who: RequireMonitor,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     // Queue figures are read at scrape time, from the live counts (cheap at any queue size).
     if let Ok((size, errors)) = state.mail.counts().await {
         state.metrics.mail_queue_size.set(size);
@@ -114,12 +124,18 @@ pub async fn metrics(State(state): State<AppState>, _who: RequireMonitor) -> Res
         let age_ms = oldest.map_or(0, |created| (crate::store::now_ms() - created).max(0));
         state.metrics.mail_oldest_queued_seconds.set(age_ms / 1000);
     }
-    let text = state.metrics.render().map_err(|e| ApiError::internal(&e))?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let exposition = if asks_for(accept, "application/openmetrics-text", "text/plain") {
+        Exposition::OpenMetrics
+    } else {
+        Exposition::Prometheus
+    };
+    let text = state.metrics.render(exposition).map_err(|e| ApiError::internal(&e))?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (header::CONTENT_TYPE, exposition.content_type()),
+            (header::VARY, "Accept"),
+        ],
         text,
     )
         .into_response())

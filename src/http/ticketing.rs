@@ -70,10 +70,12 @@ fn from_integration_error(err: IntegrationError) -> Response {
 
 /// Query of the status check; read by hand so a missing parameter gets Xray's 400, not a rejection.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct StatusQuery {
     /// The name of the integration to check.
     #[serde(rename = "integrationName")]
+    #[param(min_length = 1)]
     integration_name: String,
 }
 
@@ -138,8 +140,13 @@ pub async fn integration_status(
 /// Xray's Jira integration body.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct XrayJiraIntegration {
-    /// The integration's name.
+    /// The integration's name (required on create; on update, the one in the path).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     connection_name: Option<String>,
     /// `basic` (username + password or API token) or `bearer` (personal access token in `password`).
     #[serde(default)]

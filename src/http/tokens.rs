@@ -52,15 +52,19 @@ pub struct CreatedToken {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// What the token is for, e.g. `grafana`.
+    /// What the token is for, e.g. `grafana`: 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     name: String,
     /// The user the token acts as; the caller when omitted.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     user: Option<String>,
-    /// Lifetime such as `90d` or `12h`; no expiry when omitted.
+    /// Lifetime from 1 minute to 10 years, such as `90d`, `12h` or `30m`; no expiry when omitted.
+    #[schema(pattern = r"^([1-9][0-9]{0,4}m|[1-9][0-9]{0,3}h|[1-9][0-9]{0,2}d)$")]
     expires_in: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFilter {
     /// Only this user's tokens.

@@ -39,9 +39,10 @@ impl From<UserRecord> for User {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 characters: letters, digits, `.`, `_`, `@`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     username: String,
-    /// At least 8 characters.
-    #[schema(value_type = String, format = Password)]
+    /// At least 8 characters (and at most 1024 bytes).
+    #[schema(value_type = String, format = Password, min_length = 8)]
     password: Secret,
     role: Role,
 }
@@ -49,7 +50,8 @@ pub struct NewUser {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
-    #[schema(value_type = String, format = Password)]
+    /// At least 8 characters (and at most 1024 bytes).
+    #[schema(value_type = String, format = Password, min_length = 8)]
     password: Secret,
 }
 

@@ -226,8 +226,14 @@ impl InvalidIntegration {
 pub struct IntegrationSpec {
     /// 1–128 printable characters, unique, case-sensitive. Optional on PUT (must match the path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     /// Jira's base URL, http or https, with its context path if any (`https://jira.example.com/jira`).
+    #[schema(pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$")]
     pub url: String,
     /// `cloud`, `server` (Server or Data Center) or `auto` (the default).
     #[serde(default = "auto")]
@@ -235,6 +241,7 @@ pub struct IntegrationSpec {
     pub auth: AuthSpec,
     /// The project tickets are created in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255, pattern = r"^([A-Za-z][A-Za-z0-9_]*)?$")]
     pub project_key: Option<String>,
     /// The issue type of created tickets: a name (`Bug`) or an id (`10004`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +258,7 @@ pub struct IntegrationSpec {
     pub skip_proxy: bool,
     /// The check's overall budget, e.g. `10s` (100ms to 5m); HERALD_CHECK_TIMEOUT when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^([1-9][0-9]{2,4}ms|([1-9]|[1-9][0-9]|[12][0-9]{2}|300)s|[1-5]m)$")]
     pub timeout: Option<String>,
 }
 
@@ -263,16 +271,20 @@ fn auto() -> InstallationType {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthSpec {
     Basic {
+        /// A user name or e-mail address, without `:` or control characters.
+        #[schema(pattern = r"^[^:\x00-\x1f\x7f-\x9f]*[^:\s\x00-\x1f\x7f-\x9f][^:\x00-\x1f\x7f-\x9f]*$")]
         username: String,
         /// Password or API token (Jira Cloud: an API token, with the account's e-mail as username).
-        #[serde(default, skip_serializing)]
-        #[schema(value_type = Option<String>, write_only)]
+        /// Required, unless an update keeps the stored one (same Jira origin and user name).
+        #[serde(default, skip_serializing_if = "crate::secret::write_only")]
+        #[schema(value_type = String, write_only, min_length = 1)]
         password: Option<Secret>,
     },
     Bearer {
-        /// A personal access token (Jira Data Center 8.14+).
-        #[serde(default, skip_serializing)]
-        #[schema(value_type = Option<String>, write_only)]
+        /// A personal access token (Jira Data Center 8.14+), without white space. Required, unless an
+        /// update keeps the stored one (same Jira origin).
+        #[serde(default, skip_serializing_if = "crate::secret::write_only")]
+        #[schema(value_type = String, write_only, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
         token: Option<Secret>,
     },
 }

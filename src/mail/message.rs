@@ -20,22 +20,38 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct MailSubmission {
     /// Sender; `HERALD_MAIL_FROM` when omitted. `Name <addr@example.com>` or `addr@example.com`.
+    #[schema(format = Email)]
     pub from: Option<String>,
+    /// Recipients: at least one in `to`, `cc` or `bcc`, at most 500 in all.
     #[serde(default)]
+    #[schema(value_type = Vec<MailAddress>)]
     pub to: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<MailAddress>)]
     pub cc: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<MailAddress>)]
     pub bcc: Vec<String>,
+    #[schema(format = Email)]
     pub reply_to: Option<String>,
+    /// One line: no line breaks or NUL, at most 998 bytes.
+    #[schema(pattern = r"^[^\r\n\x00]*$")]
     pub subject: String,
-    /// Plain-text body; `text` and/or `html` is required.
+    /// Plain-text body; `text` and/or `html` is required. No NUL characters.
+    #[schema(pattern = r"^[^\x00]*$")]
     pub text: Option<String>,
+    #[schema(pattern = r"^[^\x00]*$")]
     pub html: Option<String>,
     /// Extra headers, e.g. `{"X-Ticket": "SEC-12"}`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
+
+/// An address in the API (for its schema): `addr@example.com` or `Name <addr@example.com>`.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Email)]
+#[allow(dead_code)] // only its schema is used
+pub struct MailAddress(String);
 
 /// A submission that passed validation, in the form that is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Probes a live Herald from the outside, with third-party tools, the way a user or an auditor would:
+#   1. openapi-spec-validator: the served /openapi.json is valid OpenAPI 3.1;
+#   2. schemathesis: every operation, driven by the document alone, answers what the document says
+#      (every check, a fixed seed, a bounded number of examples per operation);
+#   3. promtool: /metrics is Prometheus text that Prometheus's own linter accepts.
+# Called by scripts/test.sh after the cargo tests; may be run alone. Exits non-zero on any finding.
+#
+# It starts `herald serve` (the debug build) on SQLite with mail delivery off, in a network namespace
+# of its own when it can make one: generated integrations name random Jira hosts and Herald checks
+# them at once, so the probes must not be able to reach anything but this machine's loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[probes.sh] %s\n' "$*" >&2; }
+
+# Pinned, so a new release cannot turn CI red by itself; bump deliberately.
+SCHEMATHESIS_VERSION=4.32.5
+SPEC_VALIDATOR_VERSION=0.9.0
+VENV=${CARGO_TARGET_DIR:-target}/probes-venv
+ADMIN_PASSWORD=probe-admin-password
+
+timed() {
+  local label=$1 started=$SECONDS status=0
+  shift
+  "$@" || status=$?
+  log "$label: $((SECONDS - started)) s (exit $status)"
+  return "$status"
+}
+
+install_tools() {
+  local wanted="schemathesis==$SCHEMATHESIS_VERSION openapi-spec-validator==$SPEC_VALIDATOR_VERSION"
+  if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
+    log "installing into $VENV: $wanted"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    # shellcheck disable=SC2086 # $wanted is two requirement specifiers
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install --quiet --no-input $wanted
+    echo "$wanted" >"$VENV/.installed"
+  fi
+  command -v promtool >/dev/null 2>&1 || { log "promtool is missing (Debian package prometheus)"; return 1; }
+}
+
+# Everything that needs the registries happens before entering the namespace.
+if [ -z "${HERALD_PROBES_IN_NETNS:-}" ]; then
+  timed "install" install_tools
+  timed "build herald" cargo build --quiet --bin herald
+  if unshare --net true 2>/dev/null; then
+    HERALD_PROBES_IN_NETNS=1 exec unshare --net -- "$0" "$@"
+  fi
+  log "warning: cannot make a network namespace (unshare --net); probing without one"
+  HERALD_PROBES_IN_NETNS=none
+fi
+if [ "$HERALD_PROBES_IN_NETNS" = 1 ]; then
+  ip link set lo up 2>/dev/null || true
+fi
+
+WORK=$(mktemp -d /tmp/herald-probes.XXXXXX)
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  return 1
+}
+
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+# - Mail delivery off: the probes check the API, and accepted mail must not go anywhere.
+# - Alert recipients set, so that POST /api/v1/alerts/test reaches the queue instead of 409.
+# - The sign-in throttle raised: schemathesis's ignored_auth check sends wrong credentials on purpose,
+#   and from one address and one user name; at the default ten failures every later request of the
+#   run would be 429, and nothing past authentication would be probed. The throttle has tests of its own.
+# - Checks of generated integrations fail at once in the namespace (no route); a short budget bounds
+#   them where there is no namespace.
+HERALD_DATA_DIR="$WORK/data" HERALD_LISTEN="127.0.0.1:$PORT" HERALD_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+  HERALD_MAIL_DELIVERY=false HERALD_ALERT_EMAILS=ops@example.com HERALD_AUTH_MAX_FAILURES=1000000 \
+  HERALD_CHECK_TIMEOUT=2s HERALD_LOG=warn \
+  "${CARGO_TARGET_DIR:-target}/debug/herald" serve >"$WORK/herald.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 300); do
+  if curl -sf "$BASE/livez" >/dev/null 2>&1; then break; fi
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/herald.log" >&2; log "herald did not start"; exit 1; }
+  sleep 0.1
+done
+log "herald listening on $BASE (network namespace: ${HERALD_PROBES_IN_NETNS})"
+
+curl -sf -u "admin:$ADMIN_PASSWORD" "$BASE/openapi.json" -o "$WORK/openapi.json"
+curl -sf -u "admin:$ADMIN_PASSWORD" "$BASE/metrics" -o "$WORK/metrics.txt"
+
+failed=0
+timed "openapi-spec-validator" "$VENV/bin/openapi-spec-validator" "$WORK/openapi.json" || failed=1
+
+# Schemathesis, every check. The seed makes a run reproducible; the example count bounds its time.
+timed "schemathesis" "$VENV/bin/st" run "$WORK/openapi.json" --url "$BASE" \
+  --auth "admin:$ADMIN_PASSWORD" --checks all --seed 20240601 --max-examples "${HERALD_PROBE_EXAMPLES:-25}" \
+  --workers 2 --request-timeout 30 --no-color --output-truncate false \
+  --report junit --report-dir "$WORK/report" || failed=1
+
+timed "promtool check metrics" promtool check metrics <"$WORK/metrics.txt" || failed=1
+
+if [ "$failed" != 0 ]; then
+  log "herald's log:"; tail -n 50 "$WORK/herald.log" >&2
+  log "FAILED"
+  exit 1
+fi
+log "all probes passed"

@@ -1,0 +1,126 @@
+//! Paging parameters shared by every listing: `limit` and the `after` cursor.
+//!
+//! They are types, so `ApiQuery` rejects a bad value the same way on every endpoint (400
+//! `invalid_query` naming the field) and the OpenAPI document states the bounds from the same
+//! constants the check uses.
+
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, Error};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+/// `limit`: how many items one page holds, from 1 to `MAX`; `DEFAULT` when omitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit<const DEFAULT: i64, const MAX: i64>(i64);
+
+impl<const DEFAULT: i64, const MAX: i64> PageLimit<DEFAULT, MAX> {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl<const DEFAULT: i64, const MAX: i64> Default for PageLimit<DEFAULT, MAX> {
+    fn default() -> Self {
+        Self(DEFAULT)
+    }
+}
+
+impl<'de, const DEFAULT: i64, const MAX: i64> Deserialize<'de> for PageLimit<DEFAULT, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(deserializer)?;
+        if (1..=MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(D::Error::custom(format!("`limit` must be from 1 to {MAX}, not {n}")))
+        }
+    }
+}
+
+impl<const DEFAULT: i64, const MAX: i64> utoipa::PartialSchema for PageLimit<DEFAULT, MAX> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(MAX))
+            .default(Some(DEFAULT.into()))
+            .description(Some(format!("Page size, 1 to {MAX} ({DEFAULT} when omitted)")))
+            .into()
+    }
+}
+
+impl<const DEFAULT: i64, const MAX: i64> utoipa::ToSchema for PageLimit<DEFAULT, MAX> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("PageLimit{MAX}"))
+    }
+}
+
+/// `after`: the `next` of the previous page, which is the id (a UUID) of that page's last item.
+/// Kept in the canonical lower-case form, because the store compares ids as strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+impl Cursor {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Cursor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        uuid::Uuid::try_parse(&text)
+            .map(|id| Cursor(id.hyphenated().to_string()))
+            .map_err(|_| D::Error::custom("`after` must be the `next` of a previous page (a message id, a UUID)"))
+    }
+}
+
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+            .description(Some("The `next` of the previous page"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Query {
+        #[serde(default)]
+        limit: PageLimit<100, 1000>,
+        after: Option<Cursor>,
+    }
+
+    fn parse(query: &str) -> Result<Query, String> {
+        serde_urlencoded::from_str(query).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn limits_outside_their_bounds_are_refused() {
+        assert_eq!(parse("").unwrap().limit.get(), 100);
+        assert_eq!(parse("limit=1").unwrap().limit.get(), 1);
+        assert_eq!(parse("limit=1000").unwrap().limit.get(), 1000);
+        for bad in ["limit=0", "limit=-1", "limit=1001", "limit=100000"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("must be from 1 to 1000"), "{bad}: {err}");
+        }
+        assert!(parse("limit=many").is_err());
+    }
+
+    #[test]
+    fn cursors_are_uuids_in_canonical_form() {
+        let upper = "0190B8E4-1C2D-7A3B-8C4D-5E6F7A8B9C0D";
+        let after = parse(&format!("after={upper}")).unwrap().after.unwrap();
+        assert_eq!(after.into_inner(), upper.to_ascii_lowercase());
+        let err = parse("after=zzz").unwrap_err();
+        assert!(err.contains("`after` must be the `next` of a previous page"), "{err}");
+    }
+}
