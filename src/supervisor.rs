@@ -301,7 +301,7 @@ mod tests {
         }
         assert_eq!(done, [0, 2]);
         assert_eq!(supervisor.report(sweep).failures, 1);
-        let text = metrics.render().unwrap();
+        let text = metrics.render(crate::metrics::Exposition::OpenMetrics).unwrap();
         assert!(
             text.contains(r#"herald_background_loop_failures_total{loop="integration_sweep",kind="panic"} 1"#),
             "{text}"
@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(report.failures, 1);
         assert!(
             metrics
-                .render()
+                .render(crate::metrics::Exposition::OpenMetrics)
                 .unwrap()
                 .contains(r#"herald_background_loop_up{loop="cluster_heartbeat"} 0"#)
         );
@@ -334,7 +334,7 @@ mod tests {
             this.round_completed(BackgroundLoop::IntegrationSweep);
             let _ = waiting.wait_for(|s| *s).await;
         });
-        let text = metrics.render().unwrap();
+        let text = metrics.render(crate::metrics::Exposition::OpenMetrics).unwrap();
         assert!(
             text.contains(r#"herald_background_loop_up{loop="integration_sweep"} 1"#),
             "{text}"
