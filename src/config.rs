@@ -451,9 +451,15 @@ impl Settings {
                 |s| positive(s).filter(|n| *n <= 1000),
             )?,
             database_timeout: layers.required("database_timeout", DURATION, parse_duration)?,
-            admin_password: layers.parse("admin_password", "a non-empty password", |s| {
-                (!s.is_empty()).then(|| Secret::new(s))
-            })?,
+            admin_password: layers.parse(
+                "admin_password",
+                "a password of at least 8 characters without control characters (tab, newline, U+0000-U+001F, \
+                 U+007F-U+009F), at most 1024 bytes, not starting with `hrld_`",
+                |s| {
+                    let password = Secret::new(s);
+                    crate::auth::password::check_policy(&password).ok().map(|()| password)
+                },
+            )?,
             log: layers.required("log", "a log filter such as `info` or `herald=debug,info`", |s| {
                 tracing_subscriber::EnvFilter::try_new(s).ok().map(|_| s.to_owned())
             })?,
@@ -766,6 +772,23 @@ mod tests {
     fn a_secret_is_never_echoed_in_errors() {
         let err = load(&[("HERALD_ADMIN_PASSWORD", "")], &[]).unwrap_err().to_string();
         assert!(err.contains("HERALD_ADMIN_PASSWORD = <redacted>"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_password_follows_the_password_rule() {
+        let err = load(&[("HERALD_ADMIN_PASSWORD", "bad\u{16}password")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HERALD_ADMIN_PASSWORD = <redacted>") && err.contains("without control characters"),
+            "{err}"
+        );
+        let err = load(&[("HERALD_ADMIN_PASSWORD", "short")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 8 characters"), "{err}");
+        let s = load(&[("HERALD_ADMIN_PASSWORD", "a fine pass phrase")], &[]).unwrap();
+        assert_eq!(s.admin_password.unwrap().expose(), "a fine pass phrase");
     }
 
     #[test]

@@ -30,6 +30,8 @@ backend_tests!(
     bad_bearer_tokens_lock_no_one_out,
     x_forwarded_for_from_a_trusted_proxy_names_the_client,
     a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored,
+    passwords_with_control_characters_are_refused_naming_the_field,
+    nfkc_equivalent_passwords_both_sign_in,
 );
 
 /// The status of `GET /metrics` with Basic credentials.
@@ -538,5 +540,65 @@ async fn a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Ba
     assert_eq!(
         metrics_via(&app, "198.51.100.3", "admin", "guess").await,
         StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn passwords_with_control_characters_are_refused_naming_the_field(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    for (password, code_point) in [("syn\u{16}chronous-idle", "U+0016"), ("tab\tseparated", "U+0009")] {
+        let response = app
+            .admin(Method::POST, "/api/v1/users")
+            .json(&serde_json::json!({"username": "ctl", "password": password, "role": "monitor"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = problem(response).await;
+        assert_eq!(body["field"], "password");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("the password must not contain control characters") && detail.contains(code_point),
+            "{detail}"
+        );
+    }
+    let response = app
+        .admin(Method::PUT, "/api/v1/users/admin/password")
+        .json(&serde_json::json!({"password": "new\u{16}password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(problem(response).await["field"], "password");
+    // Spaces and any printable Unicode are fine.
+    let response = app
+        .admin(Method::POST, "/api/v1/users")
+        .json(&serde_json::json!({"username": "ctl", "password": "ein schönes Passwort ✓", "role": "monitor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        metrics_as(&app, "ctl", Some("ein schönes Passwort ✓")).await,
+        StatusCode::OK
+    );
+}
+
+async fn nfkc_equivalent_passwords_both_sign_in(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    // "é" precomposed (U+00E9) when set, "e" + combining acute (U+0301) when typed elsewhere.
+    let precomposed = "caf\u{e9} au lait";
+    let decomposed = "cafe\u{301} au lait";
+    let response = app
+        .admin(Method::POST, "/api/v1/users")
+        .json(&serde_json::json!({"username": "barista", "password": precomposed, "role": "monitor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(metrics_as(&app, "barista", Some(decomposed)).await, StatusCode::OK);
+    assert_eq!(metrics_as(&app, "barista", Some(precomposed)).await, StatusCode::OK);
+    assert_eq!(
+        metrics_as(&app, "barista", Some("cafe au lait")).await,
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -309,6 +309,11 @@ fn users_and_tokens_are_managed_from_the_command_line() {
     assert!(text(&duplicate.stderr).contains("a user named `mon` already exists"));
     let short = herald(d, &["users", "add", "x", "--password-stdin"], Some("short\n"));
     assert!(text(&short.stderr).contains("at least 8 characters"));
+    let control = herald(d, &["users", "add", "x", "--password-stdin"], Some("tab\tseparated\n"));
+    assert!(
+        text(&control.stderr)
+            .contains("the password must not contain control characters such as tab or newline (found U+0009)")
+    );
     let bad_role = herald(d, &["users", "add", "x", "--role", "root"], None);
     assert!(text(&bad_role.stderr).contains("unknown role `root`"));
 

@@ -1,4 +1,22 @@
-//! Argon2id password hashing, off the async runtime and bounded in concurrency.
+//! Argon2id password hashing, off the async runtime and bounded in concurrency, and the password rule.
+//!
+//! **The rule** (after NIST SP 800-63B §5.1.1.2): any printable Unicode is allowed, spaces included;
+//! a password is normalised to Unicode NFKC before it is measured and before it is hashed, so the
+//! same password typed on keyboards or systems that encode it differently (a precomposed `é` or `e`
+//! plus a combining accent, a full-width `Ａ`) is the same password. It must be at least
+//! [`MIN_PASSWORD_CHARS`] characters and at most [`MAX_PASSWORD_BYTES`] bytes, both before and after
+//! normalisation, and contain no control character (Unicode category Cc: U+0000–U+001F and
+//! U+007F–U+009F, tab and newline included), which no one can type reliably into a form or a
+//! `user:password` header and which usually means a pasted line ending or a mangled secret. It
+//! must not start with `hrld_`, which marks an API token: such a password could never sign in.
+//! Format characters (Cf) are allowed: emoji sequences need the zero-width joiner.
+//!
+//! **Hashes made before normalisation.** Earlier versions hashed the password as given. For the
+//! many passwords that NFKC leaves unchanged (all ASCII ones among them) nothing changes. For one
+//! that NFKC changes, [`PasswordHashing::verify`] tries the normalised form and then the form as
+//! given, so a password set before still verifies; that second Argon2 run happens only for such
+//! passwords, within the same permit and the same throttled attempt. The rule is enforced only when
+//! a password is set: one set before with a control character still signs in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +25,9 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use rand::Rng;
 use tokio::sync::{OnceCell, Semaphore};
 
+use unicode_normalization::UnicodeNormalization;
+
+use super::token;
 use crate::secret::Secret;
 
 /// Longest password accepted, in bytes: long enough for any passphrase, short enough to bound work.
@@ -16,20 +37,48 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    #[error("the password must be at least {MIN_PASSWORD_CHARS} characters long")]
+    #[error("the password must be at least {MIN_PASSWORD_CHARS} characters long (after Unicode NFKC normalisation)")]
     TooShort,
-    #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes long")]
+    #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes long (UTF-8, after Unicode NFKC normalisation)")]
     TooLong,
+    #[error(
+        "the password must not contain control characters such as tab or newline (found U+{:04X}); \
+         any other Unicode character, space included, is allowed",
+        u32::from(*.0)
+    )]
+    ControlCharacter(char),
+    #[error(
+        "the password must not start with `{}`, which marks an API token",
+        token::TOKEN_PREFIX
+    )]
+    TokenShaped,
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
 
-/// Checks a new password against the policy.
+/// The password in Unicode NFKC, the form that is measured and hashed.
+pub fn normalize(password: &Secret) -> Secret {
+    Secret::new(password.expose().nfkc().collect::<String>())
+}
+
+/// Checks a new password against the rule (see the module documentation).
 pub fn check_policy(password: &Secret) -> Result<(), PasswordError> {
-    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+    // Measured before normalising too, which bounds its work (NFKC expands at most 18 times).
+    if password.expose().len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordError::TooLong);
+    }
+    let normalized = normalize(password);
+    let text = normalized.expose();
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(PasswordError::ControlCharacter(c));
+    }
+    if token::looks_like_token(text) {
+        return Err(PasswordError::TokenShaped);
+    }
+    if text.chars().count() < MIN_PASSWORD_CHARS {
         return Err(PasswordError::TooShort);
     }
-    if password.expose().len() > MAX_PASSWORD_BYTES {
+    if text.len() > MAX_PASSWORD_BYTES {
         return Err(PasswordError::TooLong);
     }
     Ok(())
@@ -67,8 +116,9 @@ impl PasswordHashing {
         }
     }
 
+    /// Hashes the password's NFKC form.
     pub async fn hash(&self, password: &Secret) -> Result<String, PasswordError> {
-        let password = password.clone();
+        let password = normalize(password);
         self.run(move || {
             Argon2::default()
                 .hash_password(password.expose().as_bytes())
@@ -78,15 +128,20 @@ impl PasswordHashing {
         .await
     }
 
-    /// Whether the password matches the PHC string. A malformed stored hash never matches.
+    /// Whether the password matches the PHC string: its NFKC form, or (for a hash made before
+    /// passwords were normalised) the form as given. A malformed stored hash never matches.
     pub async fn verify(&self, password: &Secret, phc: &str) -> bool {
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let password = password.clone();
+        let normalized = normalize(password);
+        let as_given = (normalized != *password).then(|| password.clone());
         let phc = phc.to_owned();
         self.run(move || {
-            Ok(Argon2::default()
-                .verify_password(password.expose().as_bytes(), phc.as_str())
-                .is_ok())
+            let matches = |candidate: &Secret| {
+                Argon2::default()
+                    .verify_password(candidate.expose().as_bytes(), phc.as_str())
+                    .is_ok()
+            };
+            Ok(matches(&normalized) || as_given.as_ref().is_some_and(matches))
         })
         .await
         .unwrap_or(false)
@@ -140,6 +195,71 @@ mod tests {
         assert!(!hashing.verify(&Secret::new("wrong horse"), &hash).await);
         assert!(!hashing.verify(&Secret::new("correct horse"), "not a phc string").await);
         assert!(!hashing.verify_nobody(&Secret::new("correct horse")).await);
+    }
+
+    #[test]
+    fn policy_refuses_control_characters_and_token_shapes_but_allows_any_printable_unicode() {
+        for (password, found) in [
+            ("abc\u{16}defgh", '\u{16}'),
+            ("tab\tseparated", '\t'),
+            ("line\nbreak!", '\n'),
+        ] {
+            match check_policy(&Secret::new(password)) {
+                Err(e @ PasswordError::ControlCharacter(c)) => {
+                    assert_eq!(c, found);
+                    assert!(
+                        e.to_string()
+                            .starts_with("the password must not contain control characters"),
+                        "{e}"
+                    );
+                    assert!(e.to_string().contains(&format!("U+{:04X}", u32::from(found))), "{e}");
+                }
+                other => panic!("{password:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check_policy(&Secret::new("hrld_not-a-token-really")),
+            Err(PasswordError::TokenShaped)
+        ));
+        for fine in [
+            "correct horse battery",
+            "pässwörter",
+            "密码密码密码密码",
+            "👩‍💻👩‍💻👩‍💻👩‍💻",
+            "  spaced  ",
+        ] {
+            assert!(check_policy(&Secret::new(fine)).is_ok(), "{fine:?}");
+        }
+        // Counted after NFKC: the ligature "ﬃ" is three characters, so this is long enough.
+        assert!(check_policy(&Secret::new("ﬃﬃab")).is_ok());
+        assert!(matches!(
+            check_policy(&Secret::new("ﬃab")),
+            Err(PasswordError::TooShort)
+        ));
+    }
+
+    #[tokio::test]
+    async fn nfkc_equivalent_passwords_verify_and_older_hashes_of_the_raw_form_still_do() {
+        let hashing = PasswordHashing::new(2);
+        let precomposed = Secret::new("caf\u{e9}-au-lait");
+        let decomposed = Secret::new("cafe\u{301}-au-lait");
+        let hash = hashing.hash(&precomposed).await.unwrap();
+        assert!(hashing.verify(&decomposed, &hash).await);
+        assert!(hashing.verify(&precomposed, &hash).await);
+        let fullwidth = Secret::new("\u{FF21}\u{FF22}\u{FF23}-password");
+        let hash = hashing.hash(&fullwidth).await.unwrap();
+        assert!(hashing.verify(&Secret::new("ABC-password"), &hash).await);
+        // A hash made before normalisation, of the raw non-NFKC form.
+        let legacy = Argon2::default()
+            .hash_password(fullwidth.expose().as_bytes())
+            .unwrap()
+            .to_string();
+        assert!(hashing.verify(&fullwidth, &legacy).await);
+        assert!(
+            !hashing
+                .verify(&Secret::new("\u{FF21}\u{FF22}\u{FF24}-password"), &legacy)
+                .await
+        );
     }
 
     #[test]
