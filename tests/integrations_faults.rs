@@ -512,3 +512,177 @@ async fn the_sweep_loop_keeps_going_against_a_hostile_jira_and_reports_its_round
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_schema_valid_figure_herald_does_not_need_is_not_a_fault() {
+    let mut config = SimConfig::new(Flavour::Cloud);
+    config.reported_total = Some(-8815336996594223);
+    let sim = JiraSim::start_with(config).await;
+    let report = verdict(&sim, Flavour::Cloud, json!({"project_key": "SEC", "issue_type": "Bug"})).await;
+    assert_healthy(&report);
+}
+
+#[tokio::test]
+async fn cloud_without_deployment_type_is_recognised_by_its_account_id_only_user() {
+    let mut config = SimConfig::new(Flavour::Cloud);
+    config.omit_deployment_type = true;
+    let sim = JiraSim::start_with(config).await;
+    let report = verdict(&sim, Flavour::Cloud, json!({"installation_type": "server"})).await;
+    assert_faulty(&report, "configuration", "is Jira Cloud");
+    assert_eq!(
+        reason(&report),
+        format!(
+            "Configuration problem: `installation_type` is `server` but {} is Jira Cloud (Jira 1001.0.0-SNAPSHOT): \
+             it names the user by accountId only, without a user name or key; set it to `cloud` or `auto`.",
+            sim.url
+        )
+    );
+    let auto = verdict(&sim, Flavour::Cloud, json!({})).await;
+    assert_healthy(&auto);
+    assert_eq!(auto["deployment_type"], "Cloud", "{auto}");
+}
+
+#[tokio::test]
+async fn cloud_without_deployment_type_keeps_its_hints_when_its_site_says_cloud() {
+    let mut config = SimConfig::new(Flavour::Cloud);
+    config.omit_deployment_type = true;
+    config.reported_base_url = Some("https://your-domain.atlassian.net".into());
+    let sim = JiraSim::start_with(config).await;
+    let report = verdict(
+        &sim,
+        Flavour::Cloud,
+        json!({"auth": {"type": "bearer", "token": jira_sim::API_TOKEN}}),
+    )
+    .await;
+    assert_faulty(&report, "authentication", "HTTP 401");
+    assert!(
+        reason(&report).contains("does not accept API tokens as Bearer"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn reasons_name_the_configured_user_not_the_display_name() {
+    let sim = JiraSim::start(Flavour::Cloud).await;
+    let report = verdict(&sim, Flavour::Cloud, json!({"project_key": "NOPE"})).await;
+    assert_faulty(&report, "configuration", "user `svc-herald` cannot see it");
+    assert!(!reason(&report).contains("Mia Krystof"), "{report}");
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.register(&spec_for("jira", &sim, Flavour::Cloud)).await;
+    assert_eq!(app.check("jira").await["user"], jira_sim::USER);
+    // A bearer token has no configured user: Jira's login name (Data Center), else the accountId.
+    let dc = JiraSim::start(Flavour::DataCenter).await;
+    app.register(&json!({"name": "pat", "url": dc.url, "auth": {"type": "bearer", "token": jira_sim::PAT}}))
+        .await;
+    assert_eq!(app.check("pat").await["user"], jira_sim::USER);
+}
+
+#[tokio::test]
+async fn a_required_field_on_the_second_page_of_the_create_screen_is_found() {
+    for flavour in [Flavour::DataCenter, Flavour::Cloud] {
+        let mut config = SimConfig::new(flavour);
+        config.page_size = 200;
+        config.extra_fields = 242;
+        config.required_fields = vec![("customfield_10010".into(), "Team".into())];
+        let sim = JiraSim::start_with(config).await;
+        let report = verdict(&sim, flavour, json!({"project_key": "SEC", "issue_type": "Bug"})).await;
+        assert_faulty(
+            &report,
+            "configuration",
+            "requires `customfield_10010` (Team) that Herald does not set",
+        );
+        assert_eq!(
+            sim.count("/rest/api/2/issue/createmeta/SEC/issuetypes/1"),
+            2,
+            "{flavour:?}"
+        );
+        assert_eq!(report["round_trips"], 4, "{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_create_screen_that_never_ends_is_reported_not_cut() {
+    let mut config = SimConfig::new(Flavour::Cloud);
+    config.page_size = 1;
+    config.extra_fields = 50;
+    let sim = JiraSim::start_with(config).await;
+    let report = verdict(&sim, Flavour::Cloud, json!({"project_key": "SEC", "issue_type": "Bug"})).await;
+    assert_faulty(&report, "configuration", "did not end within 20 pages (20 items)");
+    assert_eq!(sim.count("/rest/api/2/issue/createmeta/SEC/issuetypes/1"), 20);
+}
+
+#[tokio::test]
+async fn a_parser_error_quotes_a_short_excerpt() {
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let body = serde_json::to_string(&"x".repeat(600)).unwrap();
+    sim.fault("/rest/api/2/serverInfo", Fault::Status(200, body));
+    let report = verdict(&sim, Flavour::DataCenter, json!({})).await;
+    assert_faulty(
+        &report,
+        "connectivity",
+        "did not answer with Jira's serverInfo JSON (invalid type: string",
+    );
+    assert!(reason(&report).contains("xxx…); is `url` Jira's base URL?"), "{report}");
+    assert!(reason(&report).chars().count() < 400, "{}", reason(&report));
+}
+
+#[tokio::test]
+async fn reasons_have_no_rust_debug_text_and_no_empty_parentheses() {
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    sim.fault(
+        "/rest/api/2/project/SEC",
+        Fault::Status(401, r#"{"errorMessages":["Session expired"],"errors":{}}"#.into()),
+    );
+    let report = verdict(&sim, Flavour::DataCenter, json!({"project_key": "SEC"})).await;
+    assert_eq!(
+        reason(&report),
+        "Authentication failed: Jira stopped accepting the credentials while reading project (HTTP 401: Session \
+         expired)."
+    );
+    sim.fault("/rest/api/2/project/SEC", Fault::Status(404, String::new()));
+    let report = verdict(&sim, Flavour::DataCenter, json!({"project_key": "SEC"})).await;
+    assert_eq!(
+        reason(&report),
+        "Configuration problem: project `SEC` does not exist or user `svc-herald` cannot see it (GET \
+         /rest/api/2/project/SEC: HTTP 404)."
+    );
+    sim.fault("/rest/api/2/serverInfo", Fault::Status(502, String::new()));
+    let report = verdict(&sim, Flavour::DataCenter, json!({})).await;
+    assert_eq!(
+        reason(&report),
+        format!(
+            "{UNREACHABLE} Connectivity: GET {}/rest/api/2/serverInfo answered HTTP 502 Bad Gateway.",
+            sim.url
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_401_at_server_info_is_not_a_connection_failure() {
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    sim.fault(
+        "/rest/api/2/serverInfo",
+        Fault::Status(
+            401,
+            r#"{"errorMessages":["You are not authenticated."],"errors":{}}"#.into(),
+        ),
+    );
+    let report = verdict(&sim, Flavour::DataCenter, json!({})).await;
+    assert_healthy(&report);
+    let connectivity = &report["steps"][0];
+    assert_eq!(connectivity["outcome"], "passed", "{report}");
+    assert!(
+        connectivity["detail"]
+            .as_str()
+            .unwrap()
+            .contains("refuses serverInfo without credentials"),
+        "{report}"
+    );
+    let refused = verdict(
+        &sim,
+        Flavour::DataCenter,
+        json!({"auth": {"type": "basic", "username": jira_sim::USER, "password": "wrong"}}),
+    )
+    .await;
+    assert_faulty(&refused, "authentication", "AUTHENTICATED_FAILED");
+}

@@ -80,3 +80,46 @@ async fn no_secret_appears_in_any_log_line() {
         assert!(!logs.contains(&secret), "secret `{secret}` appears in the logs");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fault_replaced_by_another_is_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("herald=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let mut spec = spec_for("jira", &sim, Flavour::DataCenter);
+    spec["auth"]["password"] = json!("wrong");
+    app.register(&spec).await;
+    app.check("jira").await;
+    sim.fault(
+        "/rest/api/2/serverInfo",
+        jira_sim::Fault::Status(500, r#"{"errorMessages":["Internal server error"],"errors":{}}"#.into()),
+    );
+    app.check("jira").await;
+    app.stop().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let changes: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("integration status changed"))
+        .collect();
+    assert_eq!(
+        changes.len(),
+        2,
+        "first verdict and the new fault, not the repeated one: {logs}"
+    );
+    assert!(changes[1].contains("from=\"FAULTY_CONFIGURATION\""), "{}", changes[1]);
+    assert!(changes[1].contains("HTTP 500 Internal Server Error"), "{}", changes[1]);
+    assert!(
+        changes[1].contains("previous_reason=Authentication failed"),
+        "{}",
+        changes[1]
+    );
+}

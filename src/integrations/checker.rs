@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::model::{Auth, InstallationType, IntegrationSettings};
+use super::model::{Auth, InstallationType, IntegrationSettings, JiraUrl};
 use crate::jira::types::{
-    FieldMeta, FieldPage, IssueType, IssueTypePage, LegacyCreateMeta, MyPermissions, Myself, Project, ServerInfo,
+    FieldMeta, FieldPage, IssueType, IssueTypePage, LegacyCreateMeta, MyPermissions, Myself, Page, Project, ServerInfo,
 };
-use crate::jira::{AuthDenial, Credentials, JiraClient, JiraError, JiraResponse, auth_denial};
+use crate::jira::{AuthDenial, Credentials, EXCERPT, JiraClient, JiraError, JiraResponse, auth_denial, excerpt};
 
 /// The seed's reason for a healthy integration.
 pub const HEALTHY_REASON: &str = "Integration is healthy and operational.";
@@ -73,6 +73,88 @@ pub struct CheckReport {
     pub requests: u32,
     #[serde(skip)]
     pub duration: Duration,
+}
+
+/// Whether Jira is Cloud or Data Center (Server), and what says so. `deploymentType` is the word
+/// of serverInfo, but Atlassian's own Cloud example omits it; then Cloud is still recognised by its
+/// host (`*.atlassian.net`, the configured URL or serverInfo's `baseUrl`) or by a user Jira names by
+/// accountId only (Cloud has no user names or keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Deployment {
+    /// `deploymentType` as serverInfo reports it.
+    Reported(String),
+    /// Cloud without `deploymentType`, and why Herald knows.
+    CloudBy(&'static str),
+    Unknown,
+}
+
+/// Jira Cloud's sites live under `atlassian.net`.
+fn is_cloud_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host.ends_with(".atlassian.net")
+}
+
+impl Deployment {
+    fn recognise(info: Option<&ServerInfo>, base: &JiraUrl, me: Option<&Myself>) -> Deployment {
+        if let Some(reported) = info.and_then(|i| i.deployment_type.clone()) {
+            return Deployment::Reported(excerpt(&reported, 40));
+        }
+        let reported_host = info
+            .and_then(|i| i.base_url.as_deref())
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned));
+        if is_cloud_host(base.host()) {
+            Deployment::CloudBy("its host name is under atlassian.net")
+        } else if reported_host.is_some_and(|h| is_cloud_host(&h)) {
+            Deployment::CloudBy("serverInfo's baseUrl is under atlassian.net")
+        } else if me.is_some_and(Myself::is_account_id_only) {
+            Deployment::CloudBy("it names the user by accountId only, without a user name or key")
+        } else {
+            Deployment::Unknown
+        }
+    }
+
+    fn is_cloud(&self) -> bool {
+        match self {
+            Deployment::Reported(t) => t.eq_ignore_ascii_case("cloud"),
+            Deployment::CloudBy(_) => true,
+            Deployment::Unknown => false,
+        }
+    }
+
+    fn is_server(&self) -> bool {
+        matches!(self, Deployment::Reported(_)) && !self.is_cloud()
+    }
+
+    /// `Cloud` or `Server` for the report.
+    fn name(&self) -> Option<&str> {
+        match self {
+            Deployment::Reported(t) => Some(t),
+            Deployment::CloudBy(_) => Some("Cloud"),
+            Deployment::Unknown => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Deployment::Reported(t) => t.clone(),
+            Deployment::CloudBy(how) => format!("Cloud: no deploymentType, but {how}"),
+            Deployment::Unknown => "deployment type not reported".to_owned(),
+        }
+    }
+
+    /// Why the deployment contradicts `installation_type`, after the URL.
+    fn evidence(&self, info: Option<&ServerInfo>) -> String {
+        let version = info
+            .and_then(|i| i.version.as_deref())
+            .map(|v| format!(" (Jira {})", excerpt(v, 40)))
+            .unwrap_or_default();
+        match self {
+            Deployment::Reported(t) => format!("reports deploymentType `{t}`{version}"),
+            Deployment::CloudBy(how) => format!("is Jira Cloud{version}: {how}"),
+            Deployment::Unknown => "does not say what it is".to_owned(),
+        }
+    }
 }
 
 struct Run<'a> {
@@ -187,35 +269,35 @@ impl Run<'_> {
             Ok(info) => info,
             Err(e) => return self.failed(e),
         };
-        let deployment = info.deployment_type.clone().unwrap_or_else(|| "unknown".to_owned());
-        self.report.deployment_type = info.deployment_type.clone();
-        self.report.server_version = Some(info.version.clone());
-        let is_cloud = deployment.eq_ignore_ascii_case("cloud");
-        let title = info
-            .server_title
-            .as_deref()
-            .map(|t| format!(" \"{t}\""))
-            .unwrap_or_default();
-        self.passed(
-            Step::Connectivity,
-            format!("reached Jira{title} {} ({deployment})", info.version),
-        );
+        // `myself` is read once, here; its accountId is also a sign of Cloud.
+        let me = me.map(|response| {
+            if auth_denial(&response).is_none() && response.status.is_success() {
+                if let Ok(me) = response.json::<Myself>() {
+                    return Ok(me);
+                }
+            }
+            Err(Box::new(response))
+        });
+        let user = me.as_ref().ok().and_then(|m| m.as_ref().ok());
+        let deployment = Deployment::recognise(info.as_ref(), self.jira.base(), user);
+        self.report.deployment_type = deployment.name().map(str::to_owned);
+        self.report.server_version = info.as_ref().and_then(|i| i.version.clone());
+        self.passed(Step::Connectivity, self.reached(info.as_ref(), &deployment));
         let contradiction = match self.settings.installation_type {
-            InstallationType::Cloud if info.deployment_type.is_some() && !is_cloud => Some("cloud"),
-            InstallationType::Server if is_cloud => Some("server"),
+            InstallationType::Cloud if deployment.is_server() => Some("cloud"),
+            InstallationType::Server if deployment.is_cloud() => Some("server"),
             _ => None,
         };
         if let Some(said) = contradiction {
             let failure = configuration(format!(
-                "`installation_type` is `{said}` but {} reports deploymentType `{deployment}` (Jira {}); set it to `{}` \
-                 or `auto`",
+                "`installation_type` is `{said}` but {} {}; set it to `{}` or `auto`",
                 self.jira.base().as_str(),
-                info.version,
-                if is_cloud { "cloud" } else { "server" }
+                deployment.evidence(info.as_ref()),
+                if deployment.is_cloud() { "cloud" } else { "server" }
             ));
             return self.failed(failure);
         }
-        let user = match self.authentication(me, is_cloud) {
+        let user = match self.authentication(me, deployment.is_cloud()) {
             Ok(user) => user,
             Err(e) => return self.failed(e),
         };
@@ -230,10 +312,37 @@ impl Run<'_> {
         }
     }
 
-    /// Step 1: Jira answers `serverInfo` with its JSON.
-    fn connectivity(&self, answer: Result<JiraResponse, JiraError>) -> StepResult<ServerInfo> {
+    /// The connectivity step's detail: what answered, and how the deployment was recognised.
+    fn reached(&self, info: Option<&ServerInfo>, deployment: &Deployment) -> String {
+        let Some(info) = info else {
+            return format!(
+                "reached {}; it refuses serverInfo without credentials ({})",
+                self.jira.base().as_str(),
+                deployment.describe()
+            );
+        };
+        let title = info
+            .server_title
+            .as_deref()
+            .map(|t| format!(" \"{}\"", excerpt(t, 80)))
+            .unwrap_or_default();
+        let version = info
+            .version
+            .as_deref()
+            .map(|v| format!(" {}", excerpt(v, 40)))
+            .unwrap_or_default();
+        format!("reached Jira{title}{version} ({})", deployment.describe())
+    }
+
+    /// Step 1: Jira answers `serverInfo` with its JSON. `None` when Jira answers but refuses it
+    /// without credentials (anonymous access off, or a proxy demanding sign-in): reachable, and
+    /// the authentication step says whether Herald's credentials get in.
+    fn connectivity(&self, answer: Result<JiraResponse, JiraError>) -> StepResult<Option<ServerInfo>> {
         let url = self.jira.base().join("/rest/api/2/serverInfo");
         let response = answer.map_err(connectivity)?;
+        if matches!(response.status.as_u16(), 401 | 403) {
+            return Ok(None);
+        }
         if !response.status.is_success() {
             let hint = if response.status.as_u16() == 404 {
                 "; there is no Jira REST API at this URL: check the base URL and its context path (e.g. /jira)"
@@ -241,27 +350,40 @@ impl Run<'_> {
                 ""
             };
             return Err(connectivity(format!(
-                "GET {url} answered HTTP {} ({}){hint}",
-                response.status,
-                response.error_summary()
+                "GET {url} answered {}{hint}",
+                http_answer(&response)
             )));
         }
-        response.json::<ServerInfo>().map_err(|e| {
+        response.json::<ServerInfo>().map(Some).map_err(|e| {
             connectivity(format!(
                 "GET {url} did not answer with Jira's serverInfo JSON ({e}); is `url` Jira's base URL?"
             ))
         })
     }
 
-    /// Step 2: `myself` with the configured credentials, every refusal recognised.
-    fn authentication(&self, answer: Result<JiraResponse, JiraError>, is_cloud: bool) -> StepResult<String> {
-        let response = answer.map_err(|e| match e {
+    /// Step 2: `myself` with the configured credentials, every refusal recognised. `answer` is the
+    /// user Jira answered with, or the answer that is not one. Returns how reasons name the user.
+    fn authentication(
+        &self,
+        answer: Result<Result<Myself, Box<JiraResponse>>, JiraError>,
+        is_cloud: bool,
+    ) -> StepResult<String> {
+        let answer = answer.map_err(|e| match e {
             e if e.is_unreachable() => connectivity(e),
             other => authentication(format!("GET /rest/api/2/myself failed: {other}")),
         })?;
         let who = match &self.settings.auth {
             Auth::Basic { username, .. } => format!("user `{username}`"),
             Auth::Bearer { .. } => "the bearer token".to_owned(),
+        };
+        let response = match answer {
+            Ok(me) => {
+                if me.active == Some(false) {
+                    return Err(authentication(format!("the Jira account of {who} is deactivated")));
+                }
+                return Ok(self.identity(&me));
+            }
+            Err(response) => *response,
         };
         if let Some(denial) = auth_denial(&response) {
             let mut detail = match denial {
@@ -280,7 +402,9 @@ impl Run<'_> {
                     "Jira demands a CAPTCHA for {who} after repeated failed logins (HTTP 403, \
                      X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE); sign in once in a browser{} to clear it, \
                      then fix the password",
-                    login_url.map(|u| format!(" at {u}")).unwrap_or_default()
+                    login_url
+                        .map(|u| format!(" at {}", excerpt(&u, EXCERPT)))
+                        .unwrap_or_default()
                 ),
                 AuthDenial::CloudPasswordDeprecated => format!(
                     "Jira Cloud refuses the account password of {who}: basic authentication with passwords is \
@@ -292,21 +416,12 @@ impl Run<'_> {
                      the credentials were not accepted, or a single sign-on proxy intercepts REST calls",
                     response.status.as_u16()
                 ),
-                AuthDenial::Unauthorized { detail } => format!(
-                    "Jira rejected the credentials of {who} (HTTP 401{})",
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    }
-                ),
+                AuthDenial::Unauthorized { detail } => {
+                    format!("Jira rejected the credentials of {who} (HTTP 401{})", colon(&detail))
+                }
                 AuthDenial::Forbidden { detail } => format!(
                     "Jira refuses {who} (HTTP 403{}): the account may lack access to Jira",
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    }
+                    colon(&detail)
                 ),
             };
             detail.push_str(&self.credential_hint(is_cloud));
@@ -314,23 +429,30 @@ impl Run<'_> {
         }
         if !response.status.is_success() {
             return Err(authentication(format!(
-                "GET /rest/api/2/myself answered HTTP {} ({})",
-                response.status,
-                response.error_summary()
+                "GET /rest/api/2/myself answered {}",
+                http_answer(&response)
             )));
         }
-        let me: Myself = response
-            .json()
-            .map_err(|e| authentication(format!("GET /rest/api/2/myself did not answer with a Jira user ({e})")))?;
-        if me.active == Some(false) {
-            return Err(authentication(format!("the Jira account of {who} is deactivated")));
-        }
-        Ok(me
-            .name
-            .filter(|n| !n.is_empty())
-            .or(me.display_name)
-            .or(me.account_id)
-            .unwrap_or_else(|| "unknown".to_owned()))
+        let error = response.json::<Myself>().err().unwrap_or_default();
+        Err(authentication(format!(
+            "GET /rest/api/2/myself did not answer with a Jira user{}",
+            parenthesised(&error)
+        )))
+    }
+
+    /// How reasons name the Jira user Herald acts as: the configured user name (the account's e-mail
+    /// on Cloud), or for a bearer token the login name, e-mail or accountId Jira answered with. Never
+    /// the display name, which is not unique (and `name` is empty on Cloud).
+    fn identity(&self, me: &Myself) -> String {
+        let configured = match &self.settings.auth {
+            Auth::Basic { username, .. } => Some(username.clone()),
+            Auth::Bearer { .. } => None,
+        };
+        let name = configured
+            .or_else(|| me.name.clone())
+            .or_else(|| me.email_address.clone());
+        name.or_else(|| me.account_id.clone())
+            .map_or_else(|| "unknown".to_owned(), |n| excerpt(&n, 80))
     }
 
     /// A hint when the credential's kind does not suit the deployment.
@@ -359,18 +481,19 @@ impl Run<'_> {
         let project_path = format!("/rest/api/2/project/{key}");
         let permissions_path =
             format!("/rest/api/2/mypermissions?projectKey={key}&permissions=BROWSE_PROJECTS,CREATE_ISSUES");
-        let types_path = format!("/rest/api/2/issue/createmeta/{key}/issuetypes?maxResults=200");
+        let types_path = format!("/rest/api/2/issue/createmeta/{key}/issuetypes");
+        let first_types_page = page_path(&types_path, 0);
         let (project, permissions, types) = tokio::join!(
             self.get(&project_path, Credentials::Configured),
             self.get(&permissions_path, Credentials::Configured),
-            self.get(&types_path, Credentials::Configured),
+            self.get(&first_types_page, Credentials::Configured),
         );
         let project = self.expect_ok(project, "project")?;
         if project.status.as_u16() == 404 {
             return Err(configuration(format!(
                 "project `{key}` does not exist or user `{user}` cannot see it (GET /rest/api/2/project/{key}: HTTP \
-                 404, {})",
-                project.error_summary()
+                 404{})",
+                comma(&project.error_summary())
             )));
         }
         let project: Project = self.parse(&project, "project")?;
@@ -378,7 +501,12 @@ impl Run<'_> {
         let permissions: MyPermissions = self.parse(&permissions, "mypermissions")?;
         let missing: Vec<&str> = ["BROWSE_PROJECTS", "CREATE_ISSUES"]
             .into_iter()
-            .filter(|p| !permissions.permissions.get(*p).is_some_and(|p| p.have_permission))
+            .filter(|p| {
+                permissions
+                    .permissions
+                    .get(*p)
+                    .is_none_or(|p| p.have_permission != Some(true))
+            })
             .collect();
         if !missing.is_empty() {
             return Err(configuration(format!(
@@ -400,34 +528,29 @@ impl Run<'_> {
         let (issue_type, fields) = if types.status.as_u16() == 404 {
             self.legacy_createmeta(&key, &wanted).await?
         } else {
-            let page: IssueTypePage = self.parse(&types, "issue types")?;
-            let issue_type = find_issue_type(&page.issue_types, &wanted).ok_or_else(|| {
+            let issue_types = self
+                .all_pages::<IssueTypePage>(&types_path, types, "issue types")
+                .await?;
+            let issue_type = find_issue_type(&issue_types, &wanted).ok_or_else(|| {
                 configuration(format!(
                     "issue type `{wanted}` is not available in project `{key}`; available: {}",
-                    names(&page.issue_types)
+                    names(&issue_types)
                 ))
             })?;
             self.wave(1);
-            let fields = self
-                .get(
-                    &format!(
-                        "/rest/api/2/issue/createmeta/{key}/issuetypes/{}?maxResults=200",
-                        issue_type.id
-                    ),
-                    Credentials::Configured,
-                )
-                .await;
-            let fields = self.expect_ok(fields, "create fields")?;
-            if !fields.status.is_success() {
+            let fields_path = format!("/rest/api/2/issue/createmeta/{key}/issuetypes/{}", issue_type.id);
+            let first = self.get(&page_path(&fields_path, 0), Credentials::Configured).await;
+            let first = self.expect_ok(first, "create fields")?;
+            if !first.status.is_success() {
                 return Err(configuration(format!(
-                    "GET /rest/api/2/issue/createmeta/{key}/issuetypes/{} answered HTTP {} ({})",
-                    issue_type.id,
-                    fields.status,
-                    fields.error_summary()
+                    "GET {fields_path} answered {}",
+                    http_answer(&first)
                 )));
             }
-            let page: FieldPage = self.parse(&fields, "create fields")?;
-            (issue_type, page.fields)
+            let fields = self
+                .all_pages::<FieldPage>(&fields_path, first, "create fields")
+                .await?;
+            (issue_type, fields)
         };
         self.check_fields(&key, &issue_type, &fields)?;
         Ok(format!(
@@ -449,9 +572,8 @@ impl Run<'_> {
         let answer = self.expect_ok(answer, "createmeta")?;
         if !answer.status.is_success() {
             return Err(configuration(format!(
-                "neither createmeta form answers for project `{key}` (HTTP {}: {})",
-                answer.status,
-                answer.error_summary()
+                "neither createmeta form answers for project `{key}` (the old one answered {})",
+                http_answer(&answer)
             )));
         }
         let meta: LegacyCreateMeta = self.parse(&answer, "createmeta")?;
@@ -547,15 +669,14 @@ impl Run<'_> {
         if let Some(denial) = auth_denial(&response).filter(|_| response.status.as_u16() != 404) {
             if !matches!(denial, AuthDenial::Forbidden { .. }) {
                 return Err(authentication(format!(
-                    "Jira stopped accepting the credentials while reading {what} ({denial:?})"
+                    "Jira stopped accepting the credentials while reading {what} ({denial})"
                 )));
             }
         }
         if response.status.is_server_error() || response.status.as_u16() == 429 {
             return Err(configuration(format!(
-                "reading {what} failed: Jira answered HTTP {} ({})",
-                response.status,
-                response.error_summary()
+                "reading {what} failed: Jira answered {}",
+                http_answer(&response)
             )));
         }
         Ok(response)
@@ -564,14 +685,83 @@ impl Run<'_> {
     fn parse<T: serde::de::DeserializeOwned>(&self, response: &JiraResponse, what: &str) -> StepResult<T> {
         if !response.status.is_success() {
             return Err(configuration(format!(
-                "reading {what} failed: Jira answered HTTP {} ({})",
-                response.status,
-                response.error_summary()
+                "reading {what} failed: Jira answered {}",
+                http_answer(response)
             )));
         }
         response
             .json()
             .map_err(|e| configuration(format!("Jira's answer for {what} is not the expected JSON ({e})")))
+    }
+
+    /// Every item of a paged list whose first page (asked for with [`page_path`]) is `first`: the
+    /// next pages follow `startAt` as far as Jira's `isLast`, `total` or page size say there are
+    /// more, at most [`MAX_PAGES`] pages (a list that does not end by then is reported, not cut).
+    async fn all_pages<P: Page>(&mut self, path: &str, first: JiraResponse, what: &str) -> StepResult<Vec<P::Item>> {
+        let mut items = Vec::new();
+        let mut response = first;
+        for page in 1..=MAX_PAGES {
+            let (got, paging) = self.parse::<P>(&response, what)?.into_parts();
+            let count = got.len();
+            items.extend(got);
+            if paging.is_last_page(count, items.len()) {
+                return Ok(items);
+            }
+            if page == MAX_PAGES {
+                break;
+            }
+            self.wave(1);
+            let next = self.get(&page_path(path, items.len()), Credentials::Configured).await;
+            response = self.expect_ok(next, what)?;
+        }
+        Err(configuration(format!(
+            "Jira's list of {what} (GET {path}) did not end within {MAX_PAGES} pages ({} items); Herald does not \
+             judge a list it cannot read to the end",
+            items.len()
+        )))
+    }
+}
+
+/// The most pages of one list the check reads (a create screen of thousands of fields is not a
+/// screen anyone fills in; a list that never ends is a broken or hostile Jira).
+pub const MAX_PAGES: usize = 20;
+/// The page size asked for; Jira may answer with fewer (Cloud caps pages at 50).
+pub const PAGE_SIZE: usize = 200;
+
+/// `path` asking for the page that starts at item `start`.
+fn page_path(path: &str, start: usize) -> String {
+    format!("{path}?startAt={start}&maxResults={PAGE_SIZE}")
+}
+
+/// `HTTP 500 Internal Server Error (Jira's message)`, without empty parentheses.
+fn http_answer(response: &JiraResponse) -> String {
+    format!("HTTP {}{}", response.status, parenthesised(&response.error_summary()))
+}
+
+/// ` (detail)`, or nothing for an empty detail.
+fn parenthesised(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+/// `: detail`, or nothing for an empty detail.
+fn colon(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// `, detail`, or nothing for an empty detail.
+fn comma(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(", {detail}")
     }
 }
 
@@ -592,4 +782,55 @@ fn names(types: &[IssueType]) -> String {
         .map(|t| format!("`{}` ({})", t.name, t.id))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> JiraUrl {
+        JiraUrl::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn cloud_is_recognised_without_deployment_type() {
+        let info = |json: &str| serde_json::from_str::<ServerInfo>(json).unwrap();
+        let example = info(include_str!(
+            "../../tests/fixtures/jira/spec-example__serverInfo.cloud.200.json"
+        ));
+        assert_eq!(example.deployment_type, None, "Atlassian's own example omits it");
+        let on_prem = url("https://jira.example.com");
+        let site = Deployment::recognise(None, &url("https://acme.atlassian.net"), None);
+        assert!(site.is_cloud() && !site.is_server());
+        assert!(is_cloud_host("ACME.Atlassian.NET."));
+        assert!(!is_cloud_host("atlassian.net.example.com"));
+        assert!(!is_cloud_host("jira.example.com"));
+        // The example's baseUrl is a Cloud site.
+        assert!(Deployment::recognise(Some(&example), &on_prem, None).is_cloud());
+        let me: Myself = serde_json::from_str(include_str!(
+            "../../tests/fixtures/jira/spec-example__myself.cloud.200.json"
+        ))
+        .unwrap();
+        let bare = info(r#"{"version":"1001.0.0"}"#);
+        let by_user = Deployment::recognise(Some(&bare), &on_prem, Some(&me));
+        assert_eq!(by_user.name(), Some("Cloud"));
+        assert!(by_user.describe().contains("accountId only"));
+        let dc_user: Myself = serde_json::from_str(r#"{"name":"svc","key":"JIRAUSER1","accountId":"x"}"#).unwrap();
+        assert_eq!(
+            Deployment::recognise(Some(&bare), &on_prem, Some(&dc_user)),
+            Deployment::Unknown
+        );
+        let server = info(r#"{"version":"9.12.0","deploymentType":"Server"}"#);
+        let reported = Deployment::recognise(Some(&server), &url("https://acme.atlassian.net"), Some(&me));
+        assert!(reported.is_server(), "what Jira reports wins");
+    }
+
+    #[test]
+    fn empty_details_leave_no_empty_punctuation() {
+        assert_eq!(parenthesised(""), "");
+        assert_eq!(parenthesised("No."), " (No.)");
+        assert_eq!(colon(" "), "");
+        assert_eq!(comma(""), "");
+        assert_eq!(comma("gone"), ", gone");
+    }
 }

@@ -68,8 +68,8 @@ struct Inner {
     /// Verdicts by (name, revision): an update makes a new key, so a stale verdict is never served.
     results: moka::future::Cache<(String, i64), Arc<Verdict>>,
     clients: Mutex<HashMap<ClientOptions, reqwest::Client>>,
-    /// Last verdict per integration (healthy or not), for transition logs and the health gauge.
-    last_healthy: Mutex<HashMap<String, bool>>,
+    /// Last verdict per integration (healthy or not, and the reason), for change logs and the gauge.
+    last_healthy: Mutex<HashMap<String, (bool, String)>>,
     history: mpsc::Sender<sweep::HistoryMessage>,
     /// When this node's last sweep finished (ms since the epoch), and what it found.
     last_sweep: Mutex<Option<(i64, SweepSummary)>>,

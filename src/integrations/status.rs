@@ -130,26 +130,36 @@ impl Integrations {
             .integration_checked(name, healthy, verdict.report.duration);
         let previous = {
             let mut last = self.inner.last_healthy.lock().unwrap_or_else(|e| e.into_inner());
-            last.insert(name.clone(), healthy)
+            last.insert(name.clone(), (healthy, verdict.report.reason.clone()))
+        };
+        // Every change of verdict is logged: of status, and of reason while faulty (one fault
+        // replaced by another is news to whoever fixes it).
+        let from = match &previous {
+            Some((true, _)) => "HEALTHY_INTEGRATION",
+            Some((false, _)) => "FAULTY_CONFIGURATION",
+            None => "unknown",
         };
         match previous {
-            Some(was) if was == healthy => {}
-            Some(_) | None => {
-                let from = match previous {
-                    Some(true) => "HEALTHY_INTEGRATION",
-                    Some(false) => "FAULTY_CONFIGURATION",
-                    None => "unknown",
-                };
-                if healthy {
-                    tracing::info!(integration = %name, from, to = verdict.status(), "integration status changed");
-                } else {
-                    tracing::warn!(
-                        integration = %name, from, to = verdict.status(),
-                        step = verdict.report.failed_step.map(|s| s.as_str()),
-                        reason = %verdict.report.reason,
-                        "integration status changed"
-                    );
-                }
+            Some((was, reason)) if was == healthy && reason == verdict.report.reason => {}
+            Some((true, _)) | Some((false, _)) | None if healthy => {
+                tracing::info!(integration = %name, from, to = verdict.status(), "integration status changed");
+            }
+            Some((false, previous_reason)) => {
+                tracing::warn!(
+                    integration = %name, from, to = verdict.status(),
+                    step = verdict.report.failed_step.map(|s| s.as_str()),
+                    reason = %verdict.report.reason,
+                    previous_reason = %previous_reason,
+                    "integration status changed"
+                );
+            }
+            Some((true, _)) | None => {
+                tracing::warn!(
+                    integration = %name, from, to = verdict.status(),
+                    step = verdict.report.failed_step.map(|s| s.as_str()),
+                    reason = %verdict.report.reason,
+                    "integration status changed"
+                );
             }
         }
         let record = CheckRecord {

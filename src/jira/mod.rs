@@ -90,29 +90,38 @@ impl JiraResponse {
         declared || head.trim_start().starts_with("<!doctype html") || head.trim_start().starts_with("<html")
     }
 
-    /// Jira's `errorMessages` and `errors`, or the start of the body, for a reason string.
+    /// Jira's `errorMessages` and `errors`, or the start of the body, for a reason string: one line of
+    /// at most [`EXCERPT`] characters, empty when the body says nothing.
     pub fn error_summary(&self) -> String {
         if let Ok(err) = serde_json::from_slice::<types::ErrorCollection>(&self.body) {
-            let mut parts: Vec<String> = err.error_messages;
-            parts.extend(err.errors.into_iter().map(|(k, v)| format!("{k}: {v}")));
-            if !parts.is_empty() {
-                return parts.join("; ").trim_end_matches('.').to_owned();
-            }
+            // A JSON object: its messages, or nothing (its other fields say nothing to a person).
+            return excerpt(err.messages().join("; ").trim_end_matches('.'), EXCERPT);
         }
         if self.is_html() {
             return "an HTML page".to_owned();
         }
-        let text = String::from_utf8_lossy(&self.body);
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.chars().count() > 160 {
-            format!("{}…", text.chars().take(160).collect::<String>())
-        } else {
-            text
-        }
+        excerpt(
+            &String::from_utf8_lossy(&self.body[..self.body.len().min(4 * EXCERPT)]),
+            EXCERPT,
+        )
     }
 
+    /// The body as `T`; the error is one bounded line (serde's message can quote a whole value).
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_slice(&self.body).map_err(|e| e.to_string())
+        serde_json::from_slice(&self.body).map_err(|e| excerpt(&e.to_string(), EXCERPT))
+    }
+}
+
+/// The longest excerpt of an answer quoted in a reason.
+pub const EXCERPT: usize = 160;
+
+/// `text` on one line (whitespace runs collapsed), cut to `max` characters with an ellipsis.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>().trim_end())
+    } else {
+        line
     }
 }
 
@@ -443,6 +452,29 @@ mod tests {
             "Jira is rate-limiting Herald (HTTP 429 with Retry-After 18446744073709551615 s, more than the 3600 s \
              Herald waits at most, beyond the check's budget); try again later"
         );
+    }
+
+    #[test]
+    fn summaries_and_parser_errors_are_short_single_lines() {
+        let answer = |body: String| JiraResponse {
+            status: StatusCode::BAD_REQUEST,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body),
+        };
+        let long = format!("\"{}\"", "x".repeat(600));
+        let error = answer(long.clone()).json::<u64>().unwrap_err();
+        assert!(error.chars().count() <= EXCERPT + 1, "{error}");
+        assert!(error.starts_with("invalid type: string \"xxx"), "{error}");
+        assert!(error.ends_with('…'));
+        let summary = answer(format!(r#"{{"errorMessages":[{long}]}}"#)).error_summary();
+        assert_eq!(summary.chars().count(), EXCERPT + 1);
+        assert_eq!(answer(String::new()).error_summary(), "");
+        assert_eq!(answer(r#"{"status":500}"#.to_owned()).error_summary(), "");
+        assert_eq!(
+            answer(r#"{"errorMessages":[],"errors":{"project":"No such project."}}"#.to_owned()).error_summary(),
+            "project: No such project"
+        );
+        assert_eq!(excerpt("a\n  b\tc", 10), "a b c");
     }
 
     #[test]

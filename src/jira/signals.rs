@@ -25,6 +25,36 @@ pub enum AuthDenial {
     Forbidden { detail: String },
 }
 
+/// How a reason says it, after "Jira stopped accepting the credentials: ".
+impl std::fmt::Display for AuthDenial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let with = |detail: &str| {
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        };
+        match self {
+            AuthDenial::Unauthorized { detail } => write!(f, "HTTP 401{}", with(detail)),
+            AuthDenial::AuthenticatedFailed => {
+                f.write_str("X-Seraph-LoginReason: AUTHENTICATED_FAILED, the user name or password is wrong")
+            }
+            AuthDenial::AuthenticationDenied => f.write_str(
+                "X-Seraph-LoginReason: AUTHENTICATION_DENIED, sign-in is refused (locked behind a CAPTCHA or not allowed)",
+            ),
+            AuthDenial::CaptchaChallenge { .. } => f.write_str(
+                "HTTP 403 with X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE, a CAPTCHA is demanded after failed logins",
+            ),
+            AuthDenial::CloudPasswordDeprecated => {
+                f.write_str("Jira Cloud refuses account passwords over basic authentication")
+            }
+            AuthDenial::HtmlLoginPage => f.write_str("an HTML login page instead of JSON"),
+            AuthDenial::Forbidden { detail } => write!(f, "HTTP 403{}", with(detail)),
+        }
+    }
+}
+
 /// Recognises a refusal in an answer to `myself`; `None` when the answer is not a refusal.
 pub fn auth_denial(response: &JiraResponse) -> Option<AuthDenial> {
     let header = |name: &str| {
@@ -138,6 +168,32 @@ mod tests {
         ));
         let json = [("content-type", "application/json")];
         assert_eq!(auth_denial(&answer(200, &json, "{\"name\":\"svc\"}")), None);
+    }
+
+    #[test]
+    fn refusals_read_as_text_not_rust() {
+        let unauthorized = AuthDenial::Unauthorized {
+            detail: "Client must be authenticated".to_owned(),
+        };
+        assert_eq!(unauthorized.to_string(), "HTTP 401: Client must be authenticated");
+        let bare = AuthDenial::Unauthorized { detail: String::new() };
+        assert_eq!(bare.to_string(), "HTTP 401");
+        for denial in [
+            unauthorized,
+            bare,
+            AuthDenial::AuthenticatedFailed,
+            AuthDenial::AuthenticationDenied,
+            AuthDenial::CaptchaChallenge { login_url: None },
+            AuthDenial::CloudPasswordDeprecated,
+            AuthDenial::HtmlLoginPage,
+            AuthDenial::Forbidden { detail: String::new() },
+        ] {
+            let text = denial.to_string();
+            assert!(
+                !text.contains('{') && !text.contains("()") && !text.contains(", )"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -89,6 +89,16 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Failed logins after which Data Center demands a CAPTCHA (0 = never).
     pub captcha_after: usize,
+    /// serverInfo without `deploymentType`, as Atlassian's own Cloud example answers.
+    pub omit_deployment_type: bool,
+    /// serverInfo's `baseUrl`, instead of the simulator's own address (e.g. a Cloud site).
+    pub reported_base_url: Option<String>,
+    /// The most items a createmeta page holds, whatever `maxResults` asks (Cloud caps at 50).
+    pub page_size: usize,
+    /// Optional fields `customfield_2xxxx` added to the create screen before the required ones.
+    pub extra_fields: usize,
+    /// `total` in createmeta pages, instead of the real count (a schema-valid int64 may be anything).
+    pub reported_total: Option<i64>,
 }
 
 impl SimConfig {
@@ -104,6 +114,11 @@ impl SimConfig {
             create: true,
             latency: Duration::ZERO,
             captcha_after: 0,
+            omit_deployment_type: false,
+            reported_base_url: None,
+            page_size: 50,
+            extra_fields: 0,
+            reported_total: None,
         }
     }
 }
@@ -404,7 +419,10 @@ fn server_info(state: &SimState, config: &SimConfig) -> Response {
             v
         }
     };
-    info["baseUrl"] = json!(base);
+    info["baseUrl"] = json!(config.reported_base_url.clone().unwrap_or(base));
+    if config.omit_deployment_type {
+        info.as_object_mut().unwrap().remove("deploymentType");
+    }
     json_response(StatusCode::OK, info)
 }
 
@@ -502,10 +520,58 @@ fn field_list(config: &SimConfig) -> Vec<Value> {
     for id in &config.optional_fields {
         fields.push(field(id, id, false, false));
     }
+    for i in 0..config.extra_fields {
+        let id = format!("customfield_{}", 20000 + i);
+        fields.push(field(&id, &format!("Extra {i}"), false, false));
+    }
     for (id, name) in &config.required_fields {
         fields.push(field(id, name, true, false));
     }
     fields
+}
+
+/// One page of a createmeta list, as Jira pages it: `startAt` and `maxResults` from the query,
+/// `maxResults` capped at the simulator's page size.
+struct SimPage {
+    items: Vec<Value>,
+    start: usize,
+    max: usize,
+    total: i64,
+    is_last: bool,
+}
+
+impl SimPage {
+    /// Cloud answers `startAt`, `maxResults`, `total`; Data Center also `isLast`.
+    fn write(self, body: &mut Value, key: &str, with_is_last: bool) {
+        body[key] = json!(self.items);
+        body["startAt"] = json!(self.start);
+        body["maxResults"] = json!(self.max);
+        body["total"] = json!(self.total);
+        if with_is_last {
+            body["isLast"] = json!(self.is_last);
+        }
+    }
+}
+
+fn query_number(query: &str, name: &str) -> Option<usize> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+fn paginate(config: &SimConfig, all: Vec<Value>, query: &str) -> SimPage {
+    let start = query_number(query, "startAt").unwrap_or(0);
+    let max = query_number(query, "maxResults").unwrap_or(50).min(config.page_size);
+    let total = all.len();
+    let items: Vec<Value> = all.into_iter().skip(start).take(max).collect();
+    SimPage {
+        is_last: start + items.len() >= total,
+        items,
+        start,
+        max,
+        total: config.reported_total.unwrap_or(total as i64),
+    }
 }
 
 fn route(config: &SimConfig, path: &str, query: &str) -> Response {
@@ -571,15 +637,12 @@ fn route(config: &SimConfig, path: &str, query: &str) -> Response {
                 .map(|(id, name)| issue_type_json(config, id, name))
                 .collect();
             let mut body = fixture(ISSUETYPES_CLOUD);
-            let n = types.len();
-            body["maxResults"] = json!(200);
-            body["total"] = json!(n);
+            let page = paginate(config, types, query);
             if config.flavour == Flavour::Cloud {
-                body["issueTypes"] = json!(types);
+                page.write(&mut body, "issueTypes", false);
             } else {
                 body.as_object_mut().unwrap().remove("issueTypes");
-                body["values"] = json!(types);
-                body["isLast"] = json!(true);
+                page.write(&mut body, "values", true);
             }
             json_response(StatusCode::OK, body)
         }
@@ -587,15 +650,13 @@ fn route(config: &SimConfig, path: &str, query: &str) -> Response {
             if wanted != key || !config.issue_types.iter().any(|(i, _)| i == id) {
                 return errors(StatusCode::NOT_FOUND, "Issue type not found.");
             }
-            let fields = field_list(config);
             let mut body = fixture(FIELDS_CLOUD);
-            body["maxResults"] = json!(200);
-            body["total"] = json!(fields.len());
+            let page = paginate(config, field_list(config), query);
             if config.flavour == Flavour::Cloud {
-                body["fields"] = json!(fields);
+                page.write(&mut body, "fields", false);
             } else {
                 body.as_object_mut().unwrap().remove("fields");
-                body["values"] = json!(fields);
+                page.write(&mut body, "values", true);
             }
             json_response(StatusCode::OK, body)
         }
