@@ -35,12 +35,14 @@ install_packages() {
 # - PostgreSQL, for the PostgreSQL suite and the cluster tests;
 # - Postfix's smtp-sink and smtp-source: a real SMTP server (with fault injection) for the mail tests
 #   (only the tools are used; the Postfix daemon is not started);
-# - Chromium and ChromeDriver, for the console's end-to-end tests in a headless browser.
+# - Chromium and ChromeDriver, for the console's end-to-end tests in a headless browser;
+# - Prometheus's promtool, for scripts/probes.sh's check of /metrics.
 missing=()
 pg_bindir >/dev/null || missing+=(postgresql)
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
 PG_BIN=$(pg_bindir) || { log "PostgreSQL is not installed and could not be installed"; exit 1; }
 log "PostgreSQL binaries: $PG_BIN"
@@ -92,8 +94,15 @@ fi
 export HERALD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export HERALD_TEST_PG_BINDIR="$PG_BIN"
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast "$@"
+  cargo nextest run --no-fail-fast "$@" || status=$?
 else
-  cargo test --no-fail-fast -- "$@"
+  cargo test --no-fail-fast -- "$@" || status=$?
 fi
+
+# The whole suite (no filter) ends with the outside view: third-party tools against a live server.
+if [ $# -eq 0 ]; then
+  bash scripts/probes.sh || status=$?
+fi
+exit "$status"

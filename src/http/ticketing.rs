@@ -150,6 +150,7 @@ pub struct XrayJiraIntegration {
     connection_name: Option<String>,
     /// `basic` (username + password or API token) or `bearer` (personal access token in `password`).
     #[serde(default)]
+    #[schema(pattern = r"^(basic|bearer|token|pat|personal_access_token)$")]
     auth_type: Option<String>,
     #[serde(default)]
     username: Option<String>,
@@ -158,7 +159,10 @@ pub struct XrayJiraIntegration {
     password: Option<Secret>,
     /// `cloud` or `server` (Data Center too).
     #[serde(default)]
+    #[schema(pattern = r"^(auto|cloud|server|datacenter|data_center|data-center)?$")]
     installation_type: Option<String>,
+    /// Jira's base URL, http or https.
+    #[schema(pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$")]
     jira_server_url: String,
     #[serde(default)]
     skip_proxy: bool,

@@ -277,14 +277,14 @@ pub enum AuthSpec {
         /// Password or API token (Jira Cloud: an API token, with the account's e-mail as username).
         /// Required, unless an update keeps the stored one (same Jira origin and user name).
         #[serde(default, skip_serializing_if = "crate::secret::write_only")]
-        #[schema(value_type = String, write_only, min_length = 1)]
+        #[schema(value_type = String, write_only, required = true, min_length = 1)]
         password: Option<Secret>,
     },
     Bearer {
         /// A personal access token (Jira Data Center 8.14+), without white space. Required, unless an
         /// update keeps the stored one (same Jira origin).
         #[serde(default, skip_serializing_if = "crate::secret::write_only")]
-        #[schema(value_type = String, write_only, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
+        #[schema(value_type = String, write_only, required = true, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
         token: Option<Secret>,
     },
 }
