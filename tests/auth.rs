@@ -26,6 +26,7 @@ backend_tests!(
     polling_with_basic_pays_for_one_password_check,
     token_use_is_recorded,
     concurrent_wrong_passwords_are_checked_at_most_the_limit_times,
+    a_burst_of_concurrent_requests_with_the_right_password_is_all_served,
     after_a_burst_a_cached_password_and_tokens_still_get_in,
     bad_bearer_tokens_lock_no_one_out,
     x_forwarded_for_from_a_trusted_proxy_names_the_client,
@@ -212,7 +213,7 @@ async fn monitor_reads_monitoring_endpoints_but_gets_403_on_admin_ones(backend: 
         metrics.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("application/openmetrics-text")
+            .starts_with("text/plain; version=0.0.4")
     );
     assert!(metrics.text().await.unwrap().contains("herald_http_requests_total"));
     for (method, path) in [
@@ -435,6 +436,24 @@ async fn concurrent_wrong_passwords_are_checked_at_most_the_limit_times(backend:
         "{unauthorized} guesses were checked; the limit is 10"
     );
     assert_eq!(throttled, 60 - unauthorized);
+}
+
+async fn a_burst_of_concurrent_requests_with_the_right_password_is_all_served(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 3).await else {
+        return;
+    };
+    let password = app.create_user("eager", "monitor").await;
+    let requests = (0..60).map(|_| metrics_as(&app, "eager", Some(&password)));
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "checks in flight make the others wait, not fail: {statuses:?}"
+    );
+    // Waiting was not counted as failing: a wrong password is still only a first failure.
+    assert_eq!(
+        metrics_as(&app, "eager", Some("wrong-password")).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn after_a_burst_a_cached_password_and_tokens_still_get_in(backend: Backend) {

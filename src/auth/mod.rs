@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub use accounts::{AccountError, Accounts, BootstrapError, BootstrapPassword, CreatedToken, INITIAL_PASSWORD_FILE};
 pub use password::PasswordHashing;
 pub use throttle::Throttle;
+use throttle::{Refusal, Reservation};
 
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, now_ms};
@@ -245,23 +246,32 @@ impl Authenticator {
                 .map_err(throttled)?;
         }
         let key = credentials.cache_key(client);
-        if let Some(cache) = &self.cache {
-            if let Some(principal) = cache.get(&key).await {
-                if principal.expires_at.is_none_or(|at| at > now_ms()) {
-                    return Ok((principal, Verification::Cached));
+        // Looked up again after waiting for a check in flight: it may have verified these very
+        // credentials (a client's burst of concurrent requests costs one hash, not one each).
+        let (verified, generation) = loop {
+            if let Some(cache) = &self.cache {
+                if let Some(principal) = cache.get(&key).await {
+                    if principal.expires_at.is_none_or(|at| at > now_ms()) {
+                        return Ok((principal, Verification::Cached));
+                    }
+                    cache.invalidate(&key).await;
                 }
-                cache.invalidate(&key).await;
             }
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let verified = match credentials {
-            Credentials::Bearer(token) => self.verify_token(token, None).await?,
-            Credentials::Basic { username, password } if credentials.is_token() => {
-                self.verify_token(password, Some(username)).await?
-            }
-            Credentials::Basic { username, password } => {
-                self.verify_password_throttled(client, username, password).await?
-            }
+            let generation = self.generation.load(Ordering::Acquire);
+            let verified = match credentials {
+                Credentials::Bearer(token) => self.verify_token(token, None).await?,
+                Credentials::Basic { username, password } if credentials.is_token() => {
+                    self.verify_token(password, Some(username)).await?
+                }
+                Credentials::Basic { username, password } => {
+                    let Some(reservation) = self.reserve_or_wait(client, username).await? else {
+                        continue;
+                    };
+                    self.verify_password_reserved(reservation, client, username, password)
+                        .await?
+                }
+            };
+            break (verified, generation);
         };
         let principal = verified.ok_or(AuthError::Invalid)?;
         self.remember(key, &principal, generation).await;
@@ -281,23 +291,40 @@ impl Authenticator {
         if token::looks_like_token(password.expose()) {
             return Err(AuthError::Invalid);
         }
-        self.verify_password_throttled(client, username, password)
+        let reservation = loop {
+            if let Some(reservation) = self.reserve_or_wait(client, username).await? {
+                break reservation;
+            }
+        };
+        self.verify_password_reserved(reservation, client, username, password)
             .await?
             .ok_or(AuthError::Invalid)
     }
 
-    /// Checks a password within a check reserved with the throttle; `Throttled` without any hash when
-    /// none is left.
-    async fn verify_password_throttled(
+    /// Reserves a password check with the throttle: `Throttled` when the key is locked, `None`
+    /// after waiting for a check in flight to settle (look in the cache again, then retry).
+    async fn reserve_or_wait(&self, client: IpAddr, username: &str) -> Result<Option<Reservation<'_>>, AuthError> {
+        let settled = self.throttle.settled();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        match self.throttle.reserve(client, username, Instant::now()) {
+            Ok(reservation) => Ok(Some(reservation)),
+            Err(Refusal::Locked(retry_after)) => Err(AuthError::Throttled { retry_after }),
+            Err(Refusal::Busy) => {
+                settled.await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Checks a password within a check reserved with the throttle, and settles the reservation.
+    async fn verify_password_reserved(
         &self,
+        reservation: Reservation<'_>,
         client: IpAddr,
         username: &str,
         password: &Secret,
     ) -> Result<Option<Principal>, AuthError> {
-        let reservation = self
-            .throttle
-            .reserve(client, username, Instant::now())
-            .map_err(|retry_after| AuthError::Throttled { retry_after })?;
         match self.verify_password(username, password).await {
             Ok(Some(principal)) => {
                 reservation.succeeded();

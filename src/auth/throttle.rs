@@ -45,13 +45,25 @@ const PRUNE_ABOVE: usize = 10_000;
 const ADDRESS_LIMIT_FACTOR: u32 = 10;
 /// Attempts (checked or refused) after which a key is closed even to cached credentials.
 pub const PROBE_LIMIT_FACTOR: u32 = 10;
-/// Retry-After for a refusal caused only by checks still in flight: they settle within a second or so.
-const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Throttle {
     max_failures: u32,
     window: Duration,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// Woken whenever a check settles, for requests waiting on [`Refusal::Busy`].
+    settled: tokio::sync::Notify,
+}
+
+/// Why [`Throttle::reserve`] gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Checks in flight fill the key's remaining allowance. Nothing failed: the request waits for
+    /// one to settle (see [`Throttle::settled`]) and looks again, so a burst of concurrent requests
+    /// with the right password is served (the first success fills the credential cache) instead
+    /// of being refused.
+    Busy,
+    /// Too many failures in this window; retry after the duration. Counted as an attempt.
+    Locked(Duration),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,6 +116,7 @@ impl Throttle {
             max_failures: max_failures.max(1),
             window,
             entries: Mutex::new(HashMap::new()),
+            settled: tokio::sync::Notify::new(),
         }
     }
 
@@ -135,10 +148,16 @@ impl Throttle {
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
-    /// Reserves one password check for this client and user name, or `Err(retry_after)` when the
-    /// failures counted plus the checks in flight reach the limit of either key (the refusal is
-    /// counted as an attempt).
-    pub fn reserve(&self, client: IpAddr, principal: &str, now: Instant) -> Result<Reservation<'_>, Duration> {
+    /// Completes when a reserved check settles. Create (and `enable`) it before calling
+    /// [`Throttle::reserve`], so that a settlement in between is not missed.
+    pub fn settled(&self) -> tokio::sync::futures::Notified<'_> {
+        self.settled.notified()
+    }
+
+    /// Reserves one password check for this client and user name. Refused with
+    /// [`Refusal::Locked`] when the failures counted reach the limit of either key (the refusal is
+    /// counted as an attempt), or [`Refusal::Busy`] when the failures plus the checks in flight do.
+    pub fn reserve(&self, client: IpAddr, principal: &str, now: Instant) -> Result<Reservation<'_>, Refusal> {
         let mut entries = self.lock();
         if entries.len() > PRUNE_ABOVE {
             entries.retain(|_, e| {
@@ -148,6 +167,7 @@ impl Throttle {
         }
         let keys = Self::keys(client, principal);
         let mut wait = Duration::ZERO;
+        let mut busy = false;
         for key in &keys {
             if let Some(entry) = entries.get_mut(key) {
                 entry.refresh(now, self.window);
@@ -155,7 +175,7 @@ impl Throttle {
                 if entry.failures >= limit {
                     wait = wait.max(entry.wait(now, self.window));
                 } else if entry.failures.saturating_add(entry.in_flight) >= limit {
-                    wait = wait.max(IN_FLIGHT_RETRY);
+                    busy = true;
                 }
             }
         }
@@ -163,7 +183,10 @@ impl Throttle {
             for key in keys {
                 entries.entry(key).or_default().fail(now);
             }
-            return Err(wait);
+            return Err(Refusal::Locked(wait));
+        }
+        if busy {
+            return Err(Refusal::Busy);
         }
         for key in keys {
             let entry = entries.entry(key).or_default();
@@ -202,6 +225,8 @@ impl Throttle {
                 entries.remove(&key);
             }
         }
+        drop(entries);
+        self.settled.notify_waiters();
         locked_now
     }
 
@@ -284,11 +309,11 @@ mod tests {
         for _ in 0..3 {
             fail(&throttle, ip(1), ALICE, t0);
         }
-        let wait = throttle
+        let refusal = throttle
             .reserve(ip(1), ALICE, t0 + Duration::from_secs(10))
             .err()
             .unwrap();
-        assert_eq!(wait, Duration::from_secs(50));
+        assert_eq!(refusal, Refusal::Locked(Duration::from_secs(50)));
         assert!(throttle.reserve(ip(1), ALICE, t0 + Duration::from_secs(60)).is_ok());
     }
 
@@ -330,7 +355,10 @@ mod tests {
         let first = throttle.reserve(ip(1), ALICE, t0).unwrap();
         let second = throttle.reserve(ip(1), ALICE, t0).unwrap();
         // Two checks running: a third would exceed the limit even though nothing has failed yet.
-        assert_eq!(throttle.reserve(ip(1), ALICE, t0).err(), Some(IN_FLIGHT_RETRY));
+        // It must wait, and waiting is not an attempt: nothing is counted against the user.
+        for _ in 0..100 {
+            assert_eq!(throttle.reserve(ip(1), ALICE, t0).err(), Some(Refusal::Busy));
+        }
         first.succeeded();
         let third = throttle.reserve(ip(1), ALICE, t0).unwrap();
         second.released();

@@ -258,8 +258,10 @@ impl MailSubmission {
             bcc,
             reply_to: reply_to.map(|m| m.to_string()),
             subject: self.subject,
-            text: self.text.map(|t| to_crlf(&t).into_owned()),
-            html: self.html.map(|h| to_crlf(&h).into_owned()),
+            // Stored as submitted, so the API gives back what it was given; rendering turns every
+            // line break into CRLF, and the SMTP writer does again.
+            text: self.text,
+            html: self.html,
             headers: self.headers,
         })
     }
@@ -378,24 +380,18 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_stored_and_rendered_with_crlf_only() {
+    fn bodies_are_stored_as_given_and_rendered_with_crlf_only() {
         let mail = submission(serde_json::json!({
             "to": ["a@example.com"], "subject": "s",
             "text": "line1\r.\r\nMAIL FROM:<x@y>\nend", "html": "<p>\r</p>"
         }))
         .validate("herald@localhost")
         .unwrap();
-        assert_eq!(mail.text.as_deref(), Some("line1\r\n.\r\nMAIL FROM:<x@y>\r\nend"));
-        assert_eq!(mail.html.as_deref(), Some("<p>\r\n</p>"));
-        // A row written before bodies were normalised is rendered with CRLF all the same.
-        let stored = ValidMail {
-            text: Some("old\r.\rrow".into()),
-            html: None,
-            ..mail
-        };
-        let (_, bytes) = stored.render("0190-abc", 0).unwrap();
+        assert_eq!(mail.text.as_deref(), Some("line1\r.\r\nMAIL FROM:<x@y>\nend"));
+        let (_, bytes) = mail.render("0190-abc", 0).unwrap();
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.contains("old\r\n.\r\nrow"), "{text:?}");
+        assert!(text.contains("line1\r\n.\r\nMAIL FROM:<x@y>\r\nend"), "{text:?}");
+        assert!(text.contains("<p>\r\n</p>"), "{text:?}");
         assert!(!text.replace("\r\n", "").contains(['\r', '\n']), "{text:?}");
     }
 
