@@ -19,7 +19,7 @@ use crate::integrations::SweepShare;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
 use crate::secrets::{SecretBox, SecretsError};
-use crate::store::{ConnectOptions, Store, StoreError, redact_url};
+use crate::store::{ConnectOptions, SECRET_KEY_CHECK, Store, StoreError, redact_url};
 use crate::supervisor::{BackgroundLoop, Supervisor};
 
 /// Everything a request handler may need. Cheap to clone.
@@ -190,8 +190,7 @@ impl Application {
             node = %node_id,
             "database ready"
         );
-        let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
-        check_secret_key(&store, &secrets).await?;
+        let secrets = open_secrets(&settings, &store, NewKey::Persist).await?;
         let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
         // Loops tick in real time: their supervisor reads the system clock, whatever the alerts read.
         let supervisor = Supervisor::new(clock::system(), metrics.clone());
@@ -323,12 +322,40 @@ impl Application {
     }
 }
 
+/// What [`open_secrets`] does when there is no key yet (no `HERALD_SECRET_KEY`, no key file) and the
+/// database holds nothing sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKey {
+    /// Create the data dir's key file and make it the installation's key (serve; commands that store
+    /// a secret).
+    Persist,
+    /// Use a throwaway key and write nothing: a command that only reads has nothing to decrypt, and
+    /// must not tie the database to a key file that happens to be beside it.
+    Ephemeral,
+}
+
+/// The key that seals stored credentials, checked against the database. `serve` and every command
+/// that reads or writes secrets come through here, so they follow one rule: a new key is made only
+/// while the database holds nothing sealed (otherwise another key sealed it, and a new one would
+/// write credentials no server can read); an existing key must open the database's key check value,
+/// or this stops with [`StartupError::SecretKeyMismatch`].
+pub async fn open_secrets(settings: &Settings, store: &Store, new_key: NewKey) -> Result<SecretBox, StartupError> {
+    let secrets = match SecretBox::load_existing(settings.secret_key.as_ref(), &settings.data_dir)? {
+        Some(secrets) => secrets,
+        None if store.holds_sealed_secrets().await? => return Err(StartupError::SecretKeyMismatch),
+        None if new_key == NewKey::Ephemeral => return Ok(SecretBox::generate()),
+        None => SecretBox::create(&settings.data_dir)?,
+    };
+    check_secret_key(store, &secrets).await?;
+    Ok(secrets)
+}
+
 /// Stops a node whose secrets key differs from the one the database's secrets were sealed with: it
 /// could read none of them, and would write secrets that no other node can read.
 async fn check_secret_key(store: &Store, secrets: &SecretBox) -> Result<(), StartupError> {
     const CONTEXT: &str = "herald:secret-key-check";
     let stored = store
-        .meta_insert_or_get("secret_key_check", &secrets.seal(CONTEXT, "herald"))
+        .meta_insert_or_get(SECRET_KEY_CHECK, &secrets.seal(CONTEXT, "herald"))
         .await?;
     secrets
         .open(CONTEXT, &stored)

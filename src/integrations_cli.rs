@@ -10,11 +10,10 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use herald::app;
+use herald::app::{self, NewKey};
 use herald::config::Settings;
 use herald::integrations::{Auth, Integration, Integrations, Verdict};
 use herald::metrics::Metrics;
-use herald::secrets::SecretBox;
 use herald::timefmt::rfc3339_ms;
 
 #[derive(Subcommand)]
@@ -153,9 +152,11 @@ impl SettingsFlags {
     }
 }
 
-async fn service(settings: &Settings) -> anyhow::Result<Integrations> {
+/// The integrations service over the configured database, with the secrets key checked exactly as
+/// `serve` checks it: a command never seals a secret with a key the server does not have.
+async fn service(settings: &Settings, new_key: NewKey) -> anyhow::Result<Integrations> {
     let store = app::open_store(settings).await?;
-    let secrets = SecretBox::load(settings.secret_key.as_ref(), &settings.data_dir)?;
+    let secrets = app::open_secrets(settings, &store, new_key).await?;
     Ok(Integrations::new(store, secrets, Arc::new(Metrics::new()), settings))
 }
 
@@ -187,7 +188,12 @@ fn print_verdict(v: &Verdict) {
 }
 
 pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Result<bool> {
-    let integrations = service(settings).await?;
+    // Only a command that stores a secret may create the installation's key.
+    let new_key = match cmd {
+        IntegrationsCommand::Add { .. } | IntegrationsCommand::Update { .. } => NewKey::Persist,
+        _ => NewKey::Ephemeral,
+    };
+    let integrations = service(settings, new_key).await?;
     let mut all_healthy = true;
     match cmd {
         IntegrationsCommand::Add { name, settings: flags } => {

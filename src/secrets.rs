@@ -1,9 +1,11 @@
 //! Encryption of stored credentials: AES-256-GCM with a random 96-bit nonce per value.
 //!
 //! The key comes from `HERALD_SECRET_KEY` (base64 of 32 bytes) or from `<data_dir>/secret.key`, which is
-//! created with mode 0600 on first start. A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag); the
-//! caller's context string (e.g. the integration's name) is bound as associated data, so a value copied
-//! to another row does not decrypt.
+//! created with mode 0600 on first start, but only while the database holds nothing sealed: a key
+//! made up later could open none of it (see `app::open_secrets`, shared by `serve` and the CLI).
+//!
+//! A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag); the caller's context string (e.g. the
+//! integration's name) is bound as associated data, so a value copied to another row does not decrypt.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,8 +52,10 @@ impl SecretBox {
         }
     }
 
-    /// The key from `HERALD_SECRET_KEY` when given, else from the data dir's key file (created if missing).
-    pub fn load(configured: Option<&Secret>, data_dir: &Path) -> Result<Self, SecretsError> {
+    /// The key from `HERALD_SECRET_KEY` when given, else from the data dir's key file; `None` when
+    /// neither exists. Whether a new key may be created instead is the caller's decision (it depends
+    /// on what the database holds: see `app::open_secrets`).
+    pub fn load_existing(configured: Option<&Secret>, data_dir: &Path) -> Result<Option<Self>, SecretsError> {
         if let Some(encoded) = configured {
             let bytes = Zeroizing::new(
                 STANDARD
@@ -59,7 +63,7 @@ impl SecretBox {
                     .map_err(|_| SecretsError::BadKey)?,
             );
             let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SecretsError::BadKey)?;
-            return Ok(Self::from_key(&key));
+            return Ok(Some(Self::from_key(&key)));
         }
         let path = data_dir.join(KEY_FILE);
         let fail = |reason: String| SecretsError::KeyFile {
@@ -78,17 +82,42 @@ impl SecretBox {
                     .as_slice()
                     .try_into()
                     .map_err(|_| fail("it must hold the base64 of 32 bytes".into()))?;
-                Ok(Self::from_key(&key))
+                Ok(Some(Self::from_key(&key)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(key.as_mut_slice());
-                let encoded = Zeroizing::new(STANDARD.encode(key.as_slice()));
-                write_private(&path, encoded.as_bytes()).map_err(|e| fail(e.to_string()))?;
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// A new random key, kept in memory only.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(key.as_mut_slice());
+        Self::from_key(&key)
+    }
+
+    /// Creates the data dir's key file (mode 0600) with a new random key. Should another process
+    /// have created it meanwhile, that key is used.
+    pub fn create(data_dir: &Path) -> Result<Self, SecretsError> {
+        let path = data_dir.join(KEY_FILE);
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(key.as_mut_slice());
+        let encoded = Zeroizing::new(STANDARD.encode(key.as_slice()));
+        match write_private(&path, encoded.as_bytes()) {
+            Ok(()) => {
                 tracing::info!(file = %path.display(), "created the key that encrypts stored credentials");
                 Ok(Self::from_key(&key))
             }
-            Err(e) => Err(fail(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_existing(None, data_dir)?.ok_or_else(|| SecretsError::KeyFile {
+                    path,
+                    reason: "it vanished while it was being created".into(),
+                })
+            }
+            Err(e) => Err(SecretsError::KeyFile {
+                path,
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -173,7 +202,9 @@ mod tests {
     #[test]
     fn the_key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = SecretBox::load(None, dir.path()).unwrap();
+        assert!(SecretBox::load_existing(None, dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(KEY_FILE).exists(), "loading creates nothing");
+        let first = SecretBox::create(dir.path()).unwrap();
         let sealed = first.seal("x", "value");
         #[cfg(unix)]
         {
@@ -184,19 +215,29 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = SecretBox::load(None, dir.path()).unwrap();
+        let again = SecretBox::load_existing(None, dir.path()).unwrap().unwrap();
         assert_eq!(again.open("x", &sealed).unwrap().expose(), "value");
+        let raced = SecretBox::create(dir.path()).unwrap();
+        assert_eq!(
+            raced.open("x", &sealed).unwrap().expose(),
+            "value",
+            "an existing file is kept"
+        );
     }
 
     #[test]
     fn a_configured_key_must_be_32_bytes_of_base64() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            SecretBox::load(Some(&Secret::new("c2hvcnQ=")), dir.path()),
+            SecretBox::load_existing(Some(&Secret::new("c2hvcnQ=")), dir.path()),
             Err(SecretsError::BadKey)
         ));
         let key = STANDARD.encode([1u8; 32]);
-        assert!(SecretBox::load(Some(&Secret::new(key)), dir.path()).is_ok());
+        assert!(
+            SecretBox::load_existing(Some(&Secret::new(key)), dir.path())
+                .unwrap()
+                .is_some()
+        );
         assert!(!dir.path().join(KEY_FILE).exists());
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::integrations::{spec_for, with};
-use support::jira_sim::{self, Fault, Flavour, JiraSim};
+use support::jira_sim::{self, Fault, Flavour, JiraSim, SimConfig};
 use support::{Backend, problem, spawn_app};
 
 backend_tests!(
@@ -22,6 +22,7 @@ backend_tests!(
     metrics_export_health_and_check_durations,
     xray_create_verifies_the_connection_first,
     xray_update_details_and_delete,
+    a_new_ca_or_proxy_choice_is_refused_without_the_secret,
 );
 
 async fn send(app: &support::TestApp, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -456,4 +457,76 @@ async fn xray_update_details_and_delete(backend: Backend) {
     assert!(body["error"].as_str().is_some());
     let (status, _) = send(&app, Method::GET, &details_path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A stored secret follows the integration only while it goes to the same server: another CA could
+/// vouch for an impostor under the same host name, and a proxy change changes who answers.
+async fn a_new_ca_or_proxy_choice_is_refused_without_the_secret(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let sim = JiraSim::start_tls(SimConfig::new(Flavour::DataCenter), &["localhost"]).await;
+    let impostor = JiraSim::start_tls(SimConfig::new(Flavour::DataCenter), &["localhost"]).await;
+    let ca = sim.ca_pem.clone().unwrap();
+    let other_ca = impostor.ca_pem.clone().unwrap();
+    let spec = with(spec_for("jira", &sim, Flavour::DataCenter), json!({"ca_cert_pem": ca}));
+    let created = app.register(&spec).await;
+    assert_eq!(created["check"]["status"], "HEALTHY_INTEGRATION", "{created}");
+    let path = "/api/v1/integrations/jira";
+    let refused = |field: &'static str| {
+        move |(status, body): (StatusCode, Value)| {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["field"], field, "{body}");
+        }
+    };
+    for change in [
+        json!({"ca_cert_pem": other_ca}),
+        json!({"ca_cert_pem": null}),
+        json!({"skip_proxy": true}),
+    ] {
+        refused("auth.password")(send(&app, Method::PATCH, path, Some(change.clone())).await);
+        let mut put = with(spec.clone(), change);
+        put["auth"] = json!({"type": "basic", "username": jira_sim::USER});
+        refused("auth.password")(send(&app, Method::PUT, path, Some(put)).await);
+    }
+    // Same server, same CA, same proxy choice: the stored password is kept and still works.
+    let (status, kept) = send(&app, Method::PATCH, path, Some(json!({"timeout": "4s"}))).await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(kept["check"]["status"], "HEALTHY_INTEGRATION", "{kept}");
+    // With the password given again, the new CA is accepted.
+    let (status, moved) = send(
+        &app,
+        Method::PATCH,
+        path,
+        Some(json!({"ca_cert_pem": other_ca, "auth": {"password": jira_sim::PASSWORD}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["ca_cert_pem"], other_ca.as_str());
+    // The same rule for a token.
+    let (status, bearer) = send(
+        &app,
+        Method::PATCH,
+        path,
+        Some(json!({"ca_cert_pem": ca, "auth": {"type": "bearer", "token": jira_sim::PAT}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{bearer}");
+    refused("auth.token")(send(&app, Method::PATCH, path, Some(json!({"ca_cert_pem": other_ca}))).await);
+    refused("auth.token")(send(&app, Method::PATCH, path, Some(json!({"skip_proxy": true}))).await);
+    // The Xray update route shares the rule: toggling skip_proxy without the token is refused.
+    let xray = json!({"auth_type": "bearer", "installation_type": "server", "jira_server_url": sim.url,
+                      "skip_proxy": true});
+    let (status, body) = send(&app, Method::PUT, &format!("{XRAY}/jira"), Some(xray.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("auth.token"), "{body}");
+    let (status, body) = send(
+        &app,
+        Method::PUT,
+        &format!("{XRAY}/jira"),
+        Some(with(xray, json!({"skip_proxy": false}))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "same proxy choice, token kept: {body}");
+    let (_, current) = send(&app, Method::GET, path, None).await;
+    assert_eq!(current["skip_proxy"], false);
+    assert_eq!(current["ca_cert_pem"], ca.as_str());
 }

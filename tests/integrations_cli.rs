@@ -7,10 +7,19 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use support::jira_sim::{self, Flavour, JiraSim};
+use support::{Backend, TestDatabase};
+
+backend_tests!(a_command_without_the_servers_key_stops_instead_of_creating_another);
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    herald_with(data_dir, &[], args, stdin)
+}
+
+/// Runs herald with extra environment variables (HERALD_DATABASE_URL and HERALD_SECRET_KEY are unset
+/// unless given here).
+fn herald_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(HERALD)
         .arg("--data-dir")
         .arg(data_dir)
@@ -19,6 +28,7 @@ fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .env_remove("HERALD_DATABASE_URL")
         .env_remove("HERALD_SECRET_KEY")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,4 +136,97 @@ async fn add_list_show_check_update_and_delete() {
         "{}",
         out(&missing)
     );
+}
+
+const MISMATCH: &str = "is not the one the database's secrets were encrypted with";
+
+/// The server's data dir holds the key; a command run elsewhere against the same database must not
+/// make up a key of its own and seal credentials with it that the server cannot read.
+async fn a_command_without_the_servers_key_stops_instead_of_creating_another(backend: Backend) {
+    let Some(db) = TestDatabase::new(backend).await else {
+        return;
+    };
+    let database = db
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", db.dir.path().join("herald.db").display()));
+    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let url = sim.url.clone();
+    let dirs = tempfile::tempdir().unwrap();
+    let (server_dir, other_dir) = (dirs.path().join("server"), dirs.path().join("other"));
+    let run = move |dir: std::path::PathBuf, env: Vec<(&'static str, String)>, args: Vec<String>| {
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            env.push(("HERALD_DATABASE_URL", &database));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            herald_with(&dir, &env, &args, Some("s3cret-password\n"))
+        })
+    };
+    let add = |name: &str| -> Vec<String> {
+        ["integrations", "add", name, "--url", &url, "--username", jira_sim::USER]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let list = || vec!["integrations".to_owned(), "list".to_owned()];
+
+    // A fresh database: the first command that stores a secret creates the key.
+    let first = run(server_dir.clone(), vec![], add("jira")).await.unwrap();
+    assert!(first.status.success(), "{}", out(&first));
+    let key = std::fs::read_to_string(server_dir.join("secret.key")).unwrap();
+
+    // Elsewhere, without the key file or HERALD_SECRET_KEY: refused, and no key file is made.
+    for args in [add("second"), list()] {
+        let refused = run(other_dir.clone(), vec![], args).await.unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{}", out(&refused));
+        assert!(out(&refused).contains(MISMATCH), "{}", out(&refused));
+        assert!(!other_dir.join("secret.key").exists(), "a foreign key was created");
+    }
+    // With another key: refused as well.
+    let wrong = base64_of_32(7);
+    let refused = run(other_dir.clone(), vec![("HERALD_SECRET_KEY", wrong)], add("second"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", out(&refused));
+    assert!(out(&refused).contains(MISMATCH), "{}", out(&refused));
+    // `serve` follows the same rule, with the same error.
+    let serve = vec!["serve".to_owned(), "--listen".to_owned(), "127.0.0.1:0".to_owned()];
+    let refused = run(other_dir.clone(), vec![], serve).await.unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", out(&refused));
+    assert!(out(&refused).contains(MISMATCH), "{}", out(&refused));
+    assert!(!other_dir.join("secret.key").exists(), "serve created a foreign key");
+
+    // With the server's key, a command anywhere works, and the server's key opens what it stored.
+    let added = run(
+        other_dir.clone(),
+        vec![("HERALD_SECRET_KEY", key.trim().to_owned())],
+        add("second"),
+    )
+    .await
+    .unwrap();
+    assert!(added.status.success(), "{}", out(&added));
+    let shown = run(
+        server_dir.clone(),
+        vec![],
+        vec!["integrations".into(), "check".into(), "second".into()],
+    )
+    .await
+    .unwrap();
+    assert!(out(&shown).contains("HEALTHY_INTEGRATION"), "{}", out(&shown));
+}
+
+/// A command that only reads, on a database with nothing sealed, leaves no key behind: it must not
+/// tie the installation to whatever directory it happened to run in.
+#[test]
+fn a_reading_command_on_an_empty_database_creates_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = herald(dir.path(), &["integrations", "list"], None);
+    assert!(list.status.success(), "{}", out(&list));
+    assert!(!dir.path().join("secret.key").exists());
+}
+
+fn base64_of_32(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
 }

@@ -291,13 +291,20 @@ pub enum AuthSpec {
 
 impl IntegrationSpec {
     /// Validates every field. On an update, `stored` (the current settings) supplies the secret when
-    /// the spec omits it, but only for the same auth type, the same Jira origin (scheme, host, port)
-    /// and, for Basic, the same user: a stored secret is never sent to another server or as another
-    /// user, so an admin cannot redirect it to a host of their own.
+    /// the spec omits it, but only for the same auth type, the same Jira origin (scheme, host, port),
+    /// the same trusted CA certificates and proxy choice and, for Basic, the same user: a stored secret
+    /// is never sent to another server or as another user, so an admin cannot redirect it to a host of
+    /// their own. A new CA could vouch for another server under the same name, and going through a
+    /// proxy (or no longer) changes who can answer for it, so those count as another server too.
     pub fn validate(self, stored: Option<&IntegrationSettings>) -> Result<IntegrationSettings, InvalidIntegration> {
         let url = JiraUrl::try_from(self.url.as_str())?;
+        let ca_cert_pem = self.ca_cert_pem.filter(|p| !p.trim().is_empty());
         let stored = stored
-            .filter(|current| current.url.origin() == url.origin())
+            .filter(|current| {
+                current.url.origin() == url.origin()
+                    && current.ca_cert_pem == ca_cert_pem
+                    && current.skip_proxy == self.skip_proxy
+            })
             .map(|current| &current.auth);
         let auth = match self.auth {
             AuthSpec::Basic { username, password } => {
@@ -320,7 +327,8 @@ impl IntegrationSpec {
                         return Err(InvalidIntegration::new(
                             "auth.password",
                             "is required (a password or API token); a stored one is kept only while the Jira \
-                             URL's scheme, host and port and the user name stay the same",
+                             URL's scheme, host and port, the CA certificates, the proxy choice and the user \
+                             name stay the same",
                         ));
                     }
                 };
@@ -337,7 +345,7 @@ impl IntegrationSpec {
                         return Err(InvalidIntegration::new(
                             "auth.token",
                             "is required (a personal access token); a stored one is kept only while the Jira \
-                             URL's scheme, host and port stay the same",
+                             URL's scheme, host and port, the CA certificates and the proxy choice stay the same",
                         ));
                     }
                 };
@@ -386,7 +394,6 @@ impl IntegrationSpec {
                 ));
             }
         }
-        let ca_cert_pem = self.ca_cert_pem.filter(|p| !p.trim().is_empty());
         if let Some(pem) = &ca_cert_pem {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(InvalidIntegration::new(
@@ -535,6 +542,53 @@ mod tests {
             serde_json::json!({"type": "basic", "username": "x", "password": "new"}),
         );
         assert_eq!(given.unwrap().auth.secret().expose(), "new");
+    }
+
+    #[test]
+    fn a_new_ca_or_proxy_choice_needs_the_secret_again() {
+        let pem = || {
+            rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()])
+                .unwrap()
+                .cert
+                .pem()
+        };
+        let (ca, other_ca) = (pem(), pem());
+        for auth in [
+            serde_json::json!({"type": "basic", "username": "svc", "password": "old"}),
+            serde_json::json!({"type": "bearer", "token": "old"}),
+        ] {
+            let mut stored = spec(serde_json::json!({"url": "https://j.example.com", "auth": auth}))
+                .validate(None)
+                .unwrap();
+            stored.ca_cert_pem = Some(ca.clone());
+            let field = if stored.auth.kind() == "basic" {
+                "auth.password"
+            } else {
+                "auth.token"
+            };
+            let mut omitted = auth.clone();
+            omitted
+                .as_object_mut()
+                .unwrap()
+                .retain(|k, _| k == "type" || k == "username");
+            let update = |extra: serde_json::Value| {
+                let mut doc = serde_json::json!({"url": "https://j.example.com", "auth": omitted.clone()});
+                doc.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+                spec(doc).validate(Some(&stored))
+            };
+            let kept = update(serde_json::json!({"ca_cert_pem": ca})).unwrap();
+            assert_eq!(kept.auth.secret().expose(), "old");
+            for change in [
+                serde_json::json!({"ca_cert_pem": other_ca}),
+                serde_json::json!({}),
+                serde_json::json!({"ca_cert_pem": " "}),
+                serde_json::json!({"ca_cert_pem": ca, "skip_proxy": true}),
+            ] {
+                let err = update(change.clone()).unwrap_err();
+                assert_eq!(err.field, field, "{change}");
+                assert!(err.message.contains("kept only while"), "{}", err.message);
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use alerts::{AlertState, LatestCheck, NodeMailFigures};
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, EnqueueOutcome, MailFilter, MailSummary, NewMail};
+pub use meta::SECRET_KEY_CHECK;
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{AdminGuarded, NewUser, UserRecord};
