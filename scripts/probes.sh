@@ -31,7 +31,10 @@ timed() {
 
 install_tools() {
   local wanted="schemathesis==$SCHEMATHESIS_VERSION openapi-spec-validator==$SPEC_VALIDATOR_VERSION"
-  if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
+  # A virtual environment records its own path in its scripts: one copied or moved from elsewhere
+  # (a target/ copied between checkouts) does not run, and is made again.
+  if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ] || ! "$VENV/bin/st" --version >/dev/null 2>&1 \
+    || ! "$VENV/bin/openapi-spec-validator" --help >/dev/null 2>&1; then
     log "installing into $VENV: $wanted"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
