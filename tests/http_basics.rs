@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 use support::{Backend, problem, spawn_app, spawn_app_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,6 +18,7 @@ backend_tests!(
     openapi_describes_every_endpoint,
     openapi_needs_credentials,
     openapi_is_a_valid_description_of_what_is_sent,
+    openapi_states_the_request_rules_the_server_applies,
     paging_parameters_are_validated_alike_everywhere,
     unknown_paths_and_methods_get_problem_details,
     oversized_bodies_get_413,
@@ -211,7 +213,7 @@ async fn openapi_is_a_valid_description_of_what_is_sent(backend: Backend) {
     }
     assert!(operations >= 40, "{operations}");
     // A request can carry the secrets the server requires.
-    let auth = &doc["components"]["schemas"]["AuthSpec"]["oneOf"];
+    let auth = &doc["components"]["schemas"]["IntegrationSpec"]["properties"]["auth"]["oneOf"];
     assert_eq!(auth[0]["properties"]["password"]["writeOnly"], true, "{auth}");
     assert_eq!(auth[1]["properties"]["token"]["writeOnly"], true, "{auth}");
     assert_eq!(
@@ -221,6 +223,112 @@ async fn openapi_is_a_valid_description_of_what_is_sent(backend: Backend) {
     // An error is sent as documented.
     let response = app.get("/api/v1/users").send().await.unwrap();
     assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+/// What schemathesis found the document leaving unsaid (scripts/probes.sh): each rule is stated, and
+/// the server applies it as stated.
+async fn openapi_states_the_request_rules_the_server_applies(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let doc = app.admin_json("/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    let send = |method: Method, path: &str, body: serde_json::Value| {
+        app.admin(method, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+
+    // Credentials are closed objects: an unknown field is refused, as documented.
+    for variant in schemas["IntegrationSpec"]["properties"]["auth"]["oneOf"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(variant["additionalProperties"], false, "{variant}");
+    }
+    let auth = json!({"type": "basic", "username": "svc", "password": "pw"});
+    let mut unknown = auth.clone();
+    unknown["colour"] = json!("red");
+    let body = json!({"name": "probe", "url": "http://127.0.0.1:1", "auth": unknown});
+    let response = send(Method::POST, "/api/v1/integrations", body).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // An update's body has no `name` (the path gives it) and nothing else unknown; it is accepted.
+    let update = &schemas["IntegrationUpdate"]["allOf"][0];
+    assert!(update["properties"].get("name").is_none(), "{update}");
+    assert!(update["properties"].get("url").is_some(), "{update}");
+    assert_eq!(update["additionalProperties"], false);
+    let body = json!({"name": "probe", "url": "http://127.0.0.1:1", "auth": auth});
+    let response = send(Method::POST, "/api/v1/integrations", body).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body = json!({"url": "http://127.0.0.1:2", "auth": auth});
+    let response = send(Method::PUT, "/api/v1/integrations/probe", body).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // `issue_type` and `fields` need a project key: stated, and refused without one.
+    let rules = schemas["IntegrationUpdate"]["allOf"].to_string();
+    assert!(
+        rules.contains("\"maxProperties\":0") && rules.contains("\"project_key\""),
+        "{rules}"
+    );
+    let body = json!({"url": "http://127.0.0.1:2", "auth": auth, "issue_type": "Bug"});
+    let response = send(Method::PUT, "/api/v1/integrations/probe", body).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The merge patch is documented as what it is, its fields all optional.
+    let patch = &doc["paths"]["/api/v1/integrations/{name}"]["patch"]["requestBody"]["content"];
+    assert_eq!(
+        patch["application/merge-patch+json"]["schema"]["$ref"],
+        "#/components/schemas/IntegrationPatch"
+    );
+    let patch = &schemas["IntegrationPatch"];
+    assert!(patch["required"].as_array().is_none_or(Vec::is_empty), "{patch}");
+    assert_eq!(patch["properties"]["timeout"]["type"], json!(["string", "null"]));
+    assert!(patch["properties"].get("name").is_none());
+
+    // Mail header names: the server's rule, reserved names excluded in any case.
+    let headers = &schemas["MailSubmission"]["properties"]["headers"];
+    assert_eq!(headers["maxProperties"], 50);
+    let names = headers["propertyNames"]["pattern"].as_str().unwrap();
+    assert!(
+        names.contains("[Ss][Uu][Bb][Jj][Ee][Cc][Tt]") && names.ends_with("[!-9;-~]{1,76}$"),
+        "{names}"
+    );
+    for (name, status) in [
+        ("X-Ticket", StatusCode::ACCEPTED),
+        ("sUbJeCt", StatusCode::BAD_REQUEST),
+        ("", StatusCode::BAD_REQUEST),
+    ] {
+        let body = json!({"to": ["ops@example.com"], "subject": "s", "text": "t", "headers": {name: "v"}});
+        let response = send(Method::POST, "/api/v1/mail", body).await.unwrap();
+        assert_eq!(response.status(), status, "header {name:?}");
+    }
+
+    // Passwords: control characters and a token's prefix are stated as refused.
+    let password = &schemas["NewUser"]["properties"]["password"]["pattern"];
+    assert_eq!(password, "^(?!hrld_)[^\\x00-\\x1f\\x7f-\\x9f]*$");
+
+    // The Xray endpoints: a create needs a name and, for Basic, a user; an update's body has no name;
+    // their 415 is Xray's error body, as documented.
+    let create = schemas["XrayNewJiraIntegration"].to_string();
+    assert!(create.contains("\"required\":[\"connection_name\"]"), "{create}");
+    assert!(create.contains("\"required\":[\"username\",\"password\"]"), "{create}");
+    let update = &schemas["XrayJiraIntegrationUpdate"]["allOf"][0];
+    assert!(update["properties"].get("connection_name").is_none(), "{update}");
+    for (method, path) in [
+        ("post", "/xray/api/v1/ticketing/jira-integrations"),
+        ("put", "/xray/api/v1/ticketing/jira-integrations/{connection_name}"),
+    ] {
+        let documented = &doc["paths"][path][method]["responses"]["415"]["content"]["application/json"];
+        assert_eq!(
+            documented["schema"]["$ref"], "#/components/schemas/XrayError",
+            "{method} {path}"
+        );
+    }
+    let response = app
+        .admin(Method::POST, "/xray/api/v1/ticketing/jira-integrations")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(response.headers()["content-type"], "application/json");
 }
 
 async fn paging_parameters_are_validated_alike_everywhere(backend: Backend) {

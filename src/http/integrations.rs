@@ -8,10 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
+use super::openapi;
 use super::paging::PageLimit;
 use crate::app::AppState;
 use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
@@ -192,19 +195,113 @@ async fn saved(state: &AppState, integration: Integration, status: StatusCode) -
 pub struct NewIntegration;
 
 impl utoipa::PartialSchema for NewIntegration {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        super::openapi::requiring_one_of_each("IntegrationSpec", &[&[("name", utoipa::openapi::schema::Type::String)]])
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .property("name", ObjectBuilder::new().schema_type(Type::String))
+            .required("name");
+        openapi::with_rules(
+            Ref::from_schema_name("IntegrationSpec").into(),
+            std::iter::once(name.into()).chain(project_rules()),
+        )
     }
 }
 
 impl utoipa::ToSchema for NewIntegration {
-    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((
             "IntegrationSpec".to_owned(),
             <IntegrationSpec as utoipa::PartialSchema>::schema(),
         ));
         <IntegrationSpec as utoipa::ToSchema>::schemas(schemas);
     }
+}
+
+/// The documented body of `PUT /api/v1/integrations/{name}`: an `IntegrationSpec` without `name`,
+/// which the path gives. (An equal `name` is still accepted, as earlier versions documented it.)
+pub struct IntegrationUpdate;
+
+impl utoipa::PartialSchema for IntegrationUpdate {
+    fn schema() -> RefOr<Schema> {
+        let spec = <IntegrationSpec as utoipa::PartialSchema>::schema();
+        openapi::with_rules(openapi::without_properties(spec, &["name"]), project_rules())
+    }
+}
+
+impl utoipa::ToSchema for IntegrationUpdate {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <IntegrationSpec as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// The documented body of `PATCH /api/v1/integrations/{name}`: a JSON merge patch (RFC 7396) of an
+/// `IntegrationSpec` without `name`. Every field is optional; `null` removes an optional setting
+/// (`url` and `auth` cannot be removed); `auth` merges into the stored credentials unless its `type`
+/// changes. Whether a patch is acceptable depends on what it is merged into: the result is checked
+/// as a whole, like a PUT body.
+pub struct IntegrationPatch;
+
+impl utoipa::PartialSchema for IntegrationPatch {
+    fn schema() -> RefOr<Schema> {
+        let mut spec = openapi::without_properties(<IntegrationSpec as utoipa::PartialSchema>::schema(), &["name"]);
+        if let RefOr::T(Schema::Object(object)) = &mut spec {
+            object.required.clear();
+            object.description = Some("A JSON merge patch (RFC 7396) of an integration's settings.".to_owned());
+            for (field, property) in object.properties.iter_mut() {
+                match field.as_str() {
+                    "url" => {}
+                    "auth" => *property = auth_patch_schema(),
+                    _ => *property = openapi::nullable(std::mem::take(property)),
+                }
+            }
+        }
+        spec
+    }
+}
+
+impl utoipa::ToSchema for IntegrationPatch {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <IntegrationSpec as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A patch of `auth`: any of its fields; `null` for a secret keeps nothing to keep.
+fn auth_patch_schema() -> RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Merged into the stored credentials; a different `type` replaces them (and needs its secret).",
+        ))
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["basic", "bearer"])),
+        )
+        .property("username", text())
+        .property("password", text().write_only(true))
+        .property("token", text().write_only(true))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
+}
+
+/// What `issue_type` and `fields` need: a `project_key` (they are checked within the project).
+fn project_rules() -> [RefOr<Schema>; 2] {
+    let blank = format!("^{}*$", crate::integrations::WHITE_SPACE_CLASS);
+    [
+        openapi::needs(
+            "issue_type",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .pattern(Some(blank)),
+            "project_key",
+        ),
+        openapi::needs(
+            "fields",
+            ObjectBuilder::new().schema_type(Type::Object).max_properties(Some(0)),
+            "project_key",
+        ),
+    ]
 }
 
 /// Every integration, with its cached verdict when fresh.
@@ -265,7 +362,7 @@ pub async fn get_integration(
 /// Replaces an integration's settings (secrets may be omitted to keep them), then checks it.
 #[utoipa::path(
     put, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
-    params(("name" = String, Path)), request_body = IntegrationSpec,
+    params(("name" = String, Path)), request_body = IntegrationUpdate,
     responses(
         (status = 200, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)
@@ -284,7 +381,7 @@ pub async fn replace_integration(
 /// Changes some settings (JSON merge patch, RFC 7396; `null` removes an optional setting), then checks.
 #[utoipa::path(
     patch, path = "/api/v1/integrations/{name}", tag = "integrations", security(("basic" = []), ("bearer" = [])),
-    params(("name" = String, Path)), request_body(content = Object, content_type = "application/merge-patch+json"),
+    params(("name" = String, Path)), request_body(content = IntegrationPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, body = SavedIntegration), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)

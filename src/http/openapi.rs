@@ -11,7 +11,7 @@
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
-use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 const PROBLEM_SCHEMA: &str = "#/components/schemas/Problem";
@@ -116,19 +116,83 @@ fn complete_operation(operation: &mut Map<String, Value>) {
 /// group, at least one of its fields must be present, not null and, for an array, not empty.
 /// (`a recipient in to, cc or bcc`, `a body in text or html`, `a name when creating`.)
 pub fn requiring_one_of_each(base: &str, groups: &[&[(&str, Type)]]) -> RefOr<Schema> {
-    let mut all = AllOfBuilder::new().item(Ref::from_schema_name(base));
-    for group in groups {
-        let mut any = AnyOfBuilder::new();
-        for (field, kind) in group.iter() {
-            let present: RefOr<Schema> = match kind {
-                Type::Array => ArrayBuilder::new().min_items(Some(1)).into(),
-                other => ObjectBuilder::new().schema_type(other.clone()).into(),
+    with_rules(
+        Ref::from_schema_name(base).into(),
+        groups.iter().map(|group| {
+            any_of(group.iter().map(|(field, kind)| {
+                let present: RefOr<Schema> = match kind {
+                    Type::Array => ArrayBuilder::new().min_items(Some(1)).into(),
+                    other => ObjectBuilder::new().schema_type(other.clone()).into(),
+                };
+                ObjectBuilder::new().property(*field, present).required(*field).into()
+            }))
+        }),
+    )
+}
+
+/// `base`, and every rule too (`allOf`).
+pub fn with_rules(base: RefOr<Schema>, rules: impl IntoIterator<Item = RefOr<Schema>>) -> RefOr<Schema> {
+    rules
+        .into_iter()
+        .fold(AllOfBuilder::new().item(base), AllOfBuilder::item)
+        .into()
+}
+
+/// At least one of `alternatives` (`anyOf`).
+pub fn any_of(alternatives: impl IntoIterator<Item = RefOr<Schema>>) -> RefOr<Schema> {
+    alternatives
+        .into_iter()
+        .fold(AnyOfBuilder::new(), AnyOfBuilder::item)
+        .into()
+}
+
+/// A rule: `field`, when present and meaningful, needs `needed` present and not empty. `idle` is
+/// the schema of the values of `field` that mean "not set" (null, blank, empty).
+pub fn needs(field: &str, idle: impl Into<RefOr<Schema>>, needed: &str) -> RefOr<Schema> {
+    any_of([
+        ObjectBuilder::new().property(field, idle).into(),
+        ObjectBuilder::new()
+            .property(
+                needed,
+                ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)),
+            )
+            .required(needed)
+            .into(),
+    ])
+}
+
+/// `schema`, or `null` (for a merge patch, which removes a setting with `null`).
+pub fn nullable(schema: RefOr<Schema>) -> RefOr<Schema> {
+    match schema {
+        RefOr::T(Schema::Object(mut object)) => {
+            let types = match std::mem::take(&mut object.schema_type) {
+                SchemaType::Type(Type::Null) => SchemaType::Type(Type::Null),
+                SchemaType::Type(t) => SchemaType::from_iter([t, Type::Null]),
+                SchemaType::Array(mut types) => {
+                    if !types.contains(&Type::Null) {
+                        types.push(Type::Null);
+                    }
+                    SchemaType::Array(types)
+                }
+                SchemaType::AnyValue => SchemaType::AnyValue,
             };
-            any = any.item(ObjectBuilder::new().property(*field, present).required(*field));
+            object.schema_type = types;
+            RefOr::T(Schema::Object(object))
         }
-        all = all.item(any);
+        other => any_of([other, ObjectBuilder::new().schema_type(Type::Null).into()]),
     }
-    all.into()
+}
+
+/// The object schema `schema` without the properties `names` (which the path of an update names
+/// already), or `schema` unchanged when it is not an object.
+pub fn without_properties(mut schema: RefOr<Schema>, names: &[&str]) -> RefOr<Schema> {
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        for name in names {
+            object.properties.remove(*name);
+        }
+        object.required.retain(|r| !names.contains(&r.as_str()));
+    }
+    schema
 }
 
 fn is_json(media_type: &str) -> bool {

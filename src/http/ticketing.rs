@@ -10,9 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::auth::RequireAdmin;
 use super::error::Problem;
+use super::openapi;
 use crate::app::AppState;
 use crate::integrations::{AuthSpec, InstallationType, IntegrationError, IntegrationSettings, IntegrationSpec, Step};
 use crate::secret::Secret;
@@ -145,7 +148,7 @@ pub struct XrayJiraIntegration {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+        pattern = r"^(?!\.\.?$)[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
     )]
     connection_name: Option<String>,
     /// `basic` (username + password or API token) or `bearer` (personal access token in `password`).
@@ -166,6 +169,81 @@ pub struct XrayJiraIntegration {
     jira_server_url: String,
     #[serde(default)]
     skip_proxy: bool,
+}
+
+/// The documented body of the Xray create: `XrayJiraIntegration` with a `connection_name` and the
+/// credentials its `auth_type` needs.
+pub struct XrayNewJiraIntegration;
+
+impl utoipa::PartialSchema for XrayNewJiraIntegration {
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .property("connection_name", ObjectBuilder::new().schema_type(Type::String))
+            .required("connection_name");
+        openapi::with_rules(
+            Ref::from_schema_name("XrayJiraIntegration").into(),
+            [name.into(), credentials_rule()],
+        )
+    }
+}
+
+impl utoipa::ToSchema for XrayNewJiraIntegration {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "XrayJiraIntegration".to_owned(),
+            <XrayJiraIntegration as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
+
+/// The documented body of the Xray update: `XrayJiraIntegration` without `connection_name`, which
+/// the path gives (an equal one is accepted; another is refused: integrations are not renamed).
+/// The password is documented as required: it may be left out only while the Jira URL's origin
+/// and the user name stay the same, a rule about the stored integration.
+pub struct XrayJiraIntegrationUpdate;
+
+impl utoipa::PartialSchema for XrayJiraIntegrationUpdate {
+    fn schema() -> RefOr<Schema> {
+        let base = openapi::without_properties(
+            <XrayJiraIntegration as utoipa::PartialSchema>::schema(),
+            &["connection_name"],
+        );
+        openapi::with_rules(base, [credentials_rule()])
+    }
+}
+
+impl utoipa::ToSchema for XrayJiraIntegrationUpdate {}
+
+/// What `to_spec` and `IntegrationSpec::validate` require of the credentials: Basic (the default)
+/// needs a user name without `:` or control characters and a non-empty password; a bearer
+/// `auth_type` needs its token, without white space, in `password`.
+fn credentials_rule() -> RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let basic = ObjectBuilder::new()
+        .property(
+            "auth_type",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .pattern(Some("^basic$")),
+        )
+        .property(
+            "username",
+            text().pattern(Some(
+                r"^[^:\x00-\x1f\x7f-\x9f]*[^:\s\x00-\x1f\x7f-\x9f][^:\x00-\x1f\x7f-\x9f]*$",
+            )),
+        )
+        .property("password", text().min_length(Some(1)))
+        .required("username")
+        .required("password");
+    let bearer = ObjectBuilder::new()
+        .property(
+            "auth_type",
+            text().pattern(Some("^(bearer|token|pat|personal_access_token)$")),
+        )
+        .property("password", text().pattern(Some(r"^[^\s\x00-\x1f\x7f-\x9f]+$")))
+        .required("auth_type")
+        .required("password");
+    openapi::any_of([basic.into(), bearer.into()])
 }
 
 /// Xray's view of a Jira integration (never the password).
@@ -255,10 +333,11 @@ async fn verify(state: &AppState, settings: &IntegrationSettings) -> Result<(), 
 /// Creates a Jira integration after verifying that Jira is reachable and accepts the credentials.
 #[utoipa::path(
     post, path = "/xray/api/v1/ticketing/jira-integrations", tag = "ticketing",
-    security(("basic" = []), ("bearer" = [])), request_body = XrayJiraIntegration,
+    security(("basic" = []), ("bearer" = [])), request_body = XrayNewJiraIntegration,
     responses(
         (status = 200, body = XrayInfo), (status = 400, body = XrayError), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = XrayError)
+        (status = 403, body = Problem), (status = 409, body = XrayError),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = XrayError)
     )
 )]
 pub async fn create_jira_integration(
@@ -307,10 +386,11 @@ pub async fn create_jira_integration(
 #[utoipa::path(
     put, path = "/xray/api/v1/ticketing/jira-integrations/{connection_name}", tag = "ticketing",
     security(("basic" = []), ("bearer" = [])), params(("connection_name" = String, Path)),
-    request_body = XrayJiraIntegration,
+    request_body = XrayJiraIntegrationUpdate,
     responses(
         (status = 200, body = XrayInfo), (status = 400, body = XrayError), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = XrayError)
+        (status = 403, body = Problem), (status = 404, body = XrayError),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json`", body = XrayError)
     )
 )]
 pub async fn update_jira_integration(

@@ -41,8 +41,10 @@ pub struct NewUser {
     /// 1 to 64 characters: letters, digits, `.`, `_`, `@`, `-`.
     #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     username: String,
-    /// At least 8 characters (and at most 1024 bytes).
-    #[schema(value_type = String, format = Password, min_length = 8)]
+    /// At least 8 characters and at most 1024 bytes (after Unicode NFKC normalisation), no control
+    /// characters (tab and newline included), not starting with `hrld_` (an API token's prefix).
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024,
+             pattern = r"^(?!hrld_)[^\x00-\x1f\x7f-\x9f]*$")]
     password: Secret,
     role: Role,
 }
@@ -50,8 +52,10 @@ pub struct NewUser {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
-    /// At least 8 characters (and at most 1024 bytes).
-    #[schema(value_type = String, format = Password, min_length = 8)]
+    /// At least 8 characters and at most 1024 bytes (after Unicode NFKC normalisation), no control
+    /// characters (tab and newline included), not starting with `hrld_` (an API token's prefix).
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024,
+             pattern = r"^(?!hrld_)[^\x00-\x1f\x7f-\x9f]*$")]
     password: Secret,
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 pub use checker::{CheckReport, HEALTHY_REASON, Step, StepOutcome, StepReport, UNREACHABLE};
 pub use model::{
     Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec,
-    InvalidIntegration,
+    InvalidIntegration, WHITE_SPACE_CLASS,
 };
 pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};

@@ -229,7 +229,7 @@ pub struct IntegrationSpec {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+        pattern = r"^(?!\.\.?$)[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
     )]
     pub name: Option<String>,
     /// Jira's base URL, http or https, with its context path if any (`https://jira.example.com/jira`).
@@ -238,20 +238,25 @@ pub struct IntegrationSpec {
     /// `cloud`, `server` (Server or Data Center) or `auto` (the default).
     #[serde(default = "auto")]
     pub installation_type: InstallationType,
+    #[schema(schema_with = auth_spec_schema)]
     pub auth: AuthSpec,
     /// The project tickets are created in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255, pattern = r"^([A-Za-z][A-Za-z0-9_]*)?$")]
     pub project_key: Option<String>,
-    /// The issue type of created tickets: a name (`Bug`) or an id (`10004`).
+    /// The issue type of created tickets: a name (`Bug`) or an id (`10004`); needs `project_key`.
+    /// Blank means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
     pub issue_type: Option<String>,
-    /// Extra fields set on every ticket: field id → value as Jira expects it.
+    /// Extra fields set on every ticket: field id → value as Jira expects it; needs `project_key`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = field_map_schema)]
     pub fields: BTreeMap<String, serde_json::Value>,
     /// PEM CA certificate(s) for a Jira with a private CA; when set, only these are trusted.
+    /// Blank means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = ca_cert_pem_schema)]
     pub ca_cert_pem: Option<String>,
     /// Connect directly even when a proxy is configured in the environment.
     #[serde(default)]
@@ -264,6 +269,63 @@ pub struct IntegrationSpec {
 
 fn auto() -> InstallationType {
     InstallationType::Auto
+}
+
+/// The characters Rust's `str::trim` removes (Unicode White_Space), as a regular expression class:
+/// what "blank" means in the rules below. Written out because `\s` differs between regex dialects.
+pub const WHITE_SPACE_CLASS: &str = r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// What `ca_cert_pem` accepts: blank, or PEM `CERTIFICATE` blocks whose content is canonical base64
+/// on one line (what `reqwest::Certificate::from_pem_bundle` reads). Whether the bytes are a usable
+/// certificate is the check's business, not the request's: a bad one makes the check fail.
+const CA_CERT_PEM_PATTERN: &str = concat!(
+    r"^([\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|",
+    r"-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)\r?\n-----END CERTIFICATE-----",
+    r"(\r?\n-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)\r?\n-----END CERTIFICATE-----)*\r?\n?)$"
+);
+
+/// `ca_cert_pem`'s schema.
+fn ca_cert_pem_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "PEM CA certificate(s) for a Jira with a private CA; when set, only these are trusted. Blank means none.",
+        ))
+        .pattern(Some(CA_CERT_PEM_PATTERN))
+        .build()
+}
+
+/// `fields`' schema: an object whose keys are Jira field ids (no white space or control characters).
+fn field_map_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let id = format!(
+        r"^[^{}\x00-\x1f\x7f-\x9f]+$",
+        &WHITE_SPACE_CLASS[1..WHITE_SPACE_CLASS.len() - 1]
+    );
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Extra fields set on every ticket: field id → value as Jira expects it; needs `project_key`.",
+        ))
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(id))))
+        .build()
+}
+
+/// `AuthSpec`'s schema with each variant closed (`additionalProperties: false`), as serde's
+/// `deny_unknown_fields` makes it: utoipa leaves the variants of a tagged enum open.
+fn auth_spec_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let mut schema = <AuthSpec as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::OneOf(one_of)) = &mut schema {
+        for variant in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+    schema
 }
 
 /// Credentials in the API. Secrets are write-only: omit them on update to keep the stored one.
@@ -626,5 +688,37 @@ mod tests {
         );
         let ok = base(serde_json::json!({"project_key": "SEC", "issue_type": "Bug", "timeout": "2s"})).unwrap();
         assert_eq!(ok.timeout, Some(Duration::from_secs(2)));
+    }
+
+    /// What the document's `ca_cert_pem` pattern and blank rules accept, the server accepts: blank
+    /// text means none, and PEM blocks of canonical base64 are read (whether they hold a usable
+    /// certificate is the check's business).
+    #[test]
+    fn what_the_documented_ca_cert_rules_accept_is_accepted() {
+        let base = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"url": "https://j.example.com", "auth": {"type": "bearer", "token": "t"}});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            spec(v).validate(None)
+        };
+        let block = |b64: &str| format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----");
+        for pem in [
+            " \u{3000}\t".to_owned(),
+            block("AAAA"),
+            block("AAAAAB=="),
+            format!("{}\r\n{}\n", block("AAE="), block("QUJD")),
+        ] {
+            let settings = base(serde_json::json!({ "ca_cert_pem": pem })).unwrap();
+            assert_eq!(settings.ca_cert_pem.is_some(), pem.contains("BEGIN"), "{pem:?}");
+        }
+        // Blank issue types mean none, so they need no project.
+        assert_eq!(
+            base(serde_json::json!({"issue_type": " \u{a0}"})).unwrap().issue_type,
+            None
+        );
+        // `.` and `..` are refused as names, as the document's pattern says.
+        for name in [".", ".."] {
+            assert!(IntegrationName::try_from(name).is_err());
+        }
+        assert!(CA_CERT_PEM_PATTERN.starts_with(&format!("^({WHITE_SPACE_CLASS}*|")));
     }
 }

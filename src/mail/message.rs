@@ -44,7 +44,42 @@ pub struct MailSubmission {
     pub html: Option<String>,
     /// Extra headers, e.g. `{"X-Ticket": "SEC-12"}`.
     #[serde(default)]
+    #[schema(schema_with = headers_schema)]
     pub headers: BTreeMap<String, String>,
+}
+
+/// `headers`' schema, the rule `validate` applies: at most [`MAX_HEADERS`] names of 1 to 76 visible
+/// ASCII characters without `:`, none of [`RESERVED_HEADERS`] in any case, each with a one-line value.
+fn headers_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let reserved: Vec<String> = RESERVED_HEADERS
+        .iter()
+        .map(|name| {
+            name.chars()
+                .map(|c| match c {
+                    'a'..='z' => format!("[{}{c}]", c.to_ascii_uppercase()),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let name = format!("^(?!({})$)[!-9;-~]{{1,76}}$", reserved.join("|"));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!(
+            "Extra headers, e.g. `{{\"X-Ticket\": \"SEC-12\"}}`: at most {MAX_HEADERS}; a name is 1 to 76 visible \
+             ASCII characters without `:` and not one Herald sets itself ({}); a value is one line of at most \
+             {MAX_LINE} bytes.",
+            RESERVED_HEADERS.join(", ")
+        )))
+        .max_properties(Some(MAX_HEADERS))
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(name))))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[^\r\n\x00]*$")),
+        ))
+        .build()
 }
 
 /// An address in the API (for its schema): `addr@example.com` or `Name <addr@example.com>`.
