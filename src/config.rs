@@ -682,7 +682,7 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
     Ok(out)
 }
 
-/// The configuration keys as documented in `--help` and the README: (toml key, env var, default).
+/// The configuration keys as documented in `--help` and `docs/configuration.md`: (toml key, env var, default).
 pub fn documented_keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
     KEYS.iter().map(|k| (k.name, k.env, k.default.unwrap_or("")))
 }
