@@ -272,31 +272,16 @@ const KEYS: &[Key] = &[
     ),
     key("smtp_timeout", "HERALD_SMTP_TIMEOUT", "--smtp-timeout", Some("30s")),
     key("smtp_ca_file", "HERALD_SMTP_CA_FILE", "--smtp-ca-file", None),
-    key("cluster", "HERALD_CLUSTER", "--cluster", Some("false")),
-    key(
-        "cluster_poll_interval",
-        "HERALD_CLUSTER_POLL_INTERVAL",
-        "--cluster-poll-interval",
-        Some("60s"),
-    ),
+    key("cluster", "HERALD_CLUSTER", "", Some("false")),
+    key("cluster_poll_interval", "HERALD_CLUSTER_POLL_INTERVAL", "", Some("60s")),
     key(
         "cluster_heartbeat_timeout",
         "HERALD_CLUSTER_HEARTBEAT_TIMEOUT",
-        "--cluster-heartbeat-timeout",
+        "",
         Some("5m"),
     ),
-    key(
-        "cluster_adopt_after",
-        "HERALD_CLUSTER_ADOPT_AFTER",
-        "--cluster-adopt-after",
-        Some("10m"),
-    ),
-    key(
-        "cluster_retention",
-        "HERALD_CLUSTER_RETENTION",
-        "--cluster-retention",
-        Some("7d"),
-    ),
+    key("cluster_adopt_after", "HERALD_CLUSTER_ADOPT_AFTER", "", Some("10m")),
+    key("cluster_retention", "HERALD_CLUSTER_RETENTION", "", Some("7d")),
     key("check_max_age", "HERALD_CHECK_MAX_AGE", "--check-max-age", Some("30s")),
     key(
         "check_interval",
@@ -697,7 +682,7 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
     Ok(out)
 }
 
-/// The configuration keys as documented in `--help` and the README: (toml key, env var, default).
+/// The configuration keys as documented in `--help` and `docs/configuration.md`: (toml key, env var, default).
 pub fn documented_keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
     KEYS.iter().map(|k| (k.name, k.env, k.default.unwrap_or("")))
 }
@@ -910,5 +895,111 @@ mod tests {
     fn postgres_urls_select_postgres() {
         let s = load(&[("HERALD_DATABASE_URL", "postgres://u@localhost/herald")], &[]).unwrap();
         assert!(s.uses_postgres());
+    }
+
+    /// `docs/configuration.md`, compiled in so that the test sees the file of this checkout.
+    const CONFIGURATION_DOC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md"));
+
+    /// One row of a settings table in `docs/configuration.md`: (key, env, flag, default). An empty
+    /// flag means the setting has none; a default that is not one code span (`none`, `generated
+    /// once, …`) is prose and reads as "no literal default" (`""`).
+    fn documented_rows(doc: &str) -> Vec<(String, String, String, String)> {
+        let cells = |line: &str| -> Vec<String> {
+            let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+            // `\|` inside a cell is a literal bar, not a column separator.
+            inner
+                .replace("\\|", "\u{0}")
+                .split('|')
+                .map(|c| c.trim().replace('\u{0}', "|"))
+                .collect()
+        };
+        let code_span = |cell: &str| -> Option<String> {
+            let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+            (!inner.contains('`')).then(|| inner.to_owned())
+        };
+        let mut rows = Vec::new();
+        let mut in_settings_table = false;
+        for line in doc.lines() {
+            if !line.trim_start().starts_with('|') {
+                in_settings_table = false;
+                continue;
+            }
+            let c = cells(line);
+            if c.first().is_some_and(|h| h == "key") {
+                assert_eq!(
+                    c,
+                    ["key", "environment", "flag", "default", "meaning"],
+                    "settings table header"
+                );
+                in_settings_table = true;
+                continue;
+            }
+            if !in_settings_table || c.iter().all(|cell| cell.chars().all(|ch| ch == '-' || ch == ':')) {
+                continue;
+            }
+            assert_eq!(c.len(), 5, "a settings row has five cells: {line}");
+            let literal =
+                |cell: &str| code_span(cell).unwrap_or_else(|| panic!("`{cell}` is not one code span: {line}"));
+            let flag = if c[2].is_empty() { String::new() } else { literal(&c[2]) };
+            let default = code_span(&c[3]).unwrap_or_default();
+            rows.push((literal(&c[0]), literal(&c[1]), flag, default));
+        }
+        rows
+    }
+
+    /// The tables of `docs/configuration.md` list exactly the keys of [`KEYS`], each with its
+    /// environment variable, flag and default. To update: change the key in `KEYS` and its row in
+    /// `docs/configuration.md` together. A literal default is written as one code span (`` `30s` ``);
+    /// a key declared without a default (or with an empty one) is described in words instead
+    /// (`none`, `key file`, …); a key without a flag leaves the flag cell empty. Each key has
+    /// exactly one row, in any of the file's tables whose header is
+    /// `| key | environment | flag | default | meaning |`.
+    #[test]
+    fn the_documented_table_matches_the_declared_keys() {
+        let rows = documented_rows(CONFIGURATION_DOC);
+        let mut documented = BTreeMap::new();
+        for (key, env, flag, default) in rows {
+            let again = documented.insert(key.clone(), (env, flag, default));
+            assert!(again.is_none(), "`{key}` has two rows in docs/configuration.md");
+        }
+        let declared: BTreeMap<String, (String, String, String)> = KEYS
+            .iter()
+            .map(|k| {
+                let default = k.default.unwrap_or_default().to_owned();
+                (k.name.to_owned(), (k.env.to_owned(), k.flag.to_owned(), default))
+            })
+            .collect();
+        let mut problems = Vec::new();
+        for (key, declaration) in &declared {
+            match documented.get(key) {
+                None => problems.push(format!("`{key}` is declared but has no row")),
+                Some(row) if row != declaration => problems.push(format!(
+                    "`{key}`: declared (env, flag, default) {declaration:?}, documented {row:?}"
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in documented.keys().filter(|k| !declared.contains_key(*k)) {
+            problems.push(format!("`{key}` has a row but is not declared in KEYS"));
+        }
+        assert!(
+            problems.is_empty(),
+            "docs/configuration.md and KEYS in src/config.rs disagree:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_documented_table_parser_reads_flags_defaults_and_prose() {
+        let doc = "| key | environment | flag | default | meaning |\n|---|---|---|---|---|\n\
+                   | `a` | `HERALD_A` | `--a` | `1s` | x \\| y |\n| `b` | `HERALD_B` | | none (off) | z |\n\ntext\n\
+                   | endpoint | does |\n|---|---|\n| `GET /` | not a setting |\n";
+        assert_eq!(
+            documented_rows(doc),
+            [
+                ("a".into(), "HERALD_A".into(), "--a".into(), "1s".into()),
+                ("b".into(), "HERALD_B".into(), String::new(), String::new()),
+            ]
+        );
     }
 }
