@@ -72,14 +72,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  return 1
-}
+# shellcheck source=scripts/free-port.sh
+. scripts/free-port.sh
 
 # A Jira stand-in (scripts/jira_standin.py), Herald's HTTP proxy: every plain-http Jira a generated
 # request names answers through it, so integrations are created and checked to the end.

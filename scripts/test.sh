@@ -47,14 +47,8 @@ if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
 PG_BIN=$(pg_bindir) || { log "PostgreSQL is not installed and could not be installed"; exit 1; }
 log "PostgreSQL binaries: $PG_BIN"
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  return 1
-}
+# shellcheck source=scripts/free-port.sh
+. scripts/free-port.sh
 
 PG_DIR=$(mktemp -d /tmp/herald-test-pg.XXXXXX)
 RUN_AS=()
