@@ -1,6 +1,6 @@
 //! Cluster mode: several Herald processes on one PostgreSQL database.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::process::{Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! SIGKILL in the middle of a delivery run: after a restart, every accepted message is delivered,
 //! and the only duplicates are the few that were in flight.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The console's security over plain HTTP, on both backends: sessions, cookies, CSRF, cross-site
 //! posts, session fixation, roles, session ends, headers and error pages.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN};

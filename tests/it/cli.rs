@@ -1,7 +1,7 @@
 //! The `herald` binary as a user runs it: help, configuration errors, start-up, bootstrap, signals,
 //! and the users/tokens/migrate commands.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;
