@@ -25,5 +25,6 @@ mod integrations_logs;
 mod integrations_status;
 mod mail;
 mod mail_crash;
+mod schema;
 mod store;
 mod users_tokens;
