@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use support::process::{Process, serve_command};
+use support::Process;
+use support::process::serve_command;
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, Backend, create_postgres_database, eventually, http_client, postgres_admin_url};
 

@@ -1,85 +1,75 @@
-//! The `herald` binary as a child process: `herald serve` on a free loopback port, killed on drop.
+//! The `herald` binary as a child process, in one place for the tests (`support::process`) and the
+//! benchmarks (bench/common/mod.rs includes this file by `#[path]`): the binary cargo built, a free
+//! port, a command whose environment cannot change what runs, `herald serve` on a port, SIGTERM.
+//!
+//! Only std and libc here, so the file compiles in both crates. Waiting for readiness stays with each
+//! user: the tests poll `/readyz` asynchronously ([`super::Process`]); the benchmarks poll with a
+//! blocking 1 ms loop, because they time the start-up.
+#![allow(dead_code)]
 
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use super::{eventually, http_client};
-
+/// The `herald` binary of this build (cargo sets the variable for tests and benchmarks).
 pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
-/// A `herald serve` command on a free loopback port with `data_dir`, and the base URL it will serve.
-/// None of the caller's `HERALD_*` variables leak in; output is discarded unless the caller sets it.
-pub fn serve_command(data_dir: &Path, extra_args: &[&str]) -> (Command, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// A free port on 127.0.0.1: bind port 0, read it, release it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// `herald` without any of the caller's `HERALD_*` or proxy variables: nothing in the environment of
+/// whoever runs the suite changes what a test or a benchmark sees.
+pub fn herald_command() -> Command {
     let mut command = Command::new(HERALD);
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HERALD_") {
-            command.env_remove(&key);
+        let key = key.to_string_lossy();
+        if key.starts_with("HERALD_") || key.to_ascii_lowercase().ends_with("_proxy") {
+            command.env_remove(&*key);
         }
     }
     command
+}
+
+/// `herald serve` listening on `addr` with `data_dir`, after `extra_args`; output is discarded
+/// unless the caller sets it.
+pub fn serve_command_at(addr: SocketAddr, data_dir: &Path, extra_args: &[&str]) -> Command {
+    let mut command = herald_command();
+    command
         .arg("serve")
         .args(extra_args)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["--listen", &addr.to_string(), "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    (command, format!("http://127.0.0.1:{port}"))
+    command
 }
 
-/// A running `herald serve`.
-pub struct Process {
-    pub child: Child,
-    pub base: String,
+/// A `herald serve` command on a free loopback port with `data_dir`, and the base URL it will serve.
+pub fn serve_command(data_dir: &Path, extra_args: &[&str]) -> (Command, String) {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    (serve_command_at(addr, data_dir, extra_args), format!("http://{addr}"))
 }
 
-impl Process {
-    /// Spawns the command and waits (polling, with a deadline) until `/readyz` answers 200.
-    pub async fn start(mut command: Command, base: String) -> Process {
-        let process = Process {
-            child: command.spawn().expect("start herald"),
-            base,
-        };
-        let client = http_client();
-        let url = format!("{}/readyz", process.base);
-        let ready = eventually(Duration::from_secs(30), || async {
-            client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(ready, "herald serve at {} did not become ready", process.base);
-        process
-    }
-
-    /// SIGTERM (a clean shutdown), and wait (polling, with a deadline) for the process to exit.
-    #[allow(dead_code)]
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM {pid}");
-        let mut status = None;
-        let exited = eventually(Duration::from_secs(30), || {
-            status = self.child.try_wait().expect("wait for herald");
-            std::future::ready(status.is_some())
-        })
-        .await;
-        assert!(exited, "herald serve at {} did not exit after SIGTERM", self.base);
-        status.expect("exit status")
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Asks a child to shut down cleanly (SIGTERM).
+pub fn sigterm(child: &Child) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
+    // SAFETY: kill(2) on our own child's pid, not reaped yet (we hold the `Child`), has no memory effects.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Whether this process runs as root (PostgreSQL and smtp-sink then need another user).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
