@@ -15,17 +15,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::is_root;
 use common::{basic, env_usize, free_port, request};
 use herald::store::{ConnectOptions, Heartbeat, NewMail, Store, now_ms};
 
 const PASSWORD: &str = "bench-admin-password";
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
 
 /// A throwaway PostgreSQL server in a temporary directory; stopped on drop.
 struct Postgres {
@@ -132,16 +126,8 @@ impl Node {
     fn start(id: &str, database_url: &str, env: &[(&str, String)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut command = Command::new(common::HERALD);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("HERALD_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                command.env_remove(&key);
-            }
-        }
+        let mut command = common::serve_command_at(addr, dir.path(), &["--log", "warn"]);
         command
-            .args(["serve", "--log", "warn", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir.path())
             .env("HERALD_DATABASE_URL", database_url)
             .env("HERALD_CLUSTER", "true")
             .env("HERALD_NODE_ID", id)

@@ -7,7 +7,7 @@
 //! BENCH_INTEGRATIONS=10000). Prints figures and ratios; asserts nothing about timing.
 
 mod common;
-#[path = "../tests/support/jira_sim.rs"]
+#[path = "../tests/it/support/jira_sim.rs"]
 mod jira_sim;
 
 use std::sync::Arc;

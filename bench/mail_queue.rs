@@ -40,16 +40,8 @@ impl Herald {
     fn start(data_dir: &Path, env: &[(&str, String)]) -> Herald {
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut command = Command::new(common::HERALD);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("HERALD_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                command.env_remove(&key);
-            }
-        }
+        let mut command = common::serve_command_at(addr, data_dir, &["--log", "warn"]);
         command
-            .args(["serve", "--log", "warn", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(data_dir)
             .env("HERALD_ADMIN_PASSWORD", PASSWORD)
             .env("HERALD_NODE_ID", "bench-node")
             .stdin(Stdio::null())
@@ -102,7 +94,7 @@ impl Sink {
     fn start() -> Sink {
         let port = free_port();
         let mut command = Command::new("smtp-sink");
-        if unsafe_is_root() {
+        if common::process::is_root() {
             command.args(["-u", "nobody"]);
         }
         let child = command
@@ -126,13 +118,6 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 fn mail_body(i: usize, payload: &str) -> Vec<u8> {

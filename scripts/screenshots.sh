@@ -15,5 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
-HERALD_SCREENSHOTS="$(cd "$out" && pwd)" cargo test --test console_browser -- --ignored --exact screenshots --nocapture
+HERALD_SCREENSHOTS="$(cd "$out" && pwd)" cargo test --test it -- --ignored --exact console_browser::screenshots --nocapture
 ls -1 "$out"/*.png

@@ -1,5 +1,6 @@
-//! Shared by the benchmarks: starting the real `herald` binary as a child process, a tiny blocking
-//! HTTP/1.1 client for setup and readiness probes, and reading /proc.
+//! Shared by the benchmarks: starting the real `herald` binary as a child process (with the tests'
+//! own helpers, tests/it/support/process.rs), a tiny blocking HTTP/1.1 client for setup and
+//! readiness probes, and reading /proc.
 //!
 //! Everything talks to 127.0.0.1 only. Waiting is always a poll with a deadline.
 
@@ -7,13 +8,15 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test, built by cargo with the bench (= release) profile.
-pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+#[path = "../../tests/it/support/process.rs"]
+pub mod process;
+/// `HERALD` is the binary under test, built by cargo with the bench (= release) profile.
+pub use process::{HERALD, free_port, serve_command_at, sigterm};
 
 /// Interval between readiness probes. Probing is cheap (a refused connect), but on a 2-core machine
 /// a busy loop would steal CPU from the server that is starting; 1 ms bounds the measurement error.
@@ -43,12 +46,6 @@ pub async fn in_process(password: &str, configure: impl FnOnce(&mut herald::conf
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     InProcess { base, state, _dir: dir }
-}
-
-/// A free port on 127.0.0.1: bind port 0, read it, release it.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
 }
 
 /// A positive number of seconds from the environment, or the default.
@@ -90,22 +87,9 @@ impl Server {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let out = File::create(log).expect("create server log");
         let err = out.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(HERALD);
-        // Nothing from the caller's environment may change what is measured.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("HERALD_") || key.to_ascii_lowercase().ends_with("_proxy") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--log")
-            .arg("warn")
-            .env("HERALD_ADMIN_PASSWORD", admin_password)
+        // Nothing from the caller's environment may change what is measured (see herald_command).
+        let mut cmd = serve_command_at(addr, data_dir, &["--log", "warn"]);
+        cmd.env("HERALD_ADMIN_PASSWORD", admin_password)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -153,9 +137,8 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return Duration::ZERO;
         };
-        // SAFETY: plain kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        if let Err(e) = sigterm(&child) {
+            eprintln!("warning: SIGTERM to herald failed: {e}");
         }
         let give_up = started + Duration::from_secs(15);
         loop {

@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::app::AppState;
 use error::ConsoleError;
@@ -30,45 +30,22 @@ pub use view::encode_component;
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
 
-/// The console's routes, with their security headers.
+/// The console's routes, with their security headers. Every POST route comes from
+/// [`state_changing_routes`], so that list is complete by construction.
 pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
-        .route("/console/sign-in", get(session::sign_in_form).post(session::sign_in))
-        .route("/console/sign-out", post(session::sign_out))
-        .route(
-            "/console/integrations",
-            get(pages::integrations).post(pages::create_integration),
-        )
+        .route("/console/sign-in", get(session::sign_in_form))
+        .route("/console/integrations", get(pages::integrations))
         .route("/console/add-integration", get(pages::new_integration))
-        .route("/console/check-integrations", post(pages::check_listed))
         .route("/console/integrations/{name}", get(pages::integration))
-        .route(
-            "/console/integrations/{name}/edit",
-            get(pages::edit_integration).post(pages::update_integration),
-        )
-        .route("/console/integrations/{name}/check", post(pages::check_integration))
-        .route("/console/integrations/{name}/delete", post(pages::delete_integration))
-        .route("/console/alerts/test", post(pages::test_alert))
+        .route("/console/integrations/{name}/edit", get(pages::edit_integration))
         .route("/console/mail", get(pages::mail))
-        .route("/console/mail/flush", post(pages::flush_mail))
-        .route("/console/mail/errors/resend", post(pages::resend_all_mail))
-        .route("/console/mail/errors/delete", post(pages::delete_all_errors))
-        .route("/console/mail/{id}/resend", post(pages::resend_mail))
-        .route("/console/mail/{id}/delete", post(pages::delete_mail))
         .route("/console/account", get(account::account))
-        .route("/console/account/password", post(account::change_password))
-        .route("/console/users", get(access::users).post(access::create_user))
-        .route("/console/users/{name}/password", post(access::set_password))
-        .route("/console/users/{name}/role", post(access::set_role))
-        .route("/console/users/{name}/delete", post(access::delete_user))
-        .route("/console/tokens", post(access::create_token))
-        .route("/console/tokens/{id}/revoke", post(access::revoke_token))
+        .route("/console/users", get(access::users))
         .route("/console/cluster", get(pages::cluster))
-        .route("/console/cluster/{node}/drain", post(pages::drain_node))
-        .route("/console/cluster/{node}/activate", post(pages::activate_node))
         .route(
             "/console/assets/console.css",
             get(|| asset("text/css; charset=utf-8", STYLESHEET)),
@@ -80,8 +57,74 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/console/{*rest}",
             get(|| async { ConsoleError::NotFound("There is no console page at this address.".to_owned()) }),
-        )
+        );
+    // A path that also has a page gets its POST merged into the same route.
+    state_changing()
+        .into_iter()
+        .fold(pages, |router, (path, _, handler)| router.route(path, handler))
         .layer(middleware::from_fn_with_state(state, guard))
+}
+
+/// Who may post to a state-changing console route. Every post must also come from the console's own
+/// origin (see [`guard`]) and carry a CSRF token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// Anyone: signing in, whose token is bound to a pre-session cookie instead of a session.
+    Anyone,
+    /// Any signed-in user (monitors too), with the session's CSRF token: signing out, one's own password.
+    SignedIn,
+    /// Admins, with the session's CSRF token (the [`session::Change`] extractor).
+    Admins,
+}
+
+/// Every state-changing (POST) route of the console, as axum path patterns, and who may use it: the
+/// list the router is built from, exposed so the security tests cover each route without keeping a
+/// list of their own.
+pub fn state_changing_routes() -> Vec<(&'static str, Allowed)> {
+    state_changing()
+        .into_iter()
+        .map(|(path, allowed, _)| (path, allowed))
+        .collect()
+}
+
+fn state_changing() -> Vec<(&'static str, Allowed, MethodRouter<AppState>)> {
+    use Allowed::{Admins, Anyone, SignedIn};
+    vec![
+        ("/console/sign-in", Anyone, post(session::sign_in)),
+        ("/console/sign-out", SignedIn, post(session::sign_out)),
+        ("/console/account/password", SignedIn, post(account::change_password)),
+        ("/console/integrations", Admins, post(pages::create_integration)),
+        ("/console/check-integrations", Admins, post(pages::check_listed)),
+        (
+            "/console/integrations/{name}/edit",
+            Admins,
+            post(pages::update_integration),
+        ),
+        (
+            "/console/integrations/{name}/check",
+            Admins,
+            post(pages::check_integration),
+        ),
+        (
+            "/console/integrations/{name}/delete",
+            Admins,
+            post(pages::delete_integration),
+        ),
+        ("/console/alerts/test", Admins, post(pages::test_alert)),
+        ("/console/mail/flush", Admins, post(pages::flush_mail)),
+        ("/console/mail/errors/resend", Admins, post(pages::resend_all_mail)),
+        ("/console/mail/errors/delete", Admins, post(pages::delete_all_errors)),
+        ("/console/mail/{id}/resend", Admins, post(pages::resend_mail)),
+        ("/console/mail/{id}/delete", Admins, post(pages::delete_mail)),
+        ("/console/users", Admins, post(access::create_user)),
+        ("/console/users/{name}/password", Admins, post(access::set_password)),
+        ("/console/users/{name}/role", Admins, post(access::set_role)),
+        ("/console/users/{name}/delete", Admins, post(access::delete_user)),
+        ("/console/tokens", Admins, post(access::create_token)),
+        ("/console/tokens/{id}/revoke", Admins, post(access::revoke_token)),
+        ("/console/cluster/{node}/drain", Admins, post(pages::drain_node)),
+        ("/console/cluster/{node}/activate", Admins, post(pages::activate_node)),
+    ]
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,7 +1,7 @@
 //! Health alerts through Herald's own mail queue, on both backends: the alert rules are evaluated
 //! by hand with a clock the test moves, and the mail they queue is read back through the queue's API.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

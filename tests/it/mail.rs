@@ -1,7 +1,7 @@
 //! The mail queue through its HTTP API, delivering to a real SMTP server (smtp-sink), against both
 //! backends.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

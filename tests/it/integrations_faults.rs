@@ -1,7 +1,7 @@
 //! Every way a Jira integration can fail, against the Jira simulator: each verdict names the step and
 //! says precisely what to fix. (Backend-independent: these run on SQLite.)
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -315,3 +315,52 @@ pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     response.json().await.unwrap()
 }
+
+/// A running `herald serve` child (see [`process::serve_command`]), killed on drop.
+pub struct Process {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Process {
+    /// Spawns the command and waits (polling, with a deadline) until `/readyz` answers 200.
+    pub async fn start(mut command: std::process::Command, base: String) -> Process {
+        let process = Process {
+            child: command.spawn().expect("start herald"),
+            base,
+        };
+        let client = http_client();
+        let url = format!("{}/readyz", process.base);
+        let ready = eventually(Duration::from_secs(30), || async {
+            client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(ready, "herald serve at {} did not become ready", process.base);
+        process
+    }
+
+    /// SIGTERM (a clean shutdown), and wait (polling, with a deadline) for the process to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        process::sigterm(&self.child).expect("SIGTERM herald");
+        let mut status = None;
+        let exited = eventually(Duration::from_secs(30), || {
+            status = self.child.try_wait().expect("wait for herald");
+            std::future::ready(status.is_some())
+        })
+        .await;
+        assert!(exited, "herald serve at {} did not exit after SIGTERM", self.base);
+        status.expect("exit status")
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,13 +1,14 @@
 //! SIGKILL in the middle of a delivery run: after a restart, every accepted message is delivered,
 //! and the only duplicates are the few that were in flight.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use support::process::{Process, serve_command};
+use support::Process;
+use support::process::serve_command;
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, Backend, create_postgres_database, eventually, http_client, postgres_admin_url};
 

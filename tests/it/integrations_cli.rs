@@ -1,6 +1,6 @@
 //! `herald integrations …` as an operator runs it, against a simulated Jira.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `/api/v1/users` and `/api/v1/tokens`, with their bad inputs, against both backends.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

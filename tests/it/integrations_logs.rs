@@ -1,7 +1,7 @@
 //! Secrets never reach a log line, whatever happens: creation, failed and successful checks, updates,
 //! the Xray endpoints, the sweep. Everything runs on one thread so one subscriber sees every event.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! The store test suite: the same tests against SQLite and PostgreSQL.
 
-mod support;
+use crate::support;
 
 use herald::auth::{Role, Username};
 use herald::store::{AdminGuarded, NewToken, NewUser, Store, StoreError};

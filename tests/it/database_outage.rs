@@ -1,7 +1,7 @@
 //! A PostgreSQL database that goes away while Herald runs: readiness says so, requests get 503
 //! (never a panic), and everything recovers without a restart once the database is back.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Health, metrics, the OpenAPI document, problem details, limits and request ids.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! (cross-site forms, a planted session id), the monitor's read-only view, phone-sized pages and the
 //! keyboard. `screenshots` (ignored; run by scripts/screenshots.sh) saves every page at two sizes.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;

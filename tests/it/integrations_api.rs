@@ -1,7 +1,7 @@
 //! Herald's own integrations API and the Xray-compatible management endpoints, on both backends:
 //! the CRUD lifecycle, validation, secrets that never come back, history, sweep and metrics.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

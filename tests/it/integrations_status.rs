@@ -1,7 +1,7 @@
 //! The Xray-compatible status check, on both backends: every status and code, the seed's exact shape,
 //! caching for HERALD_CHECK_MAX_AGE and one Jira check for many concurrent callers.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,14 +1,15 @@
 //! Cluster mode: several Herald processes on one PostgreSQL database.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::Process;
 use support::console::{ConsoleClient, text_after};
 use support::pg_cluster::PgCluster;
-use support::process::{HERALD, Process, serve_command};
+use support::process::{HERALD, serve_command};
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, create_postgres_database, eventually, http_client, postgres_admin_url};
 

@@ -1,6 +1,6 @@
 //! Authentication and roles, driven through the HTTP API, against both backends.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

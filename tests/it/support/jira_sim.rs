@@ -17,17 +17,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-const SERVER_INFO_CLOUD: &str = include_str!("../fixtures/jira/spec-example__serverInfo.cloud.200.json");
+const SERVER_INFO_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__serverInfo.cloud.200.json");
 const SERVER_INFO_DC: &str =
-    include_str!("../fixtures/jira/scanapi-readme__serverInfo.datacenter.issues.redhat.com.json");
-const MYSELF_CLOUD: &str = include_str!("../fixtures/jira/spec-example__myself.cloud.200.json");
-const MYSELF_DC: &str = include_str!("../fixtures/jira/jira-ruby__user_accountId.json");
-const PROJECT_CLOUD: &str = include_str!("../fixtures/jira/spec-example__project.cloud.200.json");
-const PROJECT_DC: &str = include_str!("../fixtures/jira/jira-ruby__project_SAMPLEPROJECT.json");
-const MYPERMISSIONS: &str = include_str!("../fixtures/jira/spec-example__mypermissions.cloud.200.json");
-const ISSUETYPES_CLOUD: &str = include_str!("../fixtures/jira/spec-example__createmeta_issuetypes.cloud.200.json");
-const FIELDS_CLOUD: &str = include_str!("../fixtures/jira/spec-example__createmeta_fields.cloud.200.json");
-const LEGACY_CREATEMETA: &str = include_str!("../fixtures/jira/jiraffe__issue_createmeta.expanded.json");
+    include_str!("../../fixtures/jira/scanapi-readme__serverInfo.datacenter.issues.redhat.com.json");
+const MYSELF_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__myself.cloud.200.json");
+const MYSELF_DC: &str = include_str!("../../fixtures/jira/jira-ruby__user_accountId.json");
+const PROJECT_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__project.cloud.200.json");
+const PROJECT_DC: &str = include_str!("../../fixtures/jira/jira-ruby__project_SAMPLEPROJECT.json");
+const MYPERMISSIONS: &str = include_str!("../../fixtures/jira/spec-example__mypermissions.cloud.200.json");
+const ISSUETYPES_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__createmeta_issuetypes.cloud.200.json");
+const FIELDS_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__createmeta_fields.cloud.200.json");
+const LEGACY_CREATEMETA: &str = include_str!("../../fixtures/jira/jiraffe__issue_createmeta.expanded.json");
 
 pub const USER: &str = "svc-herald";
 pub const PASSWORD: &str = "s3cret-password";

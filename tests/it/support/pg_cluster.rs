@@ -5,17 +5,12 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+use super::process::is_root;
+
 pub struct PgCluster {
     bindir: PathBuf,
     dir: TempDir,
     pub port: u16,
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn bindir() -> Option<PathBuf> {
@@ -52,9 +47,7 @@ impl PgCluster {
                 .expect("chown");
             assert!(status.success(), "chown postgres {}", dir.path().display());
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        let port = super::process::free_port();
         let cluster = PgCluster { bindir, dir, port };
         cluster.run(
             "initdb",

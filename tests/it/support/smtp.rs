@@ -65,17 +65,9 @@ impl SmtpSink {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         }
         let dump = dir.path().join("dump");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::process::free_port();
         let mut command = Command::new(binary);
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0"));
-        if is_root {
+        if super::process::is_root() {
             command.args(["-u", "nobody"]);
         }
         let child = command

@@ -1,16 +1,15 @@
 //! The `herald` binary as a user runs it: help, configuration errors, start-up, bootstrap, signals,
 //! and the users/tokens/migrate commands.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use support::process::{HERALD, free_port, sigterm};
 use support::{eventually, http_client};
-
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(HERALD)
@@ -188,14 +187,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let child = Command::new(HERALD)
@@ -229,8 +220,7 @@ async fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
 }
 
 fn terminate(mut server: Server) -> (std::process::ExitStatus, String) {
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    sigterm(&server.child).expect("SIGTERM herald");
     let child = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap());
     let output = child.wait_with_output().unwrap();
     (output.status, text(&output.stderr))
