@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod cluster;
