@@ -15,7 +15,6 @@ pub mod jira;
 pub mod mail;
 pub mod metrics;
 pub mod secret;
-pub mod secrets;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
