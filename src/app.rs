@@ -18,7 +18,7 @@ use crate::integrations::Integrations;
 use crate::integrations::SweepShare;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
-use crate::secrets::{SecretBox, SecretsError};
+use crate::secret::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, SECRET_KEY_CHECK, Store, StoreError, redact_url};
 use crate::supervisor::{BackgroundLoop, Supervisor};
 

@@ -1,8 +1,36 @@
 //! Herald: Jira integration health checks and a durable outgoing mail queue.
+//!
+//! # A map of the crate
+//!
+//! Requests and commands flow one way, from the faces through the services to the store and the
+//! outbound clients:
+//!
+//! ```text
+//!  faces     http/ (the JSON API, the Xray and mail-queue seeds)   console/ (admin pages)   cli/
+//!              |                                                       |                      |
+//!  services  auth/ (users, tokens, sessions, throttling)   integrations/ (model, checks, sweep)
+//!            mail/ (queue, retries, delivery)   cluster/ (nodes, heartbeats, drain)   alerts/
+//!              |                                                       |
+//!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
+//!
+//!  leaves    clock, timefmt, secret/, client_addr: used anywhere, import nothing of the above
+//! ```
+//!
+//! - [`app`] wires it together: opens the store and the services, builds the router (the API and the
+//!   console), starts the background loops under the [`supervisor`], and shuts down. `main`
+//!   only parses the command line, starts logging ([`telemetry`]) and runs a [`cli`] command.
+//! - [`config`] reads the settings (defaults, `herald.toml`, `HERALD_*`, flags); [`metrics`] is the
+//!   registry every layer records into and `/metrics` renders.
+//! - The faces translate: they parse input, call a service and render its answer. The services
+//!   hold the rules; only [`store`] writes SQL.
+//! - Not all imports follow the arrows yet: `app` is also the home of `AppState`, which the faces
+//!   import; [`alerts`] borrows the console's link encoding; [`store`] uses [`auth`]'s `Role` and
+//!   `Username`, and [`clock`] the store's `now_ms`.
 
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod cluster;
@@ -14,7 +42,6 @@ pub mod jira;
 pub mod mail;
 pub mod metrics;
 pub mod secret;
-pub mod secrets;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;

@@ -7,8 +7,6 @@
 //! `__Host-herald_session`, Secure); every form carries the session's CSRF token, and cross-site form
 //! posts are refused.
 
-mod access;
-mod account;
 mod chart;
 mod error;
 mod forms;
@@ -25,6 +23,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use crate::app::AppState;
 use error::ConsoleError;
+use pages::{account, cluster, integration, integration_form, integrations, mail, overview, users};
 pub use view::encode_component;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
@@ -36,16 +35,19 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
-        .route("/console/", get(pages::overview))
+        .route("/console/", get(overview::overview))
         .route("/console/sign-in", get(session::sign_in_form))
-        .route("/console/integrations", get(pages::integrations))
-        .route("/console/add-integration", get(pages::new_integration))
-        .route("/console/integrations/{name}", get(pages::integration))
-        .route("/console/integrations/{name}/edit", get(pages::edit_integration))
-        .route("/console/mail", get(pages::mail))
+        .route("/console/integrations", get(integrations::integrations))
+        .route("/console/add-integration", get(integration_form::new_integration))
+        .route("/console/integrations/{name}", get(integration::integration))
+        .route(
+            "/console/integrations/{name}/edit",
+            get(integration_form::edit_integration),
+        )
+        .route("/console/mail", get(mail::mail))
         .route("/console/account", get(account::account))
-        .route("/console/users", get(access::users))
-        .route("/console/cluster", get(pages::cluster))
+        .route("/console/users", get(users::users))
+        .route("/console/cluster", get(cluster::cluster))
         .route(
             "/console/assets/console.css",
             get(|| asset("text/css; charset=utf-8", STYLESHEET)),
@@ -93,37 +95,41 @@ fn state_changing() -> Vec<(&'static str, Allowed, MethodRouter<AppState>)> {
         ("/console/sign-in", Anyone, post(session::sign_in)),
         ("/console/sign-out", SignedIn, post(session::sign_out)),
         ("/console/account/password", SignedIn, post(account::change_password)),
-        ("/console/integrations", Admins, post(pages::create_integration)),
-        ("/console/check-integrations", Admins, post(pages::check_listed)),
+        (
+            "/console/integrations",
+            Admins,
+            post(integration_form::create_integration),
+        ),
+        ("/console/check-integrations", Admins, post(integrations::check_listed)),
         (
             "/console/integrations/{name}/edit",
             Admins,
-            post(pages::update_integration),
+            post(integration_form::update_integration),
         ),
         (
             "/console/integrations/{name}/check",
             Admins,
-            post(pages::check_integration),
+            post(integration::check_integration),
         ),
         (
             "/console/integrations/{name}/delete",
             Admins,
-            post(pages::delete_integration),
+            post(integration::delete_integration),
         ),
-        ("/console/alerts/test", Admins, post(pages::test_alert)),
-        ("/console/mail/flush", Admins, post(pages::flush_mail)),
-        ("/console/mail/errors/resend", Admins, post(pages::resend_all_mail)),
-        ("/console/mail/errors/delete", Admins, post(pages::delete_all_errors)),
-        ("/console/mail/{id}/resend", Admins, post(pages::resend_mail)),
-        ("/console/mail/{id}/delete", Admins, post(pages::delete_mail)),
-        ("/console/users", Admins, post(access::create_user)),
-        ("/console/users/{name}/password", Admins, post(access::set_password)),
-        ("/console/users/{name}/role", Admins, post(access::set_role)),
-        ("/console/users/{name}/delete", Admins, post(access::delete_user)),
-        ("/console/tokens", Admins, post(access::create_token)),
-        ("/console/tokens/{id}/revoke", Admins, post(access::revoke_token)),
-        ("/console/cluster/{node}/drain", Admins, post(pages::drain_node)),
-        ("/console/cluster/{node}/activate", Admins, post(pages::activate_node)),
+        ("/console/alerts/test", Admins, post(overview::test_alert)),
+        ("/console/mail/flush", Admins, post(mail::flush_mail)),
+        ("/console/mail/errors/resend", Admins, post(mail::resend_all_mail)),
+        ("/console/mail/errors/delete", Admins, post(mail::delete_all_errors)),
+        ("/console/mail/{id}/resend", Admins, post(mail::resend_mail)),
+        ("/console/mail/{id}/delete", Admins, post(mail::delete_mail)),
+        ("/console/users", Admins, post(users::create_user)),
+        ("/console/users/{name}/password", Admins, post(users::set_password)),
+        ("/console/users/{name}/role", Admins, post(users::set_role)),
+        ("/console/users/{name}/delete", Admins, post(users::delete_user)),
+        ("/console/tokens", Admins, post(users::create_token)),
+        ("/console/tokens/{id}/revoke", Admins, post(users::revoke_token)),
+        ("/console/cluster/{node}/drain", Admins, post(cluster::drain_node)),
+        ("/console/cluster/{node}/activate", Admins, post(cluster::activate_node)),
     ]
 }
 

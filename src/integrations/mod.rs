@@ -23,7 +23,7 @@ pub use sweep::{SweepShare, SweepSummary};
 use crate::config::Settings;
 use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
-use crate::secrets::{SecretBox, SecretsError};
+use crate::secret::{SecretBox, SecretsError};
 use crate::store::{CheckRecord, LatestCheck, Store, StoreError, StoredIntegration, now_ms};
 
 /// How many results per integration the history keeps.

@@ -9,12 +9,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::error::ConsoleError;
-use super::session::{Session, start_session};
-use super::view::{Chrome, When, html, html_with};
 use crate::app::AppState;
 use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
 use crate::client_addr::ClientAddr;
+use crate::console::error::ConsoleError;
+use crate::console::session::{Session, start_session};
+use crate::console::view::{Chrome, When, html, html_with};
 use crate::secret::Secret;
 
 #[derive(Template)]

@@ -11,11 +11,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::error::ConsoleError;
-use super::session::{Change, Session};
-use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::app::AppState;
 use crate::auth::{AccountError, Role, Username};
+use crate::console::error::ConsoleError;
+use crate::console::session::{Change, CsrfForm, Session};
+use crate::console::view::{Chrome, When, encode_component, html, html_with};
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -169,7 +169,7 @@ pub struct NewUserForm {
     confirm: Secret,
 }
 
-super::session::with_csrf!(NewUserForm);
+crate::console::session::with_csrf!(NewUserForm);
 
 pub async fn create_user(
     State(state): State<AppState>,
@@ -232,7 +232,7 @@ pub struct PasswordResetForm {
     confirm: Secret,
 }
 
-super::session::with_csrf!(PasswordResetForm);
+crate::console::session::with_csrf!(PasswordResetForm);
 
 /// Sets another user's password; that user is signed out everywhere.
 pub async fn set_password(
@@ -279,7 +279,7 @@ pub struct RoleForm {
     role: String,
 }
 
-super::session::with_csrf!(RoleForm);
+crate::console::session::with_csrf!(RoleForm);
 
 /// Changes another user's role, effective at their next request.
 pub async fn set_role(
@@ -315,7 +315,7 @@ pub async fn set_role(
 pub async fn delete_user(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
-    Change { session, .. }: Change<super::session::CsrfForm>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(name) = name?;
     if name == session.username.as_str() {
@@ -354,7 +354,7 @@ pub struct NewTokenForm {
     expires_in: String,
 }
 
-super::session::with_csrf!(NewTokenForm);
+crate::console::session::with_csrf!(NewTokenForm);
 
 /// Creates a token and answers with the page showing its secret, once.
 pub async fn create_token(
@@ -413,7 +413,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-    Change { session, .. }: Change<super::session::CsrfForm>,
+    Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(id) = id?;
     state.accounts.revoke_token(&id).await.map_err(account_error)?;

@@ -10,11 +10,11 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use herald::app::{self, NewKey};
-use herald::config::Settings;
-use herald::integrations::{Auth, Integration, Integrations, Verdict};
-use herald::metrics::Metrics;
-use herald::timefmt::rfc3339_ms;
+use crate::app::{self, NewKey};
+use crate::config::Settings;
+use crate::integrations::{Auth, Integration, Integrations, Verdict};
+use crate::metrics::Metrics;
+use crate::timefmt::rfc3339_ms;
 
 #[derive(Subcommand)]
 pub enum IntegrationsCommand {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::secret::Secret;
+use super::Secret;
 
 pub const KEY_FILE: &str = "secret.key";
 const PREFIX: &str = "v1:";

@@ -1,0 +1,152 @@
+//! The form that adds or edits an integration, and the actions it posts to: each save is checked
+//! at once, so the admin sees straight away whether the integration works.
+
+use askama::Template;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::integration::{Checked, STILL_CHECKING, check_within_request};
+use crate::app::AppState;
+use crate::console::error::ConsoleError;
+use crate::console::forms::IntegrationForm;
+use crate::console::session::{Change, Session};
+use crate::console::view::{Chrome, encode_component, html, html_with};
+use crate::integrations::{Integration, IntegrationError};
+
+#[derive(Template)]
+#[template(path = "console/integration_form.html")]
+struct IntegrationFormPage {
+    page: Chrome,
+    /// None for a new integration.
+    editing: Option<String>,
+    action: String,
+    form: IntegrationForm,
+    error: Option<String>,
+}
+
+fn form_page(
+    session: &Session,
+    state: &AppState,
+    editing: Option<&str>,
+    form: IntegrationForm,
+    error: Option<String>,
+) -> IntegrationFormPage {
+    let (title, action) = match editing {
+        Some(name) => (
+            format!("Edit {name}"),
+            format!("/console/integrations/{}/edit", encode_component(name)),
+        ),
+        None => ("Add an integration".to_owned(), "/console/integrations".to_owned()),
+    };
+    IntegrationFormPage {
+        page: Chrome::new(session, state.node_id.as_str(), "integrations", title),
+        editing: editing.map(str::to_owned),
+        action,
+        form,
+        error,
+    }
+}
+
+pub async fn new_integration(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
+    session.require_admin()?;
+    let form = IntegrationForm {
+        auth_type: "basic".to_owned(),
+        installation_type: "auto".to_owned(),
+        ..IntegrationForm::default()
+    };
+    html(&form_page(&session, &state, None, form, None))
+}
+
+pub async fn edit_integration(
+    State(state): State<AppState>,
+    session: Session,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
+    session.require_admin()?;
+    let integration = state.integrations.get(&name).await?;
+    html(&form_page(
+        &session,
+        &state,
+        Some(&name),
+        IntegrationForm::of(&integration),
+        None,
+    ))
+}
+
+/// A rejected form comes back with the values entered (never the secret) and the reason.
+fn form_error(
+    state: &AppState,
+    session: &Session,
+    editing: Option<&str>,
+    mut form: IntegrationForm,
+    error: String,
+) -> Result<Response, ConsoleError> {
+    form.secret.clear();
+    html_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &form_page(session, state, editing, form, Some(error)),
+    )
+}
+
+/// Saves, then checks at once, so the admin sees straight away whether the integration works.
+async fn saved(state: &AppState, session: &Session, integration: Integration, verb: &str) -> Response {
+    let name = integration.name.to_string();
+    let message = match check_within_request(state, &name).await {
+        Checked::Done(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
+        Checked::Done(v) => format!(
+            "Integration {name} {verb}. Checked: FAULTY_CONFIGURATION: {}",
+            v.report.reason
+        ),
+        Checked::Running => format!("Integration {name} {verb}. {STILL_CHECKING}"),
+        Checked::Failed(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
+    };
+    session
+        .done(
+            state,
+            &format!("/console/integrations/{}", encode_component(&name)),
+            message,
+        )
+        .await
+}
+
+fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
+    match e {
+        IntegrationError::Invalid(invalid) => Ok(format!("{invalid}.")),
+        IntegrationError::AlreadyExists(name) => Ok(format!("An integration named `{name}` already exists.")),
+        other => Err(other.into()),
+    }
+}
+
+pub async fn create_integration(
+    State(state): State<AppState>,
+    Change { session, form }: Change<IntegrationForm>,
+) -> Result<Response, ConsoleError> {
+    let spec = match form.to_spec() {
+        Ok(spec) => spec,
+        Err(e) => return form_error(&state, &session, None, form, format!("{e}.")),
+    };
+    match state.integrations.create(spec).await {
+        Ok(integration) => Ok(saved(&state, &session, integration, "added").await),
+        Err(e) => form_error(&state, &session, None, form, invalid(e)?),
+    }
+}
+
+pub async fn update_integration(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    Change { session, mut form }: Change<IntegrationForm>,
+) -> Result<Response, ConsoleError> {
+    let Path(name) = name?;
+    form.name = name.clone();
+    let spec = match form.to_spec() {
+        Ok(spec) => spec,
+        Err(e) => return form_error(&state, &session, Some(&name), form, format!("{e}.")),
+    };
+    match state.integrations.replace(&name, spec).await {
+        Ok(integration) => Ok(saved(&state, &session, integration, "saved").await),
+        Err(e) => form_error(&state, &session, Some(&name), form, invalid(e)?),
+    }
+}
