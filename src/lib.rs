@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod identity;
 pub mod integrations;
 pub mod jira;
 pub mod mail;
