@@ -17,6 +17,7 @@ pub mod mail;
 pub mod metrics;
 pub mod secret;
 pub mod secrets;
+pub mod state;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use super::error::ConsoleError;
 use super::session::{Change, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
-use crate::app::AppState;
 use crate::auth::{AccountError, Role, Username};
 use crate::secret::Secret;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 const ROLES: [(&str, &str); 3] = [

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::error::ConsoleError;
 use super::session::{Session, start_session};
 use super::view::{Chrome, When, html, html_with};
-use crate::app::AppState;
 use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
 use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "console/account.html")]

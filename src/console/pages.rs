@@ -12,9 +12,9 @@ use super::error::ConsoleError;
 use super::forms::IntegrationForm;
 use super::session::{Change, CsrfForm, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
-use crate::app::AppState;
 use crate::cluster::NodeState;
 use crate::integrations::{Auth, CheckReport, Integration, IntegrationError, IntegrationSpec, StepOutcome};
+use crate::state::AppState;
 use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 
 /// Messages per page of the mail lists.
