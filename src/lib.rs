@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod integrations;
 pub mod jira;
+pub mod links;
 pub mod loops;
 pub mod mail;
 pub mod metrics;

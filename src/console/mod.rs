@@ -25,7 +25,6 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 use error::ConsoleError;
-pub use view::encode_component;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");

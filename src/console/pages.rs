@@ -14,6 +14,7 @@ use super::session::{Change, CsrfForm, Session};
 use super::view::{Chrome, When, encode_component, html, html_with};
 use crate::cluster::NodeState;
 use crate::integrations::{Auth, CheckReport, Integration, IntegrationError, IntegrationSpec, StepOutcome};
+use crate::links::Link;
 use crate::state::AppState;
 use crate::store::{CheckRecord, LatestCheck, MailFilter, MailSummary, now_ms};
 
@@ -157,7 +158,7 @@ fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> In
     };
     IntegrationRow {
         name: latest.name.clone(),
-        href: format!("/console/integrations/{}", encode_component(&latest.name)),
+        href: Link::Integration(&latest.name).path(),
         url: spec.url.clone(),
         installation_type: spec.installation_type.as_str(),
         target,
@@ -683,7 +684,7 @@ pub async fn integration(
         .await?;
     let page = IntegrationPage {
         page: Chrome::new(&session, state.node_id.as_str(), "integrations", name.clone()),
-        href: format!("/console/integrations/{}", encode_component(&name)),
+        href: Link::Integration(&name).path(),
         settings: settings_list(&integration, now),
         fields_json: if integration.settings.fields.is_empty() {
             String::new()
@@ -729,10 +730,7 @@ fn form_page(
     error: Option<String>,
 ) -> IntegrationFormPage {
     let (title, action) = match editing {
-        Some(name) => (
-            format!("Edit {name}"),
-            format!("/console/integrations/{}/edit", encode_component(name)),
-        ),
+        Some(name) => (format!("Edit {name}"), Link::IntegrationEdit(name).path()),
         None => ("Add an integration".to_owned(), "/console/integrations".to_owned()),
     };
     IntegrationFormPage {
@@ -831,13 +829,7 @@ async fn saved(state: &AppState, session: &Session, integration: Integration, ve
         Checked::Running => format!("Integration {name} {verb}. {STILL_CHECKING}"),
         Checked::Failed(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
     };
-    session
-        .done(
-            state,
-            &format!("/console/integrations/{}", encode_component(&name)),
-            message,
-        )
-        .await
+    session.done(state, &Link::Integration(&name).path(), message).await
 }
 
 fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
@@ -895,13 +887,7 @@ pub async fn check_integration(
         Checked::Running => format!("Checking {name}. {STILL_CHECKING}"),
         Checked::Failed(e) => format!("{name} could not be checked: {e}"),
     };
-    Ok(session
-        .done(
-            &state,
-            &format!("/console/integrations/{}", encode_component(&name)),
-            message,
-        )
-        .await)
+    Ok(session.done(&state, &Link::Integration(&name).path(), message).await)
 }
 
 pub async fn delete_integration(
