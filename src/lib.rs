@@ -2,6 +2,8 @@
 
 pub mod alerts;
 pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod auth;
 pub mod client_addr;
 pub mod clock;
