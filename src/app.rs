@@ -1,5 +1,6 @@
-//! Builds the application: data dir, database, bootstrap admin, state, router, listener.
-//! `main` only parses the command line, starts logging and runs what this returns.
+//! Builds the application: data dir, database, bootstrap admin, services, router, listener, background
+//! tasks. `main` only parses the command line, starts logging and runs what this returns. Nothing but the
+//! binary imports this module: handlers reach the services through [`crate::state::AppState`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,30 +20,9 @@ use crate::integrations::SweepShare;
 use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
+use crate::state::{AppState, Services};
 use crate::store::{ConnectOptions, SECRET_KEY_CHECK, Store, StoreError, redact_url};
 use crate::supervisor::{BackgroundLoop, Supervisor};
-
-/// Everything a request handler may need. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub authenticator: Authenticator,
-    pub accounts: Accounts,
-    pub metrics: Arc<Metrics>,
-    pub node_id: NodeId,
-    pub mail: MailQueue,
-    /// The delivery engine (also when the background workers are off, so tools can drive it).
-    pub delivery: Delivery,
-    pub cluster: Cluster,
-    pub integrations: Integrations,
-    /// Health alerts mailed through the queue.
-    pub alerts: Alerts,
-    /// The clock of time-driven rules (alerts); everything else reads the system clock.
-    pub clock: SharedClock,
-    /// Watches the background loops (metrics, alerts).
-    pub supervisor: Supervisor,
-}
 
 /// Why Herald could not start. Each message is one line an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +184,7 @@ impl Application {
             metrics.clone(),
             supervisor.clone(),
         );
-        let state = AppState {
+        let state = AppState::new(Services {
             settings: Arc::new(settings),
             store,
             authenticator,
@@ -218,7 +198,7 @@ impl Application {
             alerts,
             clock,
             supervisor,
-        };
+        });
         Ok(Application { listener, state })
     }
 

@@ -16,8 +16,15 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
+        now_ms()
     }
+}
+
+/// The system's time in milliseconds since the Unix epoch, the unit the store keeps timestamps in. Code whose
+/// tests must move time reads a [`Clock`] instead.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// A clock that moves only when told to (tests).

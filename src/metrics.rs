@@ -349,7 +349,7 @@ impl LoopMetrics {
              loop died) or kind=error",
             failures.clone(),
         );
-        for name in crate::supervisor::BackgroundLoop::ALL {
+        for name in crate::loops::BackgroundLoop::ALL {
             let labels = LoopLabels {
                 r#loop: name.as_str().to_owned(),
             };
@@ -371,22 +371,22 @@ impl LoopMetrics {
         }
     }
 
-    fn labels(name: crate::supervisor::BackgroundLoop) -> LoopLabels {
+    fn labels(name: crate::loops::BackgroundLoop) -> LoopLabels {
         LoopLabels {
             r#loop: name.as_str().to_owned(),
         }
     }
 
-    pub fn running(&self, name: crate::supervisor::BackgroundLoop, up: bool) {
+    pub fn running(&self, name: crate::loops::BackgroundLoop, up: bool) {
         self.up.get_or_create(&Self::labels(name)).set(i64::from(up));
     }
 
-    pub fn round_completed(&self, name: crate::supervisor::BackgroundLoop, at_ms: i64) {
+    pub fn round_completed(&self, name: crate::loops::BackgroundLoop, at_ms: i64) {
         self.last_round.get_or_create(&Self::labels(name)).set(at_ms / 1000);
     }
 
     /// `kind`: `panic` or `error`; anything else is counted as `error` (the label set stays fixed).
-    pub fn failed(&self, name: crate::supervisor::BackgroundLoop, kind: &str) {
+    pub fn failed(&self, name: crate::loops::BackgroundLoop, kind: &str) {
         let kind = if kind == "panic" { "panic" } else { "error" };
         self.failures
             .get_or_create(&LoopFailureLabels {

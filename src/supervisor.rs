@@ -18,49 +18,8 @@ use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
+pub use crate::loops::BackgroundLoop;
 use crate::metrics::Metrics;
-
-/// The background loops of a node: a closed set, so their metrics have a fixed label set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum BackgroundLoop {
-    IntegrationSweep,
-    MailDelivery,
-    ClusterHeartbeat,
-    AlertEvaluation,
-}
-
-impl BackgroundLoop {
-    pub const ALL: [BackgroundLoop; 4] = [
-        BackgroundLoop::IntegrationSweep,
-        BackgroundLoop::MailDelivery,
-        BackgroundLoop::ClusterHeartbeat,
-        BackgroundLoop::AlertEvaluation,
-    ];
-
-    /// The `loop` label and the name in logs and alerts.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackgroundLoop::IntegrationSweep => "integration_sweep",
-            BackgroundLoop::MailDelivery => "mail_delivery",
-            BackgroundLoop::ClusterHeartbeat => "cluster_heartbeat",
-            BackgroundLoop::AlertEvaluation => "alert_evaluation",
-        }
-    }
-
-    /// How a person names it.
-    pub fn title(self) -> &'static str {
-        match self {
-            BackgroundLoop::IntegrationSweep => "integration sweep",
-            BackgroundLoop::MailDelivery => "mail delivery",
-            BackgroundLoop::ClusterHeartbeat => "cluster heartbeat",
-            BackgroundLoop::AlertEvaluation => "alert evaluation",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// Where a loop is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

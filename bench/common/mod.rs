@@ -26,7 +26,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Herald, not the disk), with `password` for `admin` and `configure` applied to the settings.
 pub struct InProcess {
     pub base: String,
-    pub state: herald::app::AppState,
+    pub state: herald::state::AppState,
     _dir: tempfile::TempDir,
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::rules::{Kind, Observation};
 use crate::cluster::{NodeState, NodeView};
+use crate::links::Link;
 use crate::store::{LatestCheck, NodeMailFigures};
 use crate::supervisor::{LoopReport, LoopStatus};
 use crate::timefmt::rfc3339_ms;
@@ -47,10 +48,7 @@ pub fn integrations(checks: &[LatestCheck]) -> Vec<Observation> {
                 summary,
                 details,
                 incarnation: check.created_at,
-                console_path: format!(
-                    "/console/integrations/{}",
-                    crate::console::encode_component(&check.name)
-                ),
+                console_path: Link::Integration(&check.name).path(),
             }
         })
         .collect()
@@ -95,7 +93,7 @@ pub fn error_queue(figures: &[NodeMailFigures], threshold: i64, now: i64) -> Obs
         ),
         details,
         incarnation: 0,
-        console_path: "/console/".to_owned(),
+        console_path: Link::Overview.path(),
     }
 }
 
@@ -131,7 +129,7 @@ pub fn queue_age(figures: &[NodeMailFigures], max_age: Duration, now: i64) -> Ob
         summary,
         details,
         incarnation: 0,
-        console_path: "/console/".to_owned(),
+        console_path: Link::Overview.path(),
     }
 }
 
@@ -180,7 +178,7 @@ pub fn nodes(view: &[NodeView], stopped_grace: Duration, now: i64) -> Vec<Observ
                     ),
                 ],
                 incarnation: 0,
-                console_path: "/console/".to_owned(),
+                console_path: Link::Overview.path(),
             }
         })
         .collect()
@@ -234,7 +232,7 @@ pub fn loops(reports: &[LoopReport], node_id: &str, now: i64) -> Vec<Observation
                 summary,
                 details,
                 incarnation: r.started_at,
-                console_path: "/console/".to_owned(),
+                console_path: Link::Overview.path(),
             }
         })
         .collect()

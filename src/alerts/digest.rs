@@ -7,6 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::rules::{Kind, Transition};
+use crate::links::Link;
 use crate::timefmt::rfc3339_ms;
 
 /// Transitions described in full in one mail; any further ones get a line each.
@@ -115,7 +116,7 @@ pub fn compose(transitions: &[Transition], context: &Context<'_>) -> AlertMail {
          Times are UTC.\n"
     ));
     if let Some(url) = context.public_url {
-        text.push_str(&format!("Console: {url}/console/\n"));
+        text.push_str(&format!("Console: {url}{}\n", Link::Overview.path()));
     }
     AlertMail {
         subject: subject(transitions),

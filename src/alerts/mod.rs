@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::integrations::Integrations;
+use crate::links::Link;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -266,7 +267,7 @@ impl Alerts {
         }
         text.push_str("\nIf this reached you, alert mail flows. Nothing needs to be done.\n");
         if let Some(url) = &inner.config.public_url {
-            text.push_str(&format!("\nConsole: {url}/console/\n"));
+            text.push_str(&format!("\nConsole: {url}{}\n", Link::Overview.path()));
         }
         let valid = self.submission(format!("[Herald] Test alert from node {node_id}"), text)?;
         let accepted = inner.mail.submit(&valid, SUBMITTED_BY, None).await?;

@@ -199,7 +199,7 @@ mod tests {
             summary: format!("{key} is {}", if firing { "faulty" } else { "healthy" }),
             details: vec![],
             incarnation: 0,
-            console_path: "/console/".to_owned(),
+            console_path: crate::links::Link::Overview.path(),
         }
     }
 

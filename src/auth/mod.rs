@@ -5,9 +5,7 @@ pub mod password;
 mod throttle;
 pub mod token;
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,102 +17,9 @@ pub use password::PasswordHashing;
 pub use throttle::Throttle;
 use throttle::{Refusal, Reservation};
 
+pub use crate::identity::{InvalidUsername, Role, UnknownRole, Username};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, now_ms};
-
-/// What a user may do. An admin may do everything a monitor may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Everything: configuration, users, tokens, mail administration.
-    Admin,
-    /// Read-only access to the monitoring endpoints.
-    Monitor,
-    /// May submit mail (`POST /api/v1/mail`) and nothing else: for applications that send mail.
-    Mail,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}`: expected `admin`, `monitor` or `mail`")]
-pub struct UnknownRole(String);
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Monitor => "monitor",
-            Role::Mail => "mail",
-        }
-    }
-
-    /// Whether a holder of this role may act where `required` is needed.
-    pub fn satisfies(self, required: Role) -> bool {
-        match required {
-            Role::Admin => self == Role::Admin,
-            Role::Monitor => matches!(self, Role::Admin | Role::Monitor),
-            Role::Mail => matches!(self, Role::Admin | Role::Mail),
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-    fn from_str(s: &str) -> Result<Self, UnknownRole> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "monitor" => Ok(Role::Monitor),
-            "mail" => Ok(Role::Mail),
-            other => Err(UnknownRole(other.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A user name: 1 to 64 characters from `A-Z a-z 0-9 . _ @ -`, so it is safe in Basic
-/// authentication (no `:`), in URLs and in logs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(String);
-
-#[derive(Debug, thiserror::Error)]
-pub enum InvalidUsername {
-    #[error("a user name must be 1 to 64 characters long")]
-    Length,
-    #[error("a user name may contain only letters A-Z and a-z, digits, `.`, `_`, `@` and `-` (found {0:?})")]
-    Character(char),
-}
-
-impl TryFrom<&str> for Username {
-    type Error = InvalidUsername;
-    fn try_from(s: &str) -> Result<Self, InvalidUsername> {
-        if s.is_empty() || s.chars().count() > 64 {
-            return Err(InvalidUsername::Length);
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')))
-        {
-            return Err(InvalidUsername::Character(c));
-        }
-        Ok(Username(s.to_owned()))
-    }
-}
-
-impl Username {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Credentials as presented by a client.
 pub enum Credentials {
@@ -418,39 +323,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usernames_are_validated() {
-        assert!(Username::try_from("admin").is_ok());
-        assert!(Username::try_from("svc.jira-bot@corp_1").is_ok());
-        assert!(matches!(Username::try_from(""), Err(InvalidUsername::Length)));
-        assert!(matches!(
-            Username::try_from(&*"a".repeat(65)),
-            Err(InvalidUsername::Length)
-        ));
-        assert!(matches!(
-            Username::try_from("a:b"),
-            Err(InvalidUsername::Character(':'))
-        ));
-        assert!(matches!(
-            Username::try_from("a b"),
-            Err(InvalidUsername::Character(' '))
-        ));
-    }
-
-    #[test]
-    fn admin_satisfies_monitor_but_not_the_reverse() {
-        assert!(Role::Admin.satisfies(Role::Monitor));
-        assert!(Role::Admin.satisfies(Role::Admin));
-        assert!(Role::Monitor.satisfies(Role::Monitor));
-        assert!(!Role::Monitor.satisfies(Role::Admin));
-        assert!(Role::Admin.satisfies(Role::Mail));
-        assert!(Role::Mail.satisfies(Role::Mail));
-        assert!(!Role::Mail.satisfies(Role::Monitor));
-        assert!(!Role::Monitor.satisfies(Role::Mail));
-        assert_eq!("monitor".parse::<Role>().unwrap(), Role::Monitor);
-        assert!("root".parse::<Role>().is_err());
-    }
 
     #[test]
     fn cache_keys_differ_by_address_scheme_user_and_secret() {

@@ -21,10 +21,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ConsoleError;
 use pages::{account, cluster, integration, integration_form, integrations, mail, overview, users};
-pub use view::encode_component;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");

@@ -27,10 +27,10 @@ use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
 use super::view::html_with;
-use crate::app::AppState;
 use crate::auth::{AuthError, Role, Username, Verification};
 use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "herald_session";
 const SIGN_IN_COOKIE: &str = "herald_signin";

@@ -95,18 +95,8 @@ pub fn span(ms: i64) -> String {
     }
 }
 
-/// Percent-encodes one path segment or query value (everything but unreserved characters).
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// One encoding for every path segment and query value the console writes (the alerts' links use it too).
+pub use crate::links::encode_component;
 
 #[cfg(test)]
 mod tests {

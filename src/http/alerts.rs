@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::auth::{RequireAdmin, RequireMonitor};
 use super::error::{ApiError, Problem};
 use crate::alerts::AlertError;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::timefmt::rfc3339_ms;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -11,10 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::auth::{Credentials, Principal, Role};
 use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
+use crate::state::AppState;
 
 /// Parses an `Authorization` header value into credentials.
 pub fn parse_authorization(value: &[u8]) -> Result<Credentials, ApiError> {

@@ -16,8 +16,8 @@ use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::openapi;
 use super::paging::PageLimit;
-use crate::app::AppState;
 use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
+use crate::state::AppState;
 use crate::store::CheckRecord;
 use crate::timefmt::rfc3339_ms;
 

@@ -10,8 +10,8 @@ use super::auth::{RequireAdmin, RequireMailSender};
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::paging::{Cursor, PageLimit};
-use crate::app::AppState;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailSubmission};
+use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary};
 use crate::timefmt::rfc3339_ms;
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::auth::RequireMonitor;
 use super::error::{ApiError, Problem};
 use super::negotiate::{Format, render};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `{"size":N,"errorSize":M}` / `<mailQueue><size>N</size><errorSize>M</errorSize></mailQueue>`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -11,9 +11,9 @@ use serde::Serialize;
 use super::auth::{Authenticated, RequireMonitor};
 use super::error::{ApiError, Problem};
 use super::negotiate::asks_for;
-use crate::app::AppState;
 use crate::auth::{AuthMethod, Role};
 use crate::metrics::Exposition;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -16,9 +16,9 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use super::auth::RequireAdmin;
 use super::error::Problem;
 use super::openapi;
-use crate::app::AppState;
 use crate::integrations::{AuthSpec, InstallationType, IntegrationError, IntegrationSettings, IntegrationSpec, Step};
 use crate::secret::Secret;
+use crate::state::AppState;
 use crate::store::now_ms;
 use crate::timefmt::rfc3339_ms;
 

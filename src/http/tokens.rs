@@ -10,8 +10,8 @@ use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::users::parse_username;
-use crate::app::AppState;
 use crate::auth::Role;
+use crate::state::AppState;
 use crate::store::TokenWithOwner;
 use crate::timefmt::rfc3339_ms;
 

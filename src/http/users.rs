@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
 use super::json::ApiJson;
-use crate::app::AppState;
 use crate::auth::{Role, Username};
 use crate::secret::Secret;
+use crate::state::AppState;
 use crate::store::UserRecord;
 use crate::timefmt::rfc3339_ms;
 

@@ -5,6 +5,7 @@
 //! `Retry-After` is Jira's (or anyone's) number: it is read saturating and honoured up to
 //! [`MAX_RETRY_AFTER`], so a hostile value can neither overflow the clock nor park a check.
 
+mod endpoint;
 mod signals;
 pub mod types;
 
@@ -14,9 +15,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, header};
 use tokio::time::Instant;
 
+pub use endpoint::{Auth, JiraUrl};
 pub use signals::{AuthDenial, auth_denial, looks_like_dc_personal_access_token};
-
-use crate::integrations::model::{Auth, JiraUrl};
 
 /// The largest answer Herald reads from Jira; a bigger one is not a Jira REST answer we need.
 pub const MAX_BODY: usize = 4 << 20;

@@ -264,11 +264,8 @@ impl Store {
     }
 }
 
-/// The current time in the store's unit.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
+/// The current time in the store's unit (milliseconds since the Unix epoch).
+pub use crate::clock::now_ms;
 
 /// A database URL with any password replaced, fit for logs and error messages.
 ///

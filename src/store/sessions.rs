@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError, on_pool, on_read_pool};
-use crate::auth::{Role, Username};
+use crate::identity::{Role, Username};
 
 #[derive(Debug, FromRow)]
 struct SessionRow {
@@ -73,7 +73,7 @@ impl Store {
                 role: row
                     .role
                     .parse()
-                    .map_err(|e: crate::auth::UnknownRole| corrupt(e.to_string()))?,
+                    .map_err(|e: crate::identity::UnknownRole| corrupt(e.to_string()))?,
                 csrf_token: row.csrf_token,
                 flash: row.flash,
                 created_at: row.created_at,

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError, on_pool, on_read_pool};
-use crate::auth::{Role, Username};
+use crate::identity::{Role, Username};
 
 #[derive(Debug, FromRow)]
 struct TokenRow {
@@ -42,7 +42,7 @@ impl TryFrom<TokenRow> for TokenWithOwner {
             role: row
                 .role
                 .parse()
-                .map_err(|e: crate::auth::UnknownRole| corrupt(e.to_string()))?,
+                .map_err(|e: crate::identity::UnknownRole| corrupt(e.to_string()))?,
             token: TokenRecord {
                 id: row.id,
                 name: row.name,

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Db, Store, StoreError, on_pool, on_read_pool};
-use crate::auth::{Role, Username};
+use crate::identity::{Role, Username};
 
 #[derive(Debug, FromRow)]
 struct UserRow {

@@ -9,13 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
 use crate::client_addr::ClientAddr;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Session, start_session};
 use crate::console::view::{Chrome, When, html, html_with};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "console/account.html")]

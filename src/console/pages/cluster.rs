@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::{NodeFigures, node_figures};
-use crate::app::AppState;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, html};
+use crate::state::AppState;
 use crate::store::now_ms;
 
 #[derive(Template)]

@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::Badge;
-use crate::app::AppState;
 use crate::console::chart::{history_svg, slowest_ms};
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
-use crate::console::view::{Chrome, When, encode_component, html};
+use crate::console::view::{Chrome, When, html};
 use crate::integrations::{Auth, CheckReport, Integration, StepOutcome};
+use crate::links::Link;
+use crate::state::AppState;
 use crate::store::{CheckRecord, now_ms};
 
 /// Checks shown in an integration's history table (the chart shows all that are kept).
@@ -177,7 +178,7 @@ pub async fn integration(
         .await?;
     let page = IntegrationPage {
         page: Chrome::new(&session, state.node_id.as_str(), "integrations", name.clone()),
-        href: format!("/console/integrations/{}", encode_component(&name)),
+        href: Link::Integration(&name).path(),
         settings: settings_list(&integration, now),
         fields_json: if integration.settings.fields.is_empty() {
             String::new()
@@ -253,13 +254,7 @@ pub async fn check_integration(
         Checked::Running => format!("Checking {name}. {STILL_CHECKING}"),
         Checked::Failed(e) => format!("{name} could not be checked: {e}"),
     };
-    Ok(session
-        .done(
-            &state,
-            &format!("/console/integrations/{}", encode_component(&name)),
-            message,
-        )
-        .await)
+    Ok(session.done(&state, &Link::Integration(&name).path(), message).await)
 }
 
 pub async fn delete_integration(

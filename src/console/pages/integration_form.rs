@@ -8,12 +8,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::integration::{Checked, STILL_CHECKING, check_within_request};
-use crate::app::AppState;
 use crate::console::error::ConsoleError;
 use crate::console::forms::IntegrationForm;
 use crate::console::session::{Change, Session};
-use crate::console::view::{Chrome, encode_component, html, html_with};
+use crate::console::view::{Chrome, html, html_with};
 use crate::integrations::{Integration, IntegrationError};
+use crate::links::Link;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "console/integration_form.html")]
@@ -34,10 +35,7 @@ fn form_page(
     error: Option<String>,
 ) -> IntegrationFormPage {
     let (title, action) = match editing {
-        Some(name) => (
-            format!("Edit {name}"),
-            format!("/console/integrations/{}/edit", encode_component(name)),
-        ),
+        Some(name) => (format!("Edit {name}"), Link::IntegrationEdit(name).path()),
         None => ("Add an integration".to_owned(), "/console/integrations".to_owned()),
     };
     IntegrationFormPage {
@@ -103,13 +101,7 @@ async fn saved(state: &AppState, session: &Session, integration: Integration, ve
         Checked::Running => format!("Integration {name} {verb}. {STILL_CHECKING}"),
         Checked::Failed(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
     };
-    session
-        .done(
-            state,
-            &format!("/console/integrations/{}", encode_component(&name)),
-            message,
-        )
-        .await
+    session.done(state, &Link::Integration(&name).path(), message).await
 }
 
 fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {

@@ -7,10 +7,10 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{IntegrationRow, integration_rows};
-use crate::app::AppState;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, Session};
 use crate::console::view::{Chrome, encode_component, html};
+use crate::state::AppState;
 use crate::store::now_ms;
 
 /// Rows per page of the integrations list.

@@ -7,10 +7,10 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{NodeFigures, node_figures};
-use crate::app::AppState;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, encode_component, html};
+use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary, now_ms};
 
 /// Messages per page of the mail lists.

@@ -13,9 +13,10 @@ pub(super) mod users;
 
 use super::error::ConsoleError;
 use super::view::{When, encode_component};
-use crate::app::AppState;
 use crate::cluster::NodeState;
 use crate::integrations::IntegrationSpec;
+use crate::links::Link;
+use crate::state::AppState;
 use crate::store::LatestCheck;
 
 /// A status as a badge: the CSS class and the words.
@@ -153,7 +154,7 @@ fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> In
     };
     IntegrationRow {
         name: latest.name.clone(),
-        href: format!("/console/integrations/{}", encode_component(&latest.name)),
+        href: Link::Integration(&latest.name).path(),
         url: spec.url.clone(),
         installation_type: spec.installation_type.as_str(),
         target,

@@ -7,10 +7,10 @@ use axum::response::Response;
 
 use super::integrations::StatusFilter;
 use super::{IntegrationRow, NodeFigures, integration_rows, node_figures};
-use crate::app::AppState;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, html};
+use crate::state::AppState;
 use crate::store::now_ms;
 
 #[derive(Template)]

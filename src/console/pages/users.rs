@@ -11,12 +11,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::{AccountError, Role, Username};
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, encode_component, html, html_with};
 use crate::secret::Secret;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 const ROLES: [(&str, &str); 3] = [

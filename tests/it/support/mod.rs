@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use herald::app::{AppState, Application};
+use herald::app::Application;
 use herald::config::Settings;
+use herald::state::AppState;
 use herald::store::{ConnectOptions, Store};
 use sqlx::Connection;
 use tempfile::TempDir;
