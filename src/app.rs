@@ -72,9 +72,20 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
 /// Takes group and other permissions off `dir` and the files directly in it.
 #[cfg(unix)]
 fn make_private(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let tighten = |path: &Path| -> std::io::Result<()> {
-        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        let metadata = std::fs::metadata(path)?;
+        let current = metadata.permissions().mode() & 0o777;
+        if current & 0o077 != 0 && metadata.uid() != me {
+            // Only the owner may change the mode (a volume mounted for a group, say): say so and go on.
+            tracing::warn!(
+                path = %path.display(),
+                "readable by others (mode {current:o}) and not owned by Herald's user, so left as it is"
+            );
+            return Ok(());
+        }
         if current & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & 0o700))?;
             tracing::info!(path = %path.display(), "made private to Herald's user (was {current:o})");

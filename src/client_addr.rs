@@ -118,13 +118,14 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> I
 
 /// The hops of `X-Forwarded-For` (all such headers, in order), or else of `Forwarded`'s `for=`.
 fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
+    // Split the raw bytes before decoding: a proxy appends the peer it saw to the client's value,
+    // and one undecodable byte in the client's part must not hide the hops the proxies added.
     let values = |name| {
         headers
             .get_all(name)
             .iter()
-            .map(|v| v.to_str().unwrap_or("_invalid"))
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|hop| std::str::from_utf8(hop).unwrap_or("_invalid").trim())
     };
     let x_forwarded: Vec<&str> = values(header::HeaderName::from_static("x-forwarded-for")).collect();
     if !x_forwarded.is_empty() {
@@ -277,6 +278,13 @@ mod tests {
         assert_eq!(resolve(ip("10.0.0.1"), &garbage, &trusted), ip("10.0.0.2"));
         let ported = headers(&[("x-forwarded-for", "198.51.100.7:4711")]);
         assert_eq!(resolve(ip("10.0.0.1"), &ported, &trusted), ip("198.51.100.7"));
+        // An undecodable byte in the client's part does not hide the peer the proxy appended.
+        let mut raw = HeaderMap::new();
+        raw.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(resolve(ip("10.0.0.1"), &raw, &trusted), ip("198.51.100.7"));
     }
 
     #[test]

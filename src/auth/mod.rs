@@ -209,6 +209,11 @@ impl Authenticator {
     /// Reserves a password check with the throttle: `Throttled` when the key is locked, `None`
     /// after waiting for a check in flight to settle (look in the cache again, then retry).
     async fn reserve_or_wait(&self, client: IpAddr, username: &str) -> Result<Option<Reservation<'_>>, AuthError> {
+        // No user can have a name outside the rule: refuse it before it takes a place in the
+        // throttle (an attacker's ever new, long names would otherwise fill it) or costs a hash.
+        if Username::try_from(username).is_err() {
+            return Err(AuthError::Invalid);
+        }
         let settled = self.throttle.settled();
         tokio::pin!(settled);
         settled.as_mut().enable();

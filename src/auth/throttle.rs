@@ -38,6 +38,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Entries kept before expired ones are pruned; bounds memory under a flood of distinct keys.
@@ -50,6 +51,8 @@ pub struct Throttle {
     max_failures: u32,
     window: Duration,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// The map's size past which the next reservation prunes it (changed under `entries`' lock).
+    prune_above: AtomicUsize,
     /// Woken whenever a check settles, for requests waiting on [`Refusal::Busy`].
     settled: tokio::sync::Notify,
 }
@@ -116,6 +119,7 @@ impl Throttle {
             max_failures: max_failures.max(1),
             window,
             entries: Mutex::new(HashMap::new()),
+            prune_above: AtomicUsize::new(PRUNE_ABOVE),
             settled: tokio::sync::Notify::new(),
         }
     }
@@ -159,11 +163,16 @@ impl Throttle {
     /// counted as an attempt), or [`Refusal::Busy`] when the failures plus the checks in flight do.
     pub fn reserve(&self, client: IpAddr, principal: &str, now: Instant) -> Result<Reservation<'_>, Refusal> {
         let mut entries = self.lock();
-        if entries.len() > PRUNE_ABOVE {
+        // Pruning walks the whole map under the lock: do it only when the map has doubled since the
+        // last prune, so a map full of live entries is not walked again on every attempt.
+        let prune_above = self.prune_above.load(Ordering::Relaxed);
+        if entries.len() > prune_above {
             entries.retain(|_, e| {
                 e.refresh(now, self.window);
                 !e.is_idle()
             });
+            self.prune_above
+                .store(PRUNE_ABOVE.max(entries.len().saturating_mul(2)), Ordering::Relaxed);
         }
         let keys = Self::keys(client, principal);
         let mut wait = Duration::ZERO;
@@ -180,8 +189,12 @@ impl Throttle {
             }
         }
         if !wait.is_zero() {
-            for key in keys {
-                entries.entry(key).or_default().fail(now);
+            // A refusal counts on the keys that exist; it never creates one, or a locked address
+            // trying ever new user names would grow the map with every (free) attempt.
+            for key in &keys {
+                if let Some(entry) = entries.get_mut(key) {
+                    entry.fail(now);
+                }
             }
             return Err(Refusal::Locked(wait));
         }
@@ -363,6 +376,21 @@ mod tests {
         let third = throttle.reserve(ip(1), ALICE, t0).unwrap();
         second.released();
         third.released();
+    }
+
+    #[test]
+    fn a_locked_address_trying_new_user_names_adds_no_entries() {
+        let throttle = Throttle::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for i in 0..20 {
+            fail(&throttle, ip(1), &format!("user{i}"), t0);
+        }
+        let size = throttle.lock().len();
+        for i in 0..10_000 {
+            let refusal = throttle.reserve(ip(1), &format!("new-{i}"), t0).err();
+            assert!(matches!(refusal, Some(Refusal::Locked(_))), "{i}");
+        }
+        assert_eq!(throttle.lock().len(), size, "refusals create no entries");
     }
 
     #[test]

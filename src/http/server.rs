@@ -1,10 +1,15 @@
 //! The HTTP listener loop: accepts connections and serves the router on each, with the limits that
 //! `axum::serve` does not offer.
 //!
+//! - **HTTP/1.1 only.** Herald serves plain HTTP behind a TLS-terminating proxy, and clients speak
+//!   HTTP/1.1 to it. Serving cleartext HTTP/2 too (hyper-util's `auto` builder) would first read the
+//!   connection's opening bytes to tell the two apart with no time limit, so a client sending nothing
+//!   would hold its connection slot for ever; and an HTTP/2 connection that answers pings is never idle.
 //! - **Header-read timeout.** A client has `HERALD_HTTP_HEADER_TIMEOUT` to send a request's complete
-//!   headers, counted from the connection's opening and again from the end of each response on a
-//!   kept-alive connection, so the same limit closes idle connections. Without it, a client sending
-//!   one header byte every few seconds (slowloris) holds a connection, and its task, for ever.
+//!   headers, counted from the connection's opening (a client that sends nothing is closed too) and
+//!   again from the end of each response on a kept-alive connection, so the same limit closes idle
+//!   connections. Without it, a client sending one header byte every few seconds (slowloris) holds a
+//!   connection, and its task, for ever.
 //!   A slow *body* is bounded by `HERALD_REQUEST_TIMEOUT`, which runs around the handler that reads it.
 //! - **Connection limit.** At most `HERALD_HTTP_MAX_CONNECTIONS` connections are served at once;
 //!   further clients wait in the kernel's listen backlog until one closes, instead of each costing
@@ -20,8 +25,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -91,10 +96,7 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         }));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let metrics = metrics.clone();
         metrics.http_open_connections.inc();
         tokio::spawn(async move {
@@ -109,19 +111,9 @@ pub async fn serve(
     async move { graceful.shutdown().await }
 }
 
-fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    // HTTP/2 (cleartext, prior knowledge): pings find dead peers within about twice the limit.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(header_timeout)
-        .keep_alive_timeout(header_timeout)
-        .enable_connect_protocol();
+fn builder(header_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     builder
 }
 

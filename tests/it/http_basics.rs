@@ -24,6 +24,7 @@ backend_tests!(
     oversized_bodies_get_413,
     oversized_headers_are_refused,
     slow_headers_are_cut_off,
+    silent_connections_are_closed,
     idle_kept_alive_connections_are_closed,
     connections_beyond_the_limit_wait_for_a_free_slot,
     request_ids_are_returned_and_propagated,
@@ -479,6 +480,18 @@ async fn slow_headers_are_cut_off(backend: Backend) {
         "nothing was served"
     );
     assert_eq!(app.get("/livez").send().await.unwrap().status(), StatusCode::OK);
+}
+
+async fn silent_connections_are_closed(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+        return;
+    };
+    // A client that connects and sends nothing at all holds no connection slot for long.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut stream, &mut Vec::new(), Duration::from_secs(60)).await,
+        "a connection that never sends a byte is closed after the header timeout"
+    );
 }
 
 async fn idle_kept_alive_connections_are_closed(backend: Backend) {
