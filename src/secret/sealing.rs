@@ -160,17 +160,31 @@ impl SecretBox {
     }
 }
 
+/// Writes `contents` to `path` (mode 0600) whole or not at all, failing with `AlreadyExists` when
+/// `path` exists: the key goes to a temporary file first, is synced, then linked into place (a hard
+/// link never replaces an existing file). So a crash, or a second process starting at the same
+/// moment, never sees an empty or half-written key file.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    linked?;
+    if let Some(dir) = path.parent() {
+        // The new name must survive a crash too.
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -223,6 +237,11 @@ mod tests {
             "value",
             "an existing file is kept"
         );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [KEY_FILE], "no temporary file is left behind");
     }
 
     #[test]
