@@ -132,6 +132,7 @@ impl Throttle {
     }
 
     fn keys(client: IpAddr, principal: &str) -> [Key; 2] {
+        let client = network_of(client);
         [Key::Address(client), Key::Principal(client, principal.to_owned())]
     }
 
@@ -247,6 +248,16 @@ impl Throttle {
         // A poisoned lock only means another thread panicked mid-update of a counter; the map is
         // still usable, and refusing all logins would be worse.
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The unit a client is counted by: its IPv4 address, or its IPv6 /64. One IPv6 host usually holds
+/// a whole /64 and may take a new address for every request, so counting by address would give it
+/// a fresh allowance each time.
+fn network_of(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
 }
 
@@ -376,6 +387,21 @@ mod tests {
         let third = throttle.reserve(ip(1), ALICE, t0).unwrap();
         second.released();
         third.released();
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_bit_network() {
+        let throttle = Throttle::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        fail(&throttle, host(1), ALICE, t0);
+        fail(&throttle, host(2), ALICE, t0);
+        assert!(
+            throttle.reserve(host(3), ALICE, t0).is_err(),
+            "a new address in the same /64"
+        );
+        let elsewhere = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert!(throttle.reserve(elsewhere, ALICE, t0).is_ok(), "another /64");
     }
 
     #[test]
