@@ -27,12 +27,10 @@
 //! - The faces translate: they parse input, call a service and render its answer. The services
 //!   hold the rules; only [`store`] writes SQL.
 //! - The top-level modules form no import cycle and no service imports a face: a unit test
-//!   (`architecture_tests`) reads `src/` and fails when either rule is broken.
+//!   (`tests/it/architecture.rs`) reads `src/` and fails when either rule is broken.
 
 pub mod alerts;
 pub mod app;
-#[cfg(test)]
-mod architecture_tests;
 pub mod auth;
 pub mod cli;
 pub mod client_addr;
