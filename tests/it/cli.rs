@@ -3,31 +3,15 @@
 
 use crate::support;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use support::process::{HERALD, free_port, sigterm};
+use support::process::{HERALD, free_port, herald_command, run, sigterm};
 use support::{eventually, http_client};
 
 fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(HERALD)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("HERALD_ADMIN_PASSWORD")
-        .env_remove("HERALD_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run herald");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run(herald_command().arg("--data-dir").arg(data_dir).args(args), stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

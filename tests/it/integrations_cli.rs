@@ -2,16 +2,14 @@
 
 use crate::support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use support::jira_sim::{self, Flavour, JiraSim};
+use support::process::{herald_command, run};
 use support::{Backend, TestDatabase};
 
 backend_tests!(a_command_without_the_servers_key_stops_instead_of_creating_another);
-
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     herald_with(data_dir, &[], args, stdin)
@@ -20,25 +18,16 @@ fn herald(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 /// Runs herald with extra environment variables (HERALD_DATABASE_URL and HERALD_SECRET_KEY are unset
 /// unless given here).
 fn herald_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(HERALD)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--log")
-        .arg("error")
-        .args(args)
-        .env_remove("HERALD_DATABASE_URL")
-        .env_remove("HERALD_SECRET_KEY")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run herald");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run(
+        herald_command()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--log")
+            .arg("error")
+            .args(args)
+            .envs(env.iter().copied()),
+        stdin,
+    )
 }
 
 fn out(o: &Output) -> String {

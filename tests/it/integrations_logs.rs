@@ -16,6 +16,20 @@ use support::{Backend, spawn_app};
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Captures every event `filter` lets through on this thread until the guard is dropped.
+    fn start(filter: &str) -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -28,14 +42,7 @@ impl Write for Captured {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_appears_in_any_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start("trace");
 
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let sim = JiraSim::start(Flavour::DataCenter).await;
@@ -83,14 +90,7 @@ async fn no_secret_appears_in_any_log_line() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_fault_replaced_by_another_is_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("herald=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start("herald=info");
 
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let sim = JiraSim::start(Flavour::DataCenter).await;

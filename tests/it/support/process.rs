@@ -35,6 +35,22 @@ pub fn herald_command() -> Command {
     command
 }
 
+/// Runs `command` to its end with `stdin` as its input (none: closed at once), capturing its output.
+pub fn run(command: &mut Command, stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run herald");
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).expect("write herald's standard input");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait for herald")
+}
+
 /// `herald serve` listening on `addr` with `data_dir`, after `extra_args`; output is discarded
 /// unless the caller sets it.
 pub fn serve_command_at(addr: SocketAddr, data_dir: &Path, extra_args: &[&str]) -> Command {
