@@ -5,11 +5,13 @@
 mod delivery;
 mod message;
 mod queue;
+mod relay;
 mod retry;
 mod smtp;
 
 pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
+pub use relay::{SmtpTarget, TlsMode};
 pub use retry::{Next, RetryPolicy};
-pub use smtp::{Connection, SendError, SmtpClient, SmtpTarget, TlsMode};
+pub use smtp::{Connection, SendError, SmtpClient};
