@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod model;
+mod spec_schema;
 mod status;
 mod sweep;
 
