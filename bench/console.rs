@@ -119,11 +119,11 @@ async fn main() {
     let integrations = env_num("BENCH_INTEGRATIONS", 1000) as usize;
     let queued = env_num("BENCH_QUEUED", 100_000) as usize;
     let server = common::in_process(ADMIN_PASSWORD, |settings| {
-        settings.mail_delivery = false;
-        settings.alert_emails = vec!["ops@example.com".into()];
-        settings.alert_debounce = Duration::ZERO;
+        settings.mail.delivery = false;
+        settings.alerts.recipients = vec!["ops@example.com".into()];
+        settings.alerts.debounce = Duration::ZERO;
         // The bench evaluates the rules itself (part 2); the background loop must not do it first.
-        settings.alert_interval = Duration::from_secs(86_400);
+        settings.alerts.interval = Duration::from_secs(86_400);
     })
     .await;
     let (base, state) = (server.base.clone(), server.state.clone());

@@ -177,7 +177,7 @@ async fn bench_sweep(count: usize) {
     println!(
         "3. sweep of {count} integrations (setup {:.1} s; HERALD_CHECK_CONCURRENCY {}):",
         setup.as_secs_f64(),
-        server.state.settings.check_concurrency
+        server.state.settings.checks.concurrency
     );
     println!(
         "   {:.2} s: {} healthy, {} faulty, {} unreadable; {} Jira requests ({:.0} checks/s) (target < 20 s)",

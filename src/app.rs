@@ -12,12 +12,12 @@ use tokio::net::TcpListener;
 use crate::alerts::Alerts;
 use crate::auth::{Accounts, Authenticator, BootstrapError, BootstrapPassword, PasswordHashing, Throttle};
 use crate::clock::{self, SharedClock};
-use crate::cluster::{Cluster, ClusterSettings, NodeId};
+use crate::cluster::{Cluster, NodeId};
 use crate::config::Settings;
 use crate::http::server::ConnectionLimits;
 use crate::integrations::Integrations;
 use crate::integrations::SweepShare;
-use crate::mail::{Delivery, MailQueue, RetryPolicy, SmtpClient, SmtpTarget};
+use crate::mail::{Delivery, MailQueue};
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
 use crate::state::{AppState, Services};
@@ -109,11 +109,11 @@ fn make_private(_dir: &Path) -> std::io::Result<()> {
 
 /// Opens and migrates the configured database (the data dir is prepared first).
 pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
-    prepare_data_dir(&settings.data_dir)?;
+    prepare_data_dir(&settings.database.data_dir)?;
     let store = Store::connect(&ConnectOptions {
-        url: settings.database_url.clone(),
-        max_connections: settings.database_max_connections,
-        timeout: settings.database_timeout,
+        url: settings.database.url.clone(),
+        max_connections: settings.database.max_connections,
+        timeout: settings.database.timeout,
     })
     .await?;
     store.migrate().await?;
@@ -143,12 +143,12 @@ impl Application {
         let authenticator = Authenticator::new(
             store.clone(),
             hashing.clone(),
-            settings.auth_cache_ttl,
-            Throttle::new(settings.auth_max_failures, settings.auth_lockout),
+            settings.auth.cache_ttl,
+            Throttle::new(settings.auth.max_failures, settings.auth.lockout),
         );
         let accounts = Accounts::new(store.clone(), hashing, Some(authenticator.clone()));
         match accounts
-            .bootstrap_admin(settings.admin_password.as_ref(), &settings.data_dir)
+            .bootstrap_admin(settings.auth.admin_password.as_ref(), &settings.database.data_dir)
             .await?
         {
             Some(BootstrapPassword::FromConfiguration) => {
@@ -163,30 +163,39 @@ impl Application {
             }
             None => {}
         }
-        let node_id =
-            NodeId::load_or_create(settings.node_id.as_deref(), &settings.data_dir).map_err(StartupError::NodeId)?;
+        let node_id = NodeId::load_or_create(settings.cluster.node_id.as_ref(), &settings.database.data_dir)
+            .map_err(StartupError::NodeId)?;
         let metrics = Arc::new(Metrics::new());
         let mail = MailQueue::start(store.clone(), node_id.clone());
-        let delivery = mail_delivery(&settings, &store, &node_id, &mail, &metrics)?;
+        let delivery = Delivery::new(
+            &settings.mail,
+            store.clone(),
+            node_id.clone(),
+            mail.wake.clone(),
+            metrics.clone(),
+        )
+        .map_err(StartupError::Smtp)?;
         let cluster = join_cluster(&settings, &store, &node_id).await?;
-        let listener = TcpListener::bind(settings.listen)
+        let listener = TcpListener::bind(settings.http.listen)
             .await
             .map_err(|e| StartupError::Listen {
-                addr: settings.listen,
+                addr: settings.http.listen,
                 reason: e.to_string(),
             })?;
         tracing::info!(
-            database = %redact_url(&settings.database_url),
+            database = %redact_url(&settings.database.url),
             backend = store.backend().name(),
             node = %node_id,
             "database ready"
         );
         let secrets = open_secrets(&settings, &store, NewKey::Persist).await?;
-        let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings);
+        let integrations = Integrations::new(store.clone(), secrets, metrics.clone(), &settings.checks);
         // Loops tick in real time: their supervisor reads the system clock, whatever the alerts read.
         let supervisor = Supervisor::new(clock::system(), metrics.clone());
         let alerts = Alerts::new(
-            &settings,
+            &settings.alerts,
+            &settings.mail.from,
+            settings.console.public_url.as_deref(),
             store.clone(),
             mail.clone(),
             integrations.clone(),
@@ -228,13 +237,13 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let grace = state.settings.shutdown_timeout;
+        let grace = state.settings.http.shutdown_timeout;
         let store = state.store.clone();
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
         // Every loop runs under the supervisor, which sees it die or stall (loops switched off by
         // configuration are not started, so they never look dead).
         let supervisor = state.supervisor.clone();
-        let delivery = state.settings.mail_delivery.then(|| {
+        let delivery = state.settings.mail.delivery.then(|| {
             let run = state.delivery.clone().run(workers_stopped.clone());
             supervisor.spawn(BackgroundLoop::MailDelivery, None, workers_stopped.clone(), run)
         });
@@ -257,7 +266,7 @@ impl Application {
             },
             supervisor.clone(),
         );
-        let period = Some(state.settings.check_interval);
+        let period = Some(state.settings.checks.interval);
         let sweeps = supervisor.spawn(BackgroundLoop::IntegrationSweep, period, sweeps_stopped, run);
         let evaluator = state.cluster.clone();
         let alerts = state.alerts.enabled().then(|| {
@@ -265,14 +274,14 @@ impl Application {
                 // One node evaluates the alert rules: the first of the live nodes (or the only one).
                 evaluator.work_share().is_some_and(|(rank, _)| rank == 0)
             });
-            let period = Some(state.settings.alert_interval);
+            let period = Some(state.settings.alerts.interval);
             supervisor.spawn(BackgroundLoop::AlertEvaluation, period, workers_stopped.clone(), run)
         });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let limits = ConnectionLimits {
-            header_timeout: state.settings.http_header_timeout,
-            max_connections: state.settings.http_max_connections,
+            header_timeout: state.settings.http.header_timeout,
+            max_connections: state.settings.http.max_connections,
         };
         let metrics = state.metrics.clone();
         let router = crate::http::router(state);
@@ -331,11 +340,11 @@ pub enum NewKey {
 /// write credentials no server can read); an existing key must open the database's key check value,
 /// or this stops with [`StartupError::SecretKeyMismatch`].
 pub async fn open_secrets(settings: &Settings, store: &Store, new_key: NewKey) -> Result<SecretBox, StartupError> {
-    let secrets = match SecretBox::load_existing(settings.secret_key.as_ref(), &settings.data_dir)? {
+    let secrets = match SecretBox::load_existing(settings.database.secret_key.as_ref(), &settings.database.data_dir)? {
         Some(secrets) => secrets,
         None if store.holds_sealed_secrets().await? => return Err(StartupError::SecretKeyMismatch),
         None if new_key == NewKey::Ephemeral => return Ok(SecretBox::generate()),
-        None => SecretBox::create(&settings.data_dir)?,
+        None => SecretBox::create(&settings.database.data_dir)?,
     };
     check_secret_key(store, &secrets).await?;
     Ok(secrets)
@@ -357,7 +366,7 @@ async fn check_secret_key(store: &Store, secrets: &SecretBox) -> Result<(), Star
 /// Cluster mode is on when `HERALD_CLUSTER=true` and the database is PostgreSQL; asking for it on
 /// SQLite is a start-up error (an embedded database cannot be shared).
 async fn join_cluster(settings: &Settings, store: &Store, node_id: &NodeId) -> Result<Cluster, StartupError> {
-    if settings.cluster && !settings.uses_postgres() {
+    if settings.cluster.enabled && !settings.database.uses_postgres() {
         return Err(StartupError::Cluster(
             "HERALD_CLUSTER=true needs a PostgreSQL database (HERALD_DATABASE_URL=postgres://…); \
              SQLite runs a single node"
@@ -367,48 +376,14 @@ async fn join_cluster(settings: &Settings, store: &Store, node_id: &NodeId) -> R
     let cluster = Cluster::new(
         store.clone(),
         node_id.clone(),
-        ClusterSettings {
-            enabled: settings.cluster,
-            poll_interval: settings.cluster_poll_interval,
-            heartbeat_timeout: settings.cluster_heartbeat_timeout,
-            adopt_after: settings.cluster_adopt_after,
-            retention: settings.cluster_retention,
-        },
-        settings.database_url.clone(),
+        settings.cluster.clone(),
+        settings.database.url.clone(),
     );
     cluster.claim_identity().await.map_err(StartupError::Cluster)?;
     if let Err(e) = cluster.heartbeat_once().await {
         tracing::warn!(error = %e, "cannot publish the node's first heartbeat");
     }
     Ok(cluster)
-}
-
-fn mail_delivery(
-    settings: &Settings,
-    store: &Store,
-    node_id: &NodeId,
-    mail: &MailQueue,
-    metrics: &Arc<Metrics>,
-) -> Result<Delivery, StartupError> {
-    let target = SmtpTarget::parse(settings.smtp_url.expose()).map_err(StartupError::Smtp)?;
-    let client =
-        SmtpClient::new(target, settings.smtp_ca_file.as_deref(), settings.smtp_timeout).map_err(StartupError::Smtp)?;
-    let policy = RetryPolicy {
-        initial: settings.mail_backoff_initial,
-        max: settings.mail_backoff_max,
-        max_attempts: settings.mail_max_attempts,
-        max_age: settings.mail_max_age,
-    };
-    let workers = usize::try_from(settings.smtp_connections).unwrap_or(4);
-    Ok(Delivery::new(
-        store.clone(),
-        node_id.clone(),
-        client,
-        policy,
-        workers,
-        mail.wake.clone(),
-        metrics.clone(),
-    ))
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are registered when this is called, not when the

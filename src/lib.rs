@@ -22,8 +22,9 @@
 //!   only parses the command line, starts logging ([`telemetry`]) and runs a [`cli`] command; only
 //!   `main` and [`cli`] import [`app`].
 //! - [`state`] holds `AppState`: the services behind one `Arc`, which is all a handler may reach.
-//! - [`config`] reads the settings (defaults, `herald.toml`, `HERALD_*`, flags); [`metrics`] is the
-//!   registry every layer records into and `/metrics` renders.
+//! - [`config`] reads the settings (defaults, `herald.toml`, `HERALD_*`, flags) into sections, each
+//!   key declared once; a service's section type lives in the service, which takes it whole.
+//!   [`metrics`] is the registry every layer records into and `/metrics` renders.
 //! - The faces translate: they parse input, call a service and render its answer. The services
 //!   hold the rules; only [`store`] writes SQL.
 //! - The top-level modules form no import cycle and no service imports a face: a unit test

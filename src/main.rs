@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use herald::cli::Cli;
 
 /// Argon2id works in 19 MiB blocks. glibc's allocator raises its mmap threshold after the first such
@@ -22,15 +20,15 @@ fn keep_large_allocations_returnable() {
 fn keep_large_allocations_returnable() {}
 fn main() -> ExitCode {
     keep_large_allocations_returnable();
-    let cli = Cli::parse();
-    let settings = match cli.settings() {
+    let (cli, flags) = Cli::parse_args();
+    let settings = match cli.settings(&flags) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("herald: {e}");
             return ExitCode::from(2);
         }
     };
-    herald::telemetry::init(&settings.log, settings.log_format);
+    herald::telemetry::init(&settings.logging);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -2,11 +2,25 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
-/// Installs the global log subscriber. The filter was validated with the rest of the settings.
-pub fn init(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+/// The logging section of the settings.
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    /// A filter such as `info` or `herald=debug,info`, validated when the settings were loaded.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+/// Installs the global log subscriber.
+pub fn init(settings: &LoggingSettings) {
+    let format = settings.format;
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

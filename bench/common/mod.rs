@@ -37,9 +37,9 @@ pub async fn in_process(password: &str, configure: impl FnOnce(&mut herald::conf
         tempfile::tempdir().unwrap()
     };
     let mut settings = herald::config::Settings::for_data_dir(dir.path(), None);
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.admin_password = Some(herald::secret::Secret::new(password));
-    settings.log = "error".into();
+    settings.http.listen = "127.0.0.1:0".parse().unwrap();
+    settings.auth.admin_password = Some(herald::secret::Secret::new(password));
+    settings.logging.filter = "error".into();
     configure(&mut settings);
     let app = herald::app::Application::build(settings).await.expect("Herald starts");
     let base = format!("http://{}", app.local_addr().unwrap());

@@ -19,7 +19,6 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::cluster::Cluster;
-use crate::config::Settings;
 use crate::integrations::Integrations;
 use crate::links::Link;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
@@ -72,6 +71,24 @@ pub enum AlertError {
     Off,
 }
 
+/// The alerts section of the settings.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Who receives health alerts; alerts are off when empty.
+    pub recipients: Vec<String>,
+    /// How often the alert rules are evaluated.
+    pub interval: Duration,
+    /// How long a condition (or its clearing) must last before a mail is sent.
+    pub debounce: Duration,
+    /// The error queue (whole cluster) alerts when it holds more messages than this.
+    pub error_queue: i64,
+    /// The queue alerts when its oldest message has waited longer than this.
+    pub queue_age: Duration,
+    /// A node that stopped cleanly alerts only once it has stayed stopped this long (a node that
+    /// falls silent alerts at once).
+    pub stopped_node: Duration,
+}
+
 struct Config {
     recipients: Vec<String>,
     from: String,
@@ -104,10 +121,12 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// Wiring: each argument is a distinct service the rules read.
+    /// Wiring: the section, the mail's sender and the console's address, then each service the rules read.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        settings: &Settings,
+        settings: &AlertSettings,
+        from: &str,
+        public_url: Option<&str>,
         store: Store,
         mail: MailQueue,
         integrations: Integrations,
@@ -119,14 +138,14 @@ impl Alerts {
         Alerts {
             inner: Arc::new(Inner {
                 config: Config {
-                    recipients: settings.alert_emails.clone(),
-                    from: settings.mail_from.clone(),
-                    interval: settings.alert_interval,
-                    debounce: settings.alert_debounce,
-                    error_queue: settings.alert_error_queue,
-                    queue_age: settings.alert_queue_age,
-                    stopped_node: settings.alert_stopped_node,
-                    public_url: settings.public_url.clone(),
+                    recipients: settings.recipients.clone(),
+                    from: from.to_owned(),
+                    interval: settings.interval,
+                    debounce: settings.debounce,
+                    error_queue: settings.error_queue,
+                    queue_age: settings.queue_age,
+                    stopped_node: settings.stopped_node,
+                    public_url: public_url.map(str::to_owned),
                 },
                 store,
                 mail,

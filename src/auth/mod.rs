@@ -21,6 +21,19 @@ pub use crate::identity::{InvalidUsername, Role, UnknownRole, Username};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, now_ms};
 
+/// The sign-in section of the settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Password of the bootstrap `admin` user, used only when the database has no user yet.
+    pub admin_password: Option<Secret>,
+    /// How long a verified credential is trusted without checking the database again.
+    pub cache_ttl: Duration,
+    /// Failed authentications from one client before it is throttled.
+    pub max_failures: u32,
+    /// The window over which failures are counted, and how long a throttled client waits.
+    pub lockout: Duration,
+}
+
 /// Credentials as presented by a client.
 pub enum Credentials {
     /// `Authorization: Basic`: a password, or an API token in the password's place.

@@ -30,7 +30,7 @@ pub async fn run(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()>
             }
             for row in nodes {
                 let drain = if row.drain_requested { "yes" } else { "no" };
-                let node = crate::cluster::NodeView::of_row(row, now, settings.cluster_heartbeat_timeout);
+                let node = crate::cluster::NodeView::of_row(row, now, settings.cluster.heartbeat_timeout);
                 let age = (now - node.heartbeat_at).max(0);
                 println!(
                     "{:<24} {:<12} {:>13}s {:>8} {:>10} {:<6}{}",

@@ -157,7 +157,12 @@ impl SettingsFlags {
 async fn service(settings: &Settings, new_key: NewKey) -> anyhow::Result<Integrations> {
     let store = app::open_store(settings).await?;
     let secrets = app::open_secrets(settings, &store, new_key).await?;
-    Ok(Integrations::new(store, secrets, Arc::new(Metrics::new()), settings))
+    Ok(Integrations::new(
+        store,
+        secrets,
+        Arc::new(Metrics::new()),
+        &settings.checks,
+    ))
 }
 
 fn describe(integration: &Integration) -> Value {
@@ -265,7 +270,7 @@ pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Resul
                         v
                     }
                 })
-                .buffer_unordered(settings.check_concurrency)
+                .buffer_unordered(settings.checks.concurrency)
                 .filter_map(|v| async move { v.ok() })
                 .collect()
                 .await;

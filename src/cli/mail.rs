@@ -85,8 +85,9 @@ pub async fn run(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
     use crate::store::MailFilter;
 
     let store = crate::app::open_store(settings).await?;
-    let node_id = crate::cluster::NodeId::load_or_create(settings.node_id.as_deref(), &settings.data_dir)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let node_id =
+        crate::cluster::NodeId::load_or_create(settings.cluster.node_id.as_ref(), &settings.database.data_dir)
+            .map_err(|e| anyhow::anyhow!(e))?;
     let queue = MailQueue::start(store.clone(), node_id);
     let print_list = |items: Vec<crate::store::MailSummary>| {
         println!(
@@ -146,7 +147,7 @@ pub async fn run(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
                 html,
                 headers,
             };
-            let valid = submission.validate(&settings.mail_from)?;
+            let valid = submission.validate(&settings.mail.from)?;
             let key = idempotency_key
                 .as_deref()
                 .map(IdempotencyKey::try_from)

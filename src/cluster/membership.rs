@@ -55,6 +55,8 @@ impl fmt::Display for NodeState {
 
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
+    /// This node's id; when not configured, one is generated once and kept in the data dir.
+    pub node_id: Option<NodeId>,
     /// Cluster mode: PostgreSQL and `HERALD_CLUSTER=true`.
     pub enabled: bool,
     pub poll_interval: Duration,

@@ -37,9 +37,9 @@ impl NodeId {
     }
 
     /// The configured id, or the one stored in `<data_dir>/node-id`, created on first start.
-    pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> Result<NodeId, String> {
+    pub fn load_or_create(configured: Option<&NodeId>, data_dir: &Path) -> Result<NodeId, String> {
         if let Some(id) = configured {
-            return NodeId::try_from(id).map_err(|e| e.to_string());
+            return Ok(id.clone());
         }
         let path = data_dir.join("node-id");
         match std::fs::read_to_string(&path) {
@@ -91,7 +91,7 @@ mod tests {
         let first = NodeId::load_or_create(None, dir.path()).unwrap();
         let second = NodeId::load_or_create(None, dir.path()).unwrap();
         assert_eq!(first, second);
-        let configured = NodeId::load_or_create(Some("node_7"), dir.path()).unwrap();
+        let configured = NodeId::load_or_create(Some(&NodeId::try_from("node_7").unwrap()), dir.path()).unwrap();
         assert_eq!(configured.as_str(), "node_7");
     }
 }

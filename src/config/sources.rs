@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::keys::KEYS;
+use super::declare::{Key, Meta};
+use super::sections;
 use super::{ConfigError, Origin};
 use crate::store::redact_url;
 
@@ -13,60 +14,80 @@ pub type FlagValues = BTreeMap<&'static str, String>;
 
 /// The raw value of each key and where it came from, before parsing.
 pub(super) struct Layers {
-    pub(super) values: BTreeMap<&'static str, (String, Origin)>,
+    values: BTreeMap<&'static str, (String, Origin)>,
 }
 
 impl Layers {
-    pub(super) fn get(&self, name: &'static str) -> Option<&(String, Origin)> {
-        self.values.get(name)
+    /// Every declared key's value from the highest layer that gives one.
+    pub(super) fn gather(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &FlagValues,
+    ) -> Result<Layers, ConfigError> {
+        let mut values = BTreeMap::new();
+        for key in sections::all() {
+            if let Some(default) = key.default {
+                values.insert(key.name, (default.to_owned(), Origin::Default));
+            }
+        }
+        if let Some(path) = config_file {
+            for (name, value) in read_config_file(path)? {
+                values.insert(name, (value, Origin::File(path.to_owned())));
+            }
+        }
+        for key in sections::all() {
+            let var = key.env();
+            if let Some(value) = env(&var) {
+                values.insert(key.name, (value, Origin::Env(var)));
+            }
+        }
+        for key in sections::all() {
+            if let (Some(value), Some(flag)) = (flags.get(key.name), key.flag_name()) {
+                values.insert(key.name, (value.clone(), Origin::Flag(flag)));
+            }
+        }
+        Ok(Layers { values })
     }
 
-    pub(super) fn parse<T>(
-        &self,
-        name: &'static str,
-        expected: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some((raw, origin)) = self.get(name) else {
+    /// The key's value, or `None` when no layer gives one; a value the key's parser refuses is an error
+    /// naming the variable, where the value came from, the value (unless secret) and what is allowed.
+    pub(super) fn optional<T>(&self, key: &Key<T>) -> Result<Option<T>, ConfigError> {
+        let Some((raw, origin)) = self.values.get(key.meta.name) else {
             return Ok(None);
         };
-        match parse(raw.trim()) {
+        match (key.parse)(raw.trim()) {
             Some(value) => Ok(Some(value)),
-            None => {
-                let key = KEYS.iter().find(|k| k.name == name).map_or(name, |k| k.env);
-                // A value that carries a URL (HERALD_DATABASE_URL) is shown without its password.
-                let value = if KEYS.iter().any(|k| k.name == name && k.secret) {
-                    "<redacted>".to_owned()
-                } else {
-                    format!("{:?}", redact_url(raw))
-                };
-                Err(ConfigError::Invalid {
-                    key,
-                    value,
-                    origin: origin.clone(),
-                    expected: expected.to_owned(),
-                })
-            }
+            None => Err(ConfigError::Invalid {
+                key: key.meta.env(),
+                value: shown(&key.meta, raw),
+                origin: origin.clone(),
+                expected: key.meta.expected.to_owned(),
+            }),
         }
     }
 
-    pub(super) fn required<T>(
-        &self,
-        name: &'static str,
-        expected: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<T, ConfigError> {
-        // Every required key has a default, so absence is a programming error caught by the unit tests.
-        self.parse(name, expected, parse)?.ok_or_else(|| ConfigError::Invalid {
-            key: name,
+    /// The value of a key that has a default.
+    pub(super) fn required<T>(&self, key: &Key<T>) -> Result<T, ConfigError> {
+        // Every key read this way has a default (the unit tests load the defaults), so absence is a bug.
+        self.optional(key)?.ok_or_else(|| ConfigError::Invalid {
+            key: key.meta.env(),
             value: "nothing".to_owned(),
             origin: Origin::Default,
-            expected: expected.to_owned(),
+            expected: key.meta.expected.to_owned(),
         })
     }
 }
 
-pub(super) fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+/// A raw value as an error may show it: never a secret, and a URL without its password.
+fn shown(key: &Meta, raw: &str) -> String {
+    if key.secret {
+        "<redacted>".to_owned()
+    } else {
+        format!("{:?}", redact_url(raw))
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let file_error = |reason: String| ConfigError::File {
         path: path.to_owned(),
         reason,
@@ -75,8 +96,8 @@ pub(super) fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
     let mut out = Vec::new();
     for (name, value) in table {
-        let Some(key) = KEYS.iter().find(|k| k.name == name) else {
-            let known = KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
+        let Some(key) = sections::all().find(|k| k.name == name) else {
+            let known = sections::all().map(|k| k.name).collect::<Vec<_>>().join(", ");
             return Err(ConfigError::UnknownKey {
                 key: name,
                 path: path.to_owned(),
@@ -96,7 +117,7 @@ pub(super) fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)
                 .join(","),
             other => {
                 return Err(ConfigError::Invalid {
-                    key: key.name,
+                    key: key.name.to_owned(),
                     value: if key.secret {
                         "<redacted>".into()
                     } else {

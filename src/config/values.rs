@@ -1,5 +1,6 @@
 //! Parsers of configuration values: durations, sizes, booleans, address lists.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 /// A comma-separated list of addresses (empty is allowed: no recipient).
@@ -41,4 +42,19 @@ pub(super) fn parse_size(s: &str) -> Option<usize> {
         _ => return None,
     };
     number.checked_mul(factor)
+}
+
+/// A whole number from `min` to `max`.
+pub(super) fn whole<T: FromStr + PartialOrd>(s: &str, min: T, max: T) -> Option<T> {
+    s.parse::<T>().ok().filter(|n| (min..=max).contains(n))
+}
+
+/// A size (see [`parse_size`]) from `min` to `max` bytes.
+pub(super) fn size_between(s: &str, min: usize, max: usize) -> Option<usize> {
+    parse_size(s).filter(|n| (min..=max).contains(n))
+}
+
+/// A duration from `min` to `max`.
+pub(super) fn duration_between(s: &str, min: Duration, max: Duration) -> Option<Duration> {
+    humantime::parse_duration(s).ok().filter(|d| (min..=max).contains(d))
 }

@@ -151,7 +151,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-
 /// security headers to every console response.
 async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() == Method::POST {
-        if let Err(refusal) = same_origin(&req, state.settings.public_url.as_deref()) {
+        if let Err(refusal) = same_origin(&req, state.settings.console.public_url.as_deref()) {
             return refusal.into_response();
         }
     }

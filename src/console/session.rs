@@ -156,7 +156,7 @@ impl FromRequestParts<AppState> for Session {
             return Err(sign_in());
         };
         let now = state.clock.now_ms();
-        let idle = ms(state.settings.session_idle_timeout);
+        let idle = ms(state.settings.console.session_idle_timeout);
         // The role is read with the session: a user changed to `mail`, which cannot use the
         // console, is signed out at their next request.
         if record.expires_at <= now || now - record.last_seen_at > idle || record.role == Role::Mail {
@@ -212,6 +212,7 @@ fn random_token() -> String {
 fn over_tls(headers: &HeaderMap, state: &AppState) -> bool {
     let public_https = state
         .settings
+        .console
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"));
@@ -418,7 +419,7 @@ pub async fn start_session(
 ) -> Result<Option<HeaderValue>, ConsoleError> {
     let id = random_token();
     let now = state.clock.now_ms();
-    let expires_at = now.saturating_add(ms(state.settings.session_lifetime));
+    let expires_at = now.saturating_add(ms(state.settings.console.session_lifetime));
     let id_hash = digest(&id);
     if !state
         .store
@@ -430,7 +431,7 @@ pub async fn start_session(
     if let Some(flash) = flash {
         state.store.touch_session(&id_hash, now, Some(flash)).await?;
     }
-    let idle_before = now - ms(state.settings.session_idle_timeout);
+    let idle_before = now - ms(state.settings.console.session_idle_timeout);
     if let Err(e) = state.store.prune_sessions(now, idle_before).await {
         tracing::warn!(error = %e, "console: cannot remove ended sessions");
     }

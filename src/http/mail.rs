@@ -100,7 +100,7 @@ pub async fn submit(
             state.node_id
         )));
     }
-    let mail = submission.validate(&state.settings.mail_from)?;
+    let mail = submission.validate(&state.settings.mail.from)?;
     let accepted = state.mail.submit(&mail, sender.username.as_str(), key.as_ref()).await?;
     let location = format!("/api/v1/mail/{}", accepted.id);
     let mut response = (

@@ -136,13 +136,13 @@ fn document(generated: utoipa::openapi::OpenApi) -> serde_json::Value {
 
 /// Builds the application router with its middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api(state.settings.mail_max_size).split_for_parts();
+    let (routes, openapi) = api(state.settings.mail.max_size).split_for_parts();
     let openapi_json =
         serde_json::to_string_pretty(&document(openapi)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let request_id = HeaderName::from_static("x-request-id");
-    let body_limit = state.settings.body_limit;
-    let request_limit = state.settings.request_timeout;
-    let trusted_proxies = std::sync::Arc::new(state.settings.trusted_proxies.clone());
+    let body_limit = state.settings.http.body_limit;
+    let request_limit = state.settings.http.request_timeout;
+    let trusted_proxies = std::sync::Arc::new(state.settings.http.trusted_proxies.clone());
     routes
         .layer(middleware::from_fn(cross_site::refuse_cross_site))
         .route(

@@ -21,7 +21,6 @@ pub use model::{
 pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};
 
-use crate::config::Settings;
 use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
@@ -78,6 +77,19 @@ struct Inner {
     batch_running: std::sync::atomic::AtomicBool,
 }
 
+/// The checks section of the settings.
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    /// How long a check result is served from the cache before Jira is asked again.
+    pub max_age: Duration,
+    /// How often the background sweep re-verifies every integration.
+    pub interval: Duration,
+    /// How many integrations the sweep checks at once.
+    pub concurrency: usize,
+    /// The default overall budget of one check (an integration's own `timeout` overrides it).
+    pub timeout: Duration,
+}
+
 /// The non-secret part of an integration as stored in the `config` column.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredConfig {
@@ -86,19 +98,19 @@ struct StoredConfig {
 
 impl Integrations {
     /// Builds the service and starts its history writer (needs a Tokio runtime).
-    pub fn new(store: Store, secrets: SecretBox, metrics: Arc<Metrics>, settings: &Settings) -> Self {
+    pub fn new(store: Store, secrets: SecretBox, metrics: Arc<Metrics>, settings: &CheckSettings) -> Self {
         let (history, receiver) = mpsc::channel(4096);
         tokio::spawn(sweep::write_history(store.clone(), receiver));
-        let ttl = settings.check_max_age;
+        let ttl = settings.max_age;
         Self {
             inner: Arc::new(Inner {
                 store,
                 secrets,
                 metrics,
                 max_age: ttl,
-                interval: settings.check_interval,
-                concurrency: settings.check_concurrency,
-                default_timeout: settings.check_timeout,
+                interval: settings.interval,
+                concurrency: settings.concurrency,
+                default_timeout: settings.timeout,
                 records: moka::future::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(ttl)

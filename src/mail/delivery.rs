@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::MailSettings;
 use super::message::ValidMail;
+use super::relay::SmtpTarget;
 use super::retry::{Next, RetryPolicy};
 use super::smtp::{Connection, SendError, SmtpClient};
 use crate::cluster::NodeId;
@@ -51,24 +53,26 @@ pub struct BatchReport {
 }
 
 impl Delivery {
+    /// The delivery engine of the mail section's relay, retry policy and connection count, or why the
+    /// relay cannot be used (its URL, its CA file).
     pub fn new(
+        settings: &MailSettings,
         store: Store,
         node_id: NodeId,
-        client: SmtpClient,
-        policy: RetryPolicy,
-        workers: usize,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, String> {
+        let target = SmtpTarget::parse(settings.smtp_url.expose())?;
+        let client = SmtpClient::new(target, settings.smtp_ca_file.as_deref(), settings.smtp_timeout)?;
+        Ok(Self {
             store,
             node_id,
             client,
-            policy,
-            workers: workers.max(1),
+            policy: settings.retry.clone(),
+            workers: usize::try_from(settings.smtp_connections).map_or(1, |n| n.max(1)),
             wake,
             metrics,
-        }
+        })
     }
 
     fn decide(&self, attempt: Attempt, now: i64, jitter: f64) -> Completion {

@@ -15,3 +15,29 @@ pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
 pub use relay::{SmtpTarget, TlsMode};
 pub use retry::{Next, RetryPolicy};
 pub use smtp::{Connection, SendError, SmtpClient};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// The mail section of the settings: what the queue accepts, the relay, and the retry policy.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Sender of mail submitted without `from`.
+    pub from: String,
+    /// Largest mail submission accepted (the JSON body), in bytes.
+    pub max_size: usize,
+    /// Whether this node delivers its queue (off: it only accepts and stores mail).
+    pub delivery: bool,
+    /// The SMTP relay: `smtp://[user:password@]host[:port][?tls=starttls]` or `smtps://…`.
+    pub smtp_url: Secret,
+    /// SMTP connections (and delivery workers) per node.
+    pub smtp_connections: u32,
+    /// Limit for each SMTP exchange (connect, each command, the message).
+    pub smtp_timeout: Duration,
+    /// A PEM file with extra CA certificates to trust for the relay's TLS certificate.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// When to retry a failed delivery, and when to give up.
+    pub retry: RetryPolicy,
+}

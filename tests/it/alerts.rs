@@ -47,13 +47,13 @@ struct AlertingApp {
 async fn alerting_app(backend: Backend, configure: impl FnOnce(&mut herald::config::Settings)) -> Option<AlertingApp> {
     let clock = ManualClock::starting_at(now_ms());
     let app = spawn_app_with_clock(backend, clock.clone(), |s| {
-        s.alert_emails = vec![OPS.to_owned(), ONCALL.to_owned()];
-        s.alert_debounce = DEBOUNCE;
-        s.alert_interval = Duration::from_secs(3600);
+        s.alerts.recipients = vec![OPS.to_owned(), ONCALL.to_owned()];
+        s.alerts.debounce = DEBOUNCE;
+        s.alerts.interval = Duration::from_secs(3600);
         // The alert mails themselves wait in the queue (delivery is off): only the queue-age test
         // lets the clock run far enough for that to matter.
-        s.alert_queue_age = Duration::from_secs(24 * 3600);
-        s.public_url = Some("https://herald.example.com".to_owned());
+        s.alerts.queue_age = Duration::from_secs(24 * 3600);
+        s.console.public_url = Some("https://herald.example.com".to_owned());
         configure(s);
     })
     .await?;
@@ -63,8 +63,8 @@ async fn alerting_app(backend: Backend, configure: impl FnOnce(&mut herald::conf
 /// An alerting app as node `node_1` of a cluster on PostgreSQL (None without PostgreSQL).
 async fn clustered_alerting_app() -> Option<AlertingApp> {
     alerting_app(Backend::Postgres, |s| {
-        s.cluster = true;
-        s.node_id = Some("node_1".to_owned());
+        s.cluster.enabled = true;
+        s.cluster.node_id = Some(herald::cluster::NodeId::try_from("node_1").unwrap());
     })
     .await
 }
@@ -368,7 +368,7 @@ async fn park_queued_mail(app: &TestApp) -> usize {
 }
 
 async fn the_error_queue_over_its_threshold_is_mailed_with_per_node_figures(backend: Backend) {
-    let Some(a) = alerting_app(backend, |s| s.alert_error_queue = 2).await else {
+    let Some(a) = alerting_app(backend, |s| s.alerts.error_queue = 2).await else {
         return;
     };
     for i in 0..2 {
@@ -418,7 +418,7 @@ async fn the_error_queue_over_its_threshold_is_mailed_with_per_node_figures(back
 }
 
 async fn mail_waiting_too_long_is_mailed_and_resolved(backend: Backend) {
-    let Some(a) = alerting_app(backend, |s| s.alert_queue_age = Duration::from_secs(30 * 60)).await else {
+    let Some(a) = alerting_app(backend, |s| s.alerts.queue_age = Duration::from_secs(30 * 60)).await else {
         return;
     };
     let waiting = a.submit("user@example.com").await;
@@ -459,7 +459,7 @@ async fn mail_waiting_too_long_is_mailed_and_resolved(backend: Backend) {
 }
 
 async fn alerts_are_off_without_recipients(backend: Backend) {
-    let Some(a) = alerting_app(backend, |s| s.alert_emails.clear()).await else {
+    let Some(a) = alerting_app(backend, |s| s.alerts.recipients.clear()).await else {
         return;
     };
     assert!(!a.app.state.alerts.enabled());
@@ -528,8 +528,8 @@ async fn deleted_alert_states_do_not_mail_twice(backend: Backend) {
 
 async fn the_background_loop_mails_without_being_driven(backend: Backend) {
     let Some(a) = alerting_app(backend, |s| {
-        s.alert_interval = Duration::from_millis(50);
-        s.alert_debounce = Duration::ZERO;
+        s.alerts.interval = Duration::from_millis(50);
+        s.alerts.debounce = Duration::ZERO;
     })
     .await
     else {

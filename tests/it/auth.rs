@@ -308,8 +308,8 @@ async fn expired_tokens_are_refused(backend: Backend) {
 
 async fn repeated_failures_are_throttled_with_retry_after(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| {
-        s.auth_max_failures = 3;
-        s.auth_lockout = Duration::from_secs(120);
+        s.auth.max_failures = 3;
+        s.auth.lockout = Duration::from_secs(120);
     })
     .await
     else {
@@ -344,7 +344,7 @@ async fn repeated_failures_are_throttled_with_retry_after(backend: Backend) {
 }
 
 async fn throttling_one_user_leaves_others_alone(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 2).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.auth.max_failures = 2).await else {
         return;
     };
     let password = app.create_user("mon", "monitor").await;
@@ -439,7 +439,7 @@ async fn concurrent_wrong_passwords_are_checked_at_most_the_limit_times(backend:
 }
 
 async fn a_burst_of_concurrent_requests_with_the_right_password_is_all_served(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 3).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.auth.max_failures = 3).await else {
         return;
     };
     let password = app.create_user("eager", "monitor").await;
@@ -473,7 +473,7 @@ async fn after_a_burst_a_cached_password_and_tokens_still_get_in(backend: Backen
 }
 
 async fn bad_bearer_tokens_lock_no_one_out(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 2).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.auth.max_failures = 2).await else {
         return;
     };
     let (_, token) = app.create_token("admin").await;
@@ -502,9 +502,9 @@ async fn metrics_via(app: &support::TestApp, client: &str, user: &str, password:
 
 async fn x_forwarded_for_from_a_trusted_proxy_names_the_client(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| {
-        s.auth_max_failures = 2;
+        s.auth.max_failures = 2;
         // The tests connect from 127.0.0.1, which plays the reverse proxy here.
-        s.trusted_proxies = herald::client_addr::TrustedProxies::parse("127.0.0.0/8").unwrap();
+        s.http.trusted_proxies = herald::client_addr::TrustedProxies::parse("127.0.0.0/8").unwrap();
     })
     .await
     else {
@@ -546,7 +546,7 @@ async fn x_forwarded_for_from_a_trusted_proxy_names_the_client(backend: Backend)
 }
 
 async fn a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.auth_max_failures = 2).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.auth.max_failures = 2).await else {
         return;
     };
     // Without trusted proxies, each guess naming a new address is still counted for the peer.

@@ -226,7 +226,11 @@ async fn sign_in_sets_a_hardened_cookie_and_secure_over_tls(backend: Backend) {
         );
     }
 
-    let Some(app) = spawn_app_with(backend, |s| s.public_url = Some("https://herald.example.com".into())).await else {
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.console.public_url = Some("https://herald.example.com".into())
+    })
+    .await
+    else {
         return;
     };
     let console = ConsoleClient::new(&app);
@@ -565,8 +569,8 @@ async fn idle_and_old_sessions_end(backend: Backend) {
     // A session ends at its lifetime however active it is (the clock is moved, not waited for).
     let clock = herald::clock::ManualClock::starting_at(herald::store::now_ms());
     let Some(app) = support::spawn_app_with_clock(backend, clock.clone(), |s| {
-        s.session_lifetime = std::time::Duration::from_secs(3600);
-        s.session_idle_timeout = std::time::Duration::from_secs(600);
+        s.console.session_lifetime = std::time::Duration::from_secs(3600);
+        s.console.session_idle_timeout = std::time::Duration::from_secs(600);
     })
     .await
     else {
@@ -756,8 +760,8 @@ async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend)
 
     let clock = herald::clock::ManualClock::starting_at(herald::store::now_ms());
     let Some(app) = support::spawn_app_with_clock(backend, clock.clone(), |s| {
-        s.alert_emails = vec!["ops@example.com".into()];
-        s.alert_debounce = std::time::Duration::from_secs(120);
+        s.alerts.recipients = vec!["ops@example.com".into()];
+        s.alerts.debounce = std::time::Duration::from_secs(120);
     })
     .await
     else {
@@ -807,10 +811,10 @@ async fn the_overview_shows_firing_alerts_and_their_recipients(backend: Backend)
 
 async fn users_change_their_own_password_and_the_generated_one_goes(backend: Backend) {
     // First start without HERALD_ADMIN_PASSWORD: the password is generated into a file.
-    let Some(app) = spawn_app_with(backend, |s| s.admin_password = None).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.auth.admin_password = None).await else {
         return;
     };
-    let file = app.state.settings.data_dir.join("initial-admin-password");
+    let file = app.state.settings.database.data_dir.join("initial-admin-password");
     let generated = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     let response = app
         .post("/api/v1/users")
@@ -1393,7 +1397,8 @@ async fn the_listed_integrations_are_checked_again_in_the_background(backend: Ba
 }
 
 async fn a_check_slower_than_a_request_goes_on_in_the_background(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.request_timeout = std::time::Duration::from_secs(3)).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.http.request_timeout = std::time::Duration::from_secs(3)).await
+    else {
         return;
     };
     let sim = JiraSim::start(Flavour::DataCenter).await;

@@ -34,7 +34,10 @@ async fn unreachable_integration(app: &TestApp, name: &str) {
 async fn a_bad_day() -> Option<(TestApp, SmtpSink, JiraSim)> {
     let sink = SmtpSink::start(&["-f", "RCPT"])?;
     let url = sink.url();
-    let app = spawn_app_with(Backend::Sqlite, move |s| s.smtp_url = herald::secret::Secret::new(url)).await?;
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.mail.smtp_url = herald::secret::Secret::new(url)
+    })
+    .await?;
     let jira = JiraSim::start(Flavour::Cloud).await;
     app.register(&spec_for("jira-cloud", &jira, Flavour::Cloud)).await;
     unreachable_integration(&app, "jira-onprem").await;

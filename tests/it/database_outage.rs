@@ -18,7 +18,7 @@ async fn a_database_outage_is_reported_and_recovered_from_without_restart() {
         dir: tempfile::tempdir().unwrap(),
     };
     let mut settings = db.settings();
-    settings.database_timeout = Duration::from_secs(2);
+    settings.database.timeout = Duration::from_secs(2);
     let app = start(db, settings).await;
     let password = app.create_user("late", "monitor").await;
 

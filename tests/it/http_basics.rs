@@ -399,7 +399,7 @@ async fn unknown_paths_and_methods_get_problem_details(backend: Backend) {
 }
 
 async fn oversized_bodies_get_413(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.body_limit = 4096).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.http.body_limit = 4096).await else {
         return;
     };
     let huge = format!(
@@ -451,7 +451,7 @@ async fn closed_by_server(
 }
 
 async fn slow_headers_are_cut_off(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.http.header_timeout = Duration::from_secs(1)).await else {
         return;
     };
     let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -483,7 +483,7 @@ async fn slow_headers_are_cut_off(backend: Backend) {
 }
 
 async fn silent_connections_are_closed(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.http.header_timeout = Duration::from_secs(1)).await else {
         return;
     };
     // A client that connects and sends nothing at all holds no connection slot for long.
@@ -495,7 +495,7 @@ async fn silent_connections_are_closed(backend: Backend) {
 }
 
 async fn idle_kept_alive_connections_are_closed(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.http_header_timeout = Duration::from_secs(1)).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.http.header_timeout = Duration::from_secs(1)).await else {
         return;
     };
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -514,8 +514,8 @@ async fn idle_kept_alive_connections_are_closed(backend: Backend) {
 
 async fn connections_beyond_the_limit_wait_for_a_free_slot(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| {
-        s.http_max_connections = 2;
-        s.http_header_timeout = Duration::from_secs(600);
+        s.http.max_connections = 2;
+        s.http.header_timeout = Duration::from_secs(600);
     })
     .await
     else {

@@ -480,7 +480,7 @@ async fn the_sweep_loop_keeps_going_against_a_hostile_jira_and_reports_its_round
             times: usize::MAX,
         },
     );
-    let app = support::spawn_app_with(Backend::Sqlite, |s| s.check_interval = Duration::from_millis(100))
+    let app = support::spawn_app_with(Backend::Sqlite, |s| s.checks.interval = Duration::from_millis(100))
         .await
         .unwrap();
     app.register(&spec_for("hostile", &hostile, Flavour::Cloud)).await;

@@ -159,7 +159,7 @@ async fn a_thousand_concurrent_calls_cost_jira_one_check(backend: Backend) {
 }
 
 async fn results_are_cached_for_the_max_age(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.check_max_age = Duration::from_millis(300)).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.checks.max_age = Duration::from_millis(300)).await else {
         return;
     };
     let sim = JiraSim::start(Flavour::DataCenter).await;

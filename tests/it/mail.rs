@@ -59,10 +59,10 @@ async fn status(app: &TestApp) -> (i64, i64) {
 async fn driven_app(backend: Backend, sink: &SmtpSink) -> Option<TestApp> {
     let url = sink.url();
     spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(url);
-        s.mail_backoff_initial = Duration::from_millis(1);
-        s.mail_backoff_max = Duration::from_millis(2);
-        s.smtp_timeout = Duration::from_secs(1);
+        s.mail.smtp_url = herald::secret::Secret::new(url);
+        s.mail.retry.initial = Duration::from_millis(1);
+        s.mail.retry.max = Duration::from_millis(2);
+        s.mail.smtp_timeout = Duration::from_secs(1);
     })
     .await
 }
@@ -75,8 +75,8 @@ async fn accepted_mail_is_delivered_with_its_envelope_and_headers(backend: Backe
     let Some(sink) = SmtpSink::start(&[]) else { return };
     let url = sink.url();
     let Some(app) = spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(url);
-        s.mail_delivery = true;
+        s.mail.smtp_url = herald::secret::Secret::new(url);
+        s.mail.delivery = true;
     })
     .await
     else {
@@ -252,7 +252,7 @@ async fn malformed_submissions_get_400_naming_the_field(backend: Backend) {
 }
 
 async fn oversized_submissions_get_413(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.mail_max_size = 64 * 1024).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.mail.max_size = 64 * 1024).await else {
         return;
     };
     let big = json!({"to": ["a@example.com"], "subject": "s", "text": "x".repeat(100_000)});
@@ -435,7 +435,7 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
     let port = dropping.port;
     drop(dropping);
     let Some(app) = spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(format!("smtp://127.0.0.1:{port}"));
+        s.mail.smtp_url = herald::secret::Secret::new(format!("smtp://127.0.0.1:{port}"));
     })
     .await
     else {
@@ -456,10 +456,10 @@ async fn too_many_attempts_end_in_the_error_queue(backend: Backend) {
     };
     let url = sink.url();
     let Some(app) = spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(url);
-        s.mail_backoff_initial = Duration::from_millis(1);
-        s.mail_backoff_max = Duration::from_millis(1);
-        s.mail_max_attempts = 3;
+        s.mail.smtp_url = herald::secret::Secret::new(url);
+        s.mail.retry.initial = Duration::from_millis(1);
+        s.mail.retry.max = Duration::from_millis(1);
+        s.mail.retry.max_attempts = 3;
     })
     .await
     else {
@@ -550,8 +550,8 @@ async fn flush_makes_waiting_mail_due_now(backend: Backend) {
     };
     let url = sink.url();
     let Some(app) = spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(url);
-        s.mail_backoff_initial = Duration::from_secs(3600);
+        s.mail.smtp_url = herald::secret::Secret::new(url);
+        s.mail.retry.initial = Duration::from_secs(3600);
     })
     .await
     else {
@@ -579,8 +579,8 @@ async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(ba
 
     let trusting_url = url.clone();
     let Some(app) = spawn_app_with(backend, move |s| {
-        s.smtp_url = herald::secret::Secret::new(trusting_url);
-        s.smtp_ca_file = Some(ca_file);
+        s.mail.smtp_url = herald::secret::Secret::new(trusting_url);
+        s.mail.smtp_ca_file = Some(ca_file);
     })
     .await
     else {
@@ -590,7 +590,7 @@ async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(ba
     assert_eq!(deliver(&app).await.delivered, 1);
     assert!(sink.received_ids().contains(&id));
 
-    let Some(app) = spawn_app_with(backend, move |s| s.smtp_url = herald::secret::Secret::new(url)).await else {
+    let Some(app) = spawn_app_with(backend, move |s| s.mail.smtp_url = herald::secret::Secret::new(url)).await else {
         return;
     };
     let id = submit(&app, &mail("b@example.com")).await;

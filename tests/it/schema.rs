@@ -27,7 +27,7 @@ type Schema = BTreeMap<String, Table>;
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 async fn sqlite_schema(db: &TestDatabase) -> Schema {
-    let mut conn = sqlx::SqliteConnection::connect(&db.settings().database_url)
+    let mut conn = sqlx::SqliteConnection::connect(&db.settings().database.url)
         .await
         .expect("open the SQLite database");
     let mut schema = Schema::new();

@@ -246,7 +246,7 @@ async fn the_data_dir_is_private_to_herald_s_user(backend: Backend) {
     std::fs::write(data_dir.join("node-id"), "node-a").unwrap();
     std::fs::set_permissions(data_dir.join("node-id"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut settings = herald::config::Settings::for_data_dir(&data_dir, db.url.clone());
-    settings.database_timeout = std::time::Duration::from_secs(3);
+    settings.database.timeout = std::time::Duration::from_secs(3);
     let store = herald::app::open_store(&settings).await.unwrap();
     add_user(&store, "someone", Role::Admin).await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

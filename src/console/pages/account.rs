@@ -28,7 +28,7 @@ struct AccountPage {
 
 /// Whether `admin` still signs in with the generated first-start password (its file still exists).
 pub fn uses_generated_password(state: &AppState, session: &Session) -> bool {
-    session.username.as_str() == "admin" && state.settings.data_dir.join(INITIAL_PASSWORD_FILE).exists()
+    session.username.as_str() == "admin" && state.settings.database.data_dir.join(INITIAL_PASSWORD_FILE).exists()
 }
 
 fn account_page(state: &AppState, session: &Session, error: Option<String>) -> AccountPage {
@@ -115,7 +115,7 @@ pub async fn change_password(
     tracing::info!(user = %session.username, "console: password changed");
     let mut message = "Password changed. Every other session of yours has been signed out.".to_owned();
     if session.username.as_str() == "admin" {
-        let file = state.settings.data_dir.join(INITIAL_PASSWORD_FILE);
+        let file = state.settings.database.data_dir.join(INITIAL_PASSWORD_FILE);
         if file.exists() {
             match std::fs::remove_file(&file) {
                 Ok(()) => message.push_str(&format!(" The generated password file {} is deleted.", file.display())),

@@ -221,6 +221,7 @@ pub(super) async fn check_within_request(state: &AppState, name: &str) -> Checke
     let check = tokio::spawn(async move { integrations.check_now(&owned).await });
     let wait = state
         .settings
+        .http
         .request_timeout
         .saturating_sub(std::time::Duration::from_secs(2))
         .max(std::time::Duration::from_secs(1));

@@ -243,7 +243,7 @@ pub async fn check_listed(
         format!(
             "Checking {count} integration{} now, {} at a time; reload to see the verdicts.",
             if count == 1 { "" } else { "s" },
-            state.settings.check_concurrency
+            state.settings.checks.concurrency
         )
     } else {
         "A batch of checks is still running; try again when it has finished.".to_owned()

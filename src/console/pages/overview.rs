@@ -90,7 +90,7 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
         clustered: state.cluster.enabled(),
         nodes,
         last_sweep,
-        sweep_every: humantime::format_duration(state.settings.check_interval).to_string(),
+        sweep_every: humantime::format_duration(state.settings.checks.interval).to_string(),
         problems_shown: OVERVIEW_PROBLEMS,
     };
     html(&page)

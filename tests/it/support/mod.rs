@@ -86,20 +86,20 @@ impl TestDatabase {
 
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::for_data_dir(self.dir.path(), self.url.clone());
-        settings.listen = "127.0.0.1:0".parse().unwrap();
-        settings.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
-        settings.database_timeout = Duration::from_secs(3);
-        settings.database_max_connections = 4;
-        settings.log = "warn".into();
+        settings.http.listen = "127.0.0.1:0".parse().unwrap();
+        settings.auth.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
+        settings.database.timeout = Duration::from_secs(3);
+        settings.database.max_connections = 4;
+        settings.logging.filter = "warn".into();
         // Mail tests point this at an SMTP server of their own and turn delivery on.
-        settings.mail_delivery = false;
+        settings.mail.delivery = false;
         settings
     }
 
     pub async fn store(&self) -> Store {
         let settings = self.settings();
         let store = Store::connect(&ConnectOptions {
-            url: settings.database_url.clone(),
+            url: settings.database.url.clone(),
             max_connections: 4,
             timeout: Duration::from_secs(5),
         })
