@@ -2,6 +2,9 @@
 //! `GET /metrics` in the Prometheus text format, or OpenMetrics when asked (see `exposition`).
 
 mod exposition;
+mod relays;
+
+pub use relays::RelayMetrics;
 
 use std::time::Duration;
 
@@ -52,6 +55,7 @@ pub struct Metrics {
     alerts_sent: Counter,
     pub alerts_firing: Gauge,
     pub loops: LoopMetrics,
+    pub relays: RelayMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,8 +176,10 @@ impl Metrics {
             alerts_firing.clone(),
         );
         let loops = LoopMetrics::register(&mut registry);
+        let relays = RelayMetrics::register(&mut registry);
         Self {
             loops,
+            relays,
             alerts_sent,
             alerts_firing,
             mail_queue_size,

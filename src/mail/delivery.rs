@@ -1,5 +1,9 @@
 //! Delivery: a dispatcher claims due messages in batches, a pool of SMTP workers (one connection
 //! each) sends them, and a completer records the outcomes in batched transactions.
+//!
+//! The workers send to the preferred relay that is up (see `relays`). While no relay is up the
+//! dispatcher claims nothing: it probes the down relays when their probes are due and waits, so a
+//! relay outage costs no write per message and leaves the queue's writer to the submissions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +13,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::MailSettings;
 use super::message::ValidMail;
-use super::relay::SmtpTarget;
+use super::relays::Relays;
 use super::retry::{Next, RetryPolicy};
 use super::smtp::{Connection, SendError, SmtpClient};
 use crate::cluster::NodeId;
@@ -31,7 +35,7 @@ const PIPELINE_RUN: usize = 16;
 pub struct Delivery {
     store: Store,
     node_id: NodeId,
-    client: SmtpClient,
+    relays: Relays,
     policy: RetryPolicy,
     workers: usize,
     wake: Arc<Notify>,
@@ -50,10 +54,12 @@ pub struct BatchReport {
     pub delivered: usize,
     pub retried: usize,
     pub parked: usize,
+    /// Put back in the queue uncharged: no relay could be reached.
+    pub released: usize,
 }
 
 impl Delivery {
-    /// The delivery engine of the mail section's relay, retry policy and connection count, or why the
+    /// The delivery engine of the mail section's relays, retry policy and connection count, or why a
     /// relay cannot be used (its URL, its CA file).
     pub fn new(
         settings: &MailSettings,
@@ -62,12 +68,11 @@ impl Delivery {
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let target = SmtpTarget::parse(settings.smtp_url.expose())?;
-        let client = SmtpClient::new(target, settings.smtp_ca_file.as_deref(), settings.smtp_timeout)?;
+        let relays = Relays::new(settings, metrics.clone())?;
         Ok(Self {
             store,
             node_id,
-            client,
+            relays,
             policy: settings.retry.clone(),
             workers: usize::try_from(settings.smtp_connections).map_or(1, |n| n.max(1)),
             wake,
@@ -83,6 +88,21 @@ impl Delivery {
                 let latency = Duration::from_millis(u64::try_from(now - claimed.created_at).unwrap_or(0));
                 self.metrics.mail_delivered(latency);
                 Completion::Delivered { id: claimed.id }
+            }
+            // The relay's fault, not the message's: back to the queue uncharged, unless it is too old.
+            Err(SendError::Unreachable(error)) if !self.policy.expired(claimed.created_at, now) => {
+                Completion::Release { id: claimed.id, error }
+            }
+            Err(SendError::Unreachable(error)) => {
+                self.metrics.mail_failed("error");
+                tracing::warn!(id = %claimed.id, error, "not delivered within HERALD_MAIL_MAX_AGE; moved to the error queue");
+                Completion::Park {
+                    id: claimed.id,
+                    attempts: claimed.attempts,
+                    error: format!(
+                        "not delivered within HERALD_MAIL_MAX_AGE (the relay could not be reached: {error})"
+                    ),
+                }
             }
             Err(err) => {
                 let permanent = matches!(err, SendError::Permanent(_));
@@ -115,8 +135,55 @@ impl Delivery {
         }
     }
 
-    /// Sends claimed messages back to back over `conn` (pipelined when the relay allows it).
-    async fn attempt_all(&self, conn: &mut Option<Connection>, claimed: Vec<ClaimedMail>) -> Vec<Attempt> {
+    /// Sends claimed messages to the preferred relay that is up, back to back over `conn` (pipelined
+    /// when the relay allows it), and reports to the relay's health what the connection found. With no
+    /// relay up, nothing is tried. `conn` is kept across calls, with the index of its relay: a worker
+    /// whose relay is no longer the preferred one closes it and connects to the one that is.
+    async fn attempt_run(&self, conn: &mut Option<(usize, Connection)>, claimed: Vec<ClaimedMail>) -> Vec<Attempt> {
+        let Some(index) = self.relays.preferred() else {
+            let reason = "no relay can be reached".to_owned();
+            return claimed
+                .into_iter()
+                .map(|claimed| Attempt {
+                    claimed,
+                    result: Err(SendError::Unreachable(reason.clone())),
+                })
+                .collect();
+        };
+        let Some(relay) = self.relays.get(index) else {
+            return Vec::new();
+        };
+        let mut current = match conn.take() {
+            Some((i, c)) if i == index => Some(c),
+            Some((i, c)) => {
+                if let Some(previous) = self.relays.get(i) {
+                    previous.client.close(c).await;
+                }
+                None
+            }
+            None => None,
+        };
+        let attempts = self.attempt_all(&relay.client, &mut current, claimed).await;
+        *conn = current.map(|c| (index, c));
+        let unreachable = attempts.iter().find_map(|a| match &a.result {
+            Err(SendError::Unreachable(reason)) => Some(reason.as_str()),
+            _ => None,
+        });
+        match unreachable {
+            Some(reason) => self.relays.failed(index, reason),
+            None if !attempts.is_empty() => self.relays.succeeded(index),
+            None => {}
+        }
+        attempts
+    }
+
+    /// Sends claimed messages back to back over `conn` to `client`'s relay.
+    async fn attempt_all(
+        &self,
+        client: &SmtpClient,
+        conn: &mut Option<Connection>,
+        claimed: Vec<ClaimedMail>,
+    ) -> Vec<Attempt> {
         let rendered: Vec<Result<(Envelope, Vec<u8>), SendError>> = claimed
             .iter()
             .map(|c| {
@@ -133,7 +200,7 @@ impl Delivery {
             .filter_map(|r| r.as_ref().ok())
             .map(|(e, b)| (e, b.as_slice()))
             .collect();
-        let mut sent = self.client.send_many(conn, &sendable).await.into_iter();
+        let mut sent = client.send_many(conn, &sendable).await.into_iter();
         claimed
             .into_iter()
             .zip(rendered)
@@ -159,14 +226,12 @@ impl Delivery {
             .claim_due_mail(self.node_id.as_str(), now, lease_until, limit)
             .await?;
         let mut conn = None;
-        let attempts = self.attempt_all(&mut conn, claimed).await;
+        let attempts = self.attempt_run(&mut conn, claimed).await;
         let completions: Vec<Completion> = attempts
             .into_iter()
             .map(|a| self.decide(a, now_ms(), rand::rng().random()))
             .collect();
-        if let Some(conn) = conn {
-            self.client.close(conn).await;
-        }
+        self.close(conn).await;
         self.store.complete_mail(&completions, now_ms()).await?;
         let mut report = BatchReport::default();
         for c in &completions {
@@ -174,6 +239,7 @@ impl Delivery {
                 Completion::Delivered { .. } => report.delivered += 1,
                 Completion::Retry { .. } => report.retried += 1,
                 Completion::Park { .. } => report.parked += 1,
+                Completion::Release { .. } => report.released += 1,
             }
         }
         Ok(report)
@@ -190,7 +256,8 @@ impl Delivery {
             ),
             Err(e) => tracing::warn!(error = %e, "cannot re-queue mail left in flight"),
         }
-        tracing::info!(relay = %self.client.target(), connections = self.workers, "mail delivery started");
+        let relays: Vec<&str> = self.relays.all().iter().map(|r| r.name.as_str()).collect();
+        tracing::info!(relays = ?relays, connections = self.workers, "mail delivery started");
         let capacity = self.workers * 32;
         let (jobs_tx, jobs_rx) = async_channel::bounded::<ClaimedMail>(capacity);
         let (done_tx, done_rx) = mpsc::channel::<Attempt>(capacity * 2);
@@ -217,6 +284,28 @@ impl Delivery {
             if last_maintenance.elapsed() > Duration::from_secs(60) {
                 self.maintain().await;
                 last_maintenance = Instant::now();
+            }
+            if self.relays.next_probe_at().is_some_and(|at| at <= now_ms()) {
+                // Probes run beside the dispatch; a relay that comes back wakes the dispatcher.
+                let relays = self.relays.clone();
+                let wake = self.wake.clone();
+                tokio::spawn(async move {
+                    if relays.probe_due().await {
+                        wake.notify_one();
+                    }
+                });
+            }
+            if self.relays.preferred().is_none() {
+                // Nothing can be sent: claim nothing, and wait for the next probe (or a relay back).
+                let wait = self.relays.next_probe_at().map_or(IDLE_POLL, |at| {
+                    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
+                });
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
             }
             let room = capacity.saturating_sub(jobs_tx.len());
             if room < capacity / 2 {
@@ -285,14 +374,12 @@ impl Delivery {
         low_water: usize,
         shutdown: watch::Receiver<bool>,
     ) {
-        let mut conn: Option<Connection> = None;
+        let mut conn: Option<(usize, Connection)> = None;
         loop {
             let job = tokio::select! {
                 job = jobs.recv() => job,
                 () = tokio::time::sleep(CONNECTION_IDLE), if conn.is_some() => {
-                    if let Some(c) = conn.take() {
-                        self.client.close(c).await;
-                    }
+                    self.close(conn.take()).await;
                     continue;
                 }
             };
@@ -312,16 +399,28 @@ impl Delivery {
                 break;
             }
             let mut stopped = false;
-            for attempt in self.attempt_all(&mut conn, run).await {
+            for attempt in self.attempt_run(&mut conn, run).await {
                 stopped |= done.send(attempt).await.is_err();
             }
             if stopped {
                 break;
             }
         }
-        if let Some(c) = conn.take() {
-            self.client.close(c).await;
+        self.close(conn.take()).await;
+    }
+
+    /// Closes a worker's connection politely (QUIT), if it has one.
+    async fn close(&self, conn: Option<(usize, Connection)>) {
+        if let Some((index, c)) = conn {
+            if let Some(relay) = self.relays.get(index) {
+                relay.client.close(c).await;
+            }
         }
+    }
+
+    /// The relays and their health.
+    pub fn relays(&self) -> &Relays {
+        &self.relays
     }
 
     async fn complete(self, mut done: mpsc::Receiver<Attempt>) {

@@ -6,6 +6,8 @@ mod delivery;
 mod message;
 mod queue;
 mod relay;
+mod relay_health;
+mod relays;
 mod retry;
 mod smtp;
 
@@ -13,6 +15,8 @@ pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
 pub use relay::{SmtpTarget, TlsMode};
+pub use relay_health::{ProbeBackoff, RelayStatus};
+pub use relays::{Relay, Relays, parse_relay_list};
 pub use retry::{Next, RetryPolicy};
 pub use smtp::{Connection, SendError, SmtpClient};
 
@@ -30,12 +34,16 @@ pub struct MailSettings {
     pub max_size: usize,
     /// Whether this node delivers its queue (off: it only accepts and stores mail).
     pub delivery: bool,
-    /// The SMTP relay: `smtp://[user:password@]host[:port][?tls=starttls]` or `smtps://…`.
+    /// The SMTP relays, comma-separated in order of preference: `smtp://[user:password@]host[:port][?tls=starttls]`
+    /// or `smtps://…`.
     pub smtp_url: Secret,
     /// SMTP connections (and delivery workers) per node.
     pub smtp_connections: u32,
     /// Limit for each SMTP exchange (connect, each command, the message).
     pub smtp_timeout: Duration,
+    /// How long a down relay waits for its first probe, and at most between probes.
+    pub probe_initial: Duration,
+    pub probe_max: Duration,
     /// A PEM file with extra CA certificates to trust for the relay's TLS certificate.
     pub smtp_ca_file: Option<PathBuf>,
     /// When to retry a failed delivery, and when to give up.

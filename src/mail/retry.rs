@@ -30,6 +30,12 @@ impl RetryPolicy {
     /// Decides after a failure. `attempts` counts the attempt that just failed; `jitter` in [0, 1)
     /// spreads retries ("equal jitter": half the delay fixed, half random) so that a relay that
     /// comes back is not hit by every message at once.
+    /// Whether a message accepted at `created_at` is older than the policy lets a message wait.
+    pub fn expired(&self, created_at: i64, now: i64) -> bool {
+        let max_age = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
+        now.saturating_sub(created_at) > max_age
+    }
+
     pub fn after_failure(&self, permanent: bool, attempts: u32, created_at: i64, now: i64, jitter: f64) -> Next {
         if permanent || attempts >= self.max_attempts {
             return Next::Park;

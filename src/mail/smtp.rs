@@ -33,12 +33,15 @@ pub enum SendError {
     Permanent(String),
     /// 4xx, network errors, timeouts: try again later.
     Transient(String),
+    /// The relay could not be reached, or refused service before any message (connection refused, TLS,
+    /// a 421 greeting, no answer): nothing was tried, and the relay is marked down.
+    Unreachable(String),
 }
 
 impl SendError {
     pub fn text(&self) -> &str {
         match self {
-            SendError::Permanent(t) | SendError::Transient(t) => t,
+            SendError::Permanent(t) | SendError::Transient(t) | SendError::Unreachable(t) => t,
         }
     }
 }
@@ -194,50 +197,59 @@ impl SmtpClient {
     }
 
     /// Connects, greets, upgrades to TLS and authenticates as configured.
+    /// Opens a connection, ready for a message. A transient failure on the way (the connection, TLS, a
+    /// 4xx greeting or EHLO, no answer) is [`SendError::Unreachable`]: the relay's fault, not a message's.
     pub async fn connect(&self) -> Result<Connection, SendError> {
-        self.within("connect", async {
-            let addr = (self.target.host.as_str(), self.target.port);
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|e| SendError::Transient(format!("cannot connect to {}: {e}", self.target)))?;
-            tcp.set_nodelay(true).map_err(|e| SendError::Transient(e.to_string()))?;
-            let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
-                Some((connector, name)) => {
-                    let tls = connector
-                        .connect(name.clone(), tcp)
+        let opened = self
+            .within("connect", async {
+                let addr = (self.target.host.as_str(), self.target.port);
+                let tcp = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("cannot connect to {}: {e}", self.target)))?;
+                tcp.set_nodelay(true).map_err(|e| SendError::Transient(e.to_string()))?;
+                let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
+                    Some((connector, name)) => {
+                        let tls = connector
+                            .connect(name.clone(), tcp)
+                            .await
+                            .map_err(|e| SendError::Transient(format!("TLS with {} failed: {e}", self.target)))?;
+                        Box::new(TlsStream(tls))
+                    }
+                    None => Box::new(tcp),
+                };
+                let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                if let Some(params) = &self.starttls {
+                    conn.starttls(params.clone(), &self.hello)
                         .await
-                        .map_err(|e| SendError::Transient(format!("TLS with {} failed: {e}", self.target)))?;
-                    Box::new(TlsStream(tls))
+                        .map_err(|e| SendError::Transient(format!("STARTTLS with {} failed: {e}", self.target)))?;
                 }
-                None => Box::new(tcp),
-            };
-            let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
-                .await
-                .map_err(|e| classify(&e))?;
-            if let Some(params) = &self.starttls {
-                conn.starttls(params.clone(), &self.hello)
+                if let Some((user, password)) = &self.target.credentials {
+                    let credentials = Credentials::new(user.clone(), password.expose().to_owned());
+                    conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                        .await
+                        .map_err(|e| {
+                            SendError::Permanent(format!("authentication with {} failed: {e}", self.target))
+                        })?;
+                }
+                let ehlo = conn
+                    .command(Ehlo::new(self.hello.clone()))
                     .await
-                    .map_err(|e| SendError::Transient(format!("STARTTLS with {} failed: {e}", self.target)))?;
-            }
-            if let Some((user, password)) = &self.target.credentials {
-                let credentials = Credentials::new(user.clone(), password.expose().to_owned());
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-                    .await
-                    .map_err(|e| SendError::Permanent(format!("authentication with {} failed: {e}", self.target)))?;
-            }
-            let ehlo = conn
-                .command(Ehlo::new(self.hello.clone()))
-                .await
-                .map_err(|e| classify(&e))?;
-            let pipelining = ehlo
-                .message()
-                .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
-            Ok(Connection {
-                inner: conn,
-                pipelining,
+                    .map_err(|e| classify(&e))?;
+                let pipelining = ehlo
+                    .message()
+                    .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
+                Ok(Connection {
+                    inner: conn,
+                    pipelining,
+                })
             })
+            .await;
+        opened.map_err(|e| match e {
+            SendError::Transient(text) => SendError::Unreachable(text),
+            other => other,
         })
-        .await
     }
 
     /// Sends several messages over `conn` (opening one when needed), back to back with pipelining

@@ -59,6 +59,11 @@ pub enum Completion {
         attempts: i32,
         error: String,
     },
+    /// Back to the queue as it was, uncharged: it was not tried (its relay could not be reached).
+    Release {
+        id: String,
+        error: String,
+    },
 }
 
 /// A message as listed to admins.
@@ -187,6 +192,17 @@ macro_rules! complete_in {
                     )
                     .bind(attempts)
                     .bind(next_attempt_at)
+                    .bind(error)
+                    .bind($now)
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                Completion::Release { id, error } => {
+                    sqlx::query(
+                        "UPDATE mail_messages SET state = 'queued', last_error = $1, lease_until = NULL, \
+                         updated_at = $2 WHERE id = $3 AND state = 'sending'",
+                    )
                     .bind(error)
                     .bind($now)
                     .bind(id)

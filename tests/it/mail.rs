@@ -431,7 +431,8 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
         "{after_timeout}"
     );
 
-    // Nothing listening at all: connection refused, also transient.
+    // Nothing listening at all: connection refused. The relay is down, not the message: it goes back
+    // to the queue without counting an attempt.
     let port = dropping.port;
     drop(dropping);
     let Some(app) = spawn_app_with(backend, move |s| {
@@ -442,11 +443,15 @@ async fn disconnects_and_slow_replies_are_transient(backend: Backend) {
         return;
     };
     let id = submit(&app, &mail("a@example.com")).await;
-    assert_eq!(deliver(&app).await.retried, 1);
+    assert_eq!(deliver(&app).await.released, 1);
     let refused: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     assert!(
         refused["last_error"].as_str().unwrap().contains("cannot connect"),
         "{refused}"
+    );
+    assert_eq!(
+        (refused["state"].as_str(), refused["attempts"].as_i64()),
+        (Some("queued"), Some(0))
     );
 }
 
@@ -594,7 +599,8 @@ async fn implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused(ba
         return;
     };
     let id = submit(&app, &mail("b@example.com")).await;
-    assert_eq!(deliver(&app).await.retried, 1);
+    // A certificate the relay's TLS cannot be trusted with: the relay is unusable, the message uncharged.
+    assert_eq!(deliver(&app).await.released, 1);
     let refused: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
     let error = refused["last_error"].as_str().unwrap();
     assert!(error.contains("TLS") && error.contains("certificate"), "{error}");

@@ -26,6 +26,7 @@ mod integrations_logs;
 mod integrations_status;
 mod mail;
 mod mail_crash;
+mod mail_relays;
 mod schema;
 mod store;
 mod users_tokens;

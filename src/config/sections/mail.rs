@@ -7,7 +7,7 @@ use crate::config::ConfigError;
 use crate::config::declare::{Flag, Key, Section, keys};
 use crate::config::sources::Layers;
 use crate::config::values::{DURATION, parse_bool, parse_duration, size_between, whole};
-use crate::mail::{MailSettings, RetryPolicy, SmtpTarget};
+use crate::mail::{MailSettings, RetryPolicy, parse_relay_list};
 use crate::secret::Secret;
 
 const S: Section = Section::Mail;
@@ -24,9 +24,11 @@ keys! {
         "`false`: this node accepts and stores mail but does not deliver", "`true` or `false`", parse_bool)
         .flag(Flag::Serve("BOOL")).default("true");
     SMTP_URL: Secret = Key::new(S, "smtp_url",
-        "the relay: `smtp://[user:password@]host[:port][?tls=starttls][&helo=name]` or `smtps://…` (port 465)",
-        "smtp://[user:password@]host[:port][?tls=starttls] or smtps://[user:password@]host[:port]",
-        |s| SmtpTarget::parse(s).ok().map(|_| Secret::new(s)))
+        "the relay: `smtp://[user:password@]host[:port][?tls=starttls][&helo=name]` or `smtps://…` (port 465); \
+         several relays, comma-separated, are tried in order (see [relays](operations.md#relays))",
+        "smtp://[user:password@]host[:port][?tls=starttls] or smtps://[user:password@]host[:port], or several \
+         of them comma-separated",
+        |s| parse_relay_list(s).ok().map(|_| Secret::new(s)))
         .flag(Flag::Serve("URL")).default("smtp://127.0.0.1:25").secret();
     SMTP_CONNECTIONS: u32 = Key::new(S, "smtp_connections", "SMTP connections (delivery workers) per node",
         "a whole number from 1 to 256", |s| whole(s, 1, 256))
@@ -34,6 +36,14 @@ keys! {
     SMTP_TIMEOUT: Duration = Key::new(S, "smtp_timeout", "limit for connecting and for each message exchange",
         DURATION, parse_duration)
         .flag(Flag::Serve("DURATION")).default("30s");
+    SMTP_PROBE_INITIAL: Duration = Key::new(S, "smtp_probe_initial",
+        "a relay that cannot be reached is probed (a connection, no message) after this long, then at doubling \
+         waits (±20 %); no mail is tried on it meanwhile",
+        DURATION, parse_duration)
+        .flag(Flag::Serve("DURATION")).default("5s");
+    SMTP_PROBE_MAX: Duration = Key::new(S, "smtp_probe_max", "longest wait between two probes of a down relay",
+        DURATION, parse_duration)
+        .flag(Flag::Serve("DURATION")).default("60s");
     SMTP_CA_FILE: PathBuf = Key::new(S, "smtp_ca_file",
         "PEM file of extra CA certificates for the relay's TLS certificate", "a path to a PEM file",
         |s| (!s.is_empty()).then(|| PathBuf::from(s)))
@@ -59,6 +69,8 @@ pub(in crate::config) fn read(layers: &Layers) -> Result<MailSettings, ConfigErr
         smtp_url: layers.required(&SMTP_URL)?,
         smtp_connections: layers.required(&SMTP_CONNECTIONS)?,
         smtp_timeout: layers.required(&SMTP_TIMEOUT)?,
+        probe_initial: layers.required(&SMTP_PROBE_INITIAL)?,
+        probe_max: layers.required(&SMTP_PROBE_MAX)?,
         smtp_ca_file: layers.optional(&SMTP_CA_FILE)?,
         retry: RetryPolicy {
             initial: layers.required(&MAIL_BACKOFF_INITIAL)?,

@@ -46,6 +46,11 @@ impl SmtpSink {
     /// Starts `smtp-sink` with extra options. Returns None (loudly; a failure under CI) when Postfix's
     /// test tools are not installed; scripts/test.sh installs them.
     pub fn start(options: &[&str]) -> Option<SmtpSink> {
+        Self::start_on(super::process::free_port(), options)
+    }
+
+    /// Like [`SmtpSink::start`], on a given port (a relay that comes back where it was).
+    pub fn start_on(port: u16, options: &[&str]) -> Option<SmtpSink> {
         let Some(binary) = binary() else {
             if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
                 panic!("smtp-sink is not installed: the mail tests must run in CI (scripts/test.sh installs postfix)");
@@ -65,7 +70,6 @@ impl SmtpSink {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         }
         let dump = dir.path().join("dump");
-        let port = super::process::free_port();
         let mut command = Command::new(binary);
         if super::process::is_root() {
             command.args(["-u", "nobody"]);
@@ -148,6 +152,15 @@ impl SmtpSink {
             .filter_map(|m| m.header("Message-ID"))
             .map(|v| v.trim_matches(['<', '>']).trim_end_matches("@herald").to_owned())
             .collect()
+    }
+}
+
+impl SmtpSink {
+    /// Stops the server, as a relay that goes down does; the port is free again when this returns.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.received_ids()
     }
 }
 
