@@ -1,10 +1,11 @@
 //! Managing users and tokens: the operations behind `/api/v1/users`, `/api/v1/tokens` and the CLI.
 
-use std::path::Path;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::password::{self, PasswordError, PasswordHashing};
-use super::{Authenticator, Role, Username, token};
+use super::{AuthError, Authenticator, Role, Username, token};
 use crate::secret::Secret;
 use crate::store::{AdminGuarded, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
 
@@ -35,27 +36,96 @@ pub struct CreatedToken {
 /// Name of the file holding the generated bootstrap password.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
+/// Why a user's own password was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnPasswordError {
+    /// The current password was not accepted: wrong, throttled, or not checkable.
+    #[error(transparent)]
+    Current(AuthError),
+    /// The new password was not set (the policy refused it, or the database failed).
+    #[error(transparent)]
+    New(AccountError),
+}
+
+/// A changed password, and what went with it.
+#[derive(Debug)]
+pub struct PasswordChanged {
+    /// The generated first-start password file, deleted now that its password is no longer valid.
+    pub deleted_initial_password_file: Option<PathBuf>,
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     store: Store,
     hashing: PasswordHashing,
-    authenticator: Option<Authenticator>,
+    authenticator: Authenticator,
+    /// Where the generated first-start password of `admin` is written, when it is.
+    initial_password_file: Option<PathBuf>,
 }
 
 impl Accounts {
-    /// `authenticator`, when given, has its credential cache cleared after every change.
-    pub fn new(store: Store, hashing: PasswordHashing, authenticator: Option<Authenticator>) -> Self {
+    /// `authenticator` checks current passwords and has its credential cache cleared after every
+    /// change.
+    pub fn new(store: Store, hashing: PasswordHashing, authenticator: Authenticator) -> Self {
         Self {
             store,
             hashing,
             authenticator,
+            initial_password_file: None,
         }
     }
 
+    /// The data dir whose first-start password file a password change of `admin` deletes.
+    pub fn with_initial_password_in(mut self, data_dir: &Path) -> Self {
+        self.initial_password_file = Some(data_dir.join(INITIAL_PASSWORD_FILE));
+        self
+    }
+
     fn changed(&self) {
-        if let Some(auth) = &self.authenticator {
-            auth.invalidate_cache();
+        self.authenticator.invalidate_cache();
+    }
+
+    /// Whether `username` is `admin` and still has the generated first-start password (its file is
+    /// still there).
+    pub fn uses_initial_password(&self, username: &Username) -> bool {
+        username.as_str() == "admin" && self.initial_password_file.as_ref().is_some_and(|f| f.exists())
+    }
+
+    /// A signed-in user changes their own password: the current one is checked first (throttled
+    /// like a sign-in), then the new one must pass the policy. Like every password change it ends
+    /// the user's sessions; the first-start password file of `admin` goes with the old password.
+    pub async fn change_own_password(
+        &self,
+        client: IpAddr,
+        username: &Username,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<PasswordChanged, OwnPasswordError> {
+        self.authenticator
+            .authenticate_password(client, username.as_str(), current)
+            .await
+            .map_err(OwnPasswordError::Current)?;
+        self.set_password(username.as_str(), new)
+            .await
+            .map_err(OwnPasswordError::New)?;
+        let mut deleted_initial_password_file = None;
+        if let Some(file) = self
+            .initial_password_file
+            .as_ref()
+            .filter(|_| username.as_str() == "admin")
+        {
+            if file.exists() {
+                match std::fs::remove_file(file) {
+                    Ok(()) => deleted_initial_password_file = Some(file.clone()),
+                    Err(e) => {
+                        tracing::warn!(file = %file.display(), error = %e, "cannot delete the generated password file")
+                    }
+                }
+            }
         }
+        Ok(PasswordChanged {
+            deleted_initial_password_file,
+        })
     }
 
     pub async fn create_user(

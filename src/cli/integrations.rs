@@ -10,10 +10,8 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::app::{self, NewKey};
-use crate::config::Settings;
-use crate::integrations::{Auth, Integration, Integrations, Verdict};
-use crate::metrics::Metrics;
+use crate::integrations::{Auth, Integration, Verdict};
+use crate::services::{NewKey, Services};
 use crate::timefmt::rfc3339_ms;
 
 #[derive(Subcommand)]
@@ -152,12 +150,14 @@ impl SettingsFlags {
     }
 }
 
-/// The integrations service over the configured database, with the secrets key checked exactly as
-/// `serve` checks it: a command never seals a secret with a key the server does not have.
-async fn service(settings: &Settings, new_key: NewKey) -> anyhow::Result<Integrations> {
-    let store = app::open_store(settings).await?;
-    let secrets = app::open_secrets(settings, &store, new_key).await?;
-    Ok(Integrations::new(store, secrets, Arc::new(Metrics::new()), settings))
+/// What the command does without a secrets key: only a command that stores a secret may create the
+/// installation's key; the others use a throwaway one while nothing is sealed. Either way a key that
+/// is there, or a database sealed with another key, is checked exactly as `serve` checks it.
+pub fn new_key(cmd: &IntegrationsCommand) -> NewKey {
+    match cmd {
+        IntegrationsCommand::Add { .. } | IntegrationsCommand::Update { .. } => NewKey::Persist,
+        _ => NewKey::Ephemeral,
+    }
 }
 
 fn describe(integration: &Integration) -> Value {
@@ -187,13 +187,8 @@ fn print_verdict(v: &Verdict) {
     }
 }
 
-pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Result<bool> {
-    // Only a command that stores a secret may create the installation's key.
-    let new_key = match cmd {
-        IntegrationsCommand::Add { .. } | IntegrationsCommand::Update { .. } => NewKey::Persist,
-        _ => NewKey::Ephemeral,
-    };
-    let integrations = service(settings, new_key).await?;
+pub async fn run(cmd: IntegrationsCommand, services: &Services) -> anyhow::Result<bool> {
+    let (integrations, settings) = (&services.integrations, &services.settings);
     let mut all_healthy = true;
     match cmd {
         IntegrationsCommand::Add { name, settings: flags } => {
@@ -290,6 +285,5 @@ pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Resul
             all_healthy = healthy == verdicts.len();
         }
     }
-    integrations.flush_history().await;
     Ok(all_healthy)
 }
