@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::integrations::{Auth, Integration, Verdict};
+use crate::integrations::{Auth, Change, Integration, Saved, UNTIL_DONE, Verdict};
 use crate::services::{NewKey, Services};
 use crate::timefmt::rfc3339_ms;
 
@@ -174,6 +174,15 @@ fn describe(integration: &Integration) -> Value {
     doc
 }
 
+/// The verdict of the check after a save (the command waits for it), or why there is none.
+fn checked(check: Saved) -> anyhow::Result<Arc<Verdict>> {
+    match check {
+        Saved::Checked(verdict) => Ok(verdict),
+        Saved::NotChecked(e) => Err(e.into()),
+        Saved::StillRunning | Saved::CheckStopped => anyhow::bail!("the check did not finish"),
+    }
+}
+
 fn print_verdict(v: &Verdict) {
     println!("{}: {} ({})", v.integration_name, v.status(), rfc3339_ms(v.verified_at));
     println!("  {}", v.report.reason);
@@ -198,9 +207,9 @@ pub async fn run(cmd: IntegrationsCommand, services: &Services) -> anyhow::Resul
                 anyhow::bail!("give --username (Basic) or --bearer");
             }
             let spec = serde_json::from_value(spec).map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
-            let created = integrations.create(spec).await?;
+            let (created, check) = integrations.save_and_check(Change::Create(spec), UNTIL_DONE).await?;
             println!("created integration `{}`", created.name);
-            let verdict = integrations.check_now(created.name.as_str()).await?;
+            let verdict = checked(check)?;
             print_verdict(&verdict);
             all_healthy = verdict.report.healthy;
         }
@@ -227,9 +236,11 @@ pub async fn run(cmd: IntegrationsCommand, services: &Services) -> anyhow::Resul
         }
         IntegrationsCommand::Update { name, settings: flags } => {
             let patch = flags.to_patch(false)?;
-            let updated = integrations.patch(&name, patch).await?;
+            let (updated, check) = integrations
+                .save_and_check(Change::Patch { name, patch }, UNTIL_DONE)
+                .await?;
             println!("updated integration `{}` (revision {})", updated.name, updated.revision);
-            let verdict = integrations.check_now(&name).await?;
+            let verdict = checked(check)?;
             print_verdict(&verdict);
             all_healthy = verdict.report.healthy;
         }
