@@ -310,3 +310,75 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::Throttle;
+    use crate::metrics::{Exposition, Metrics};
+
+    #[tokio::test]
+    async fn changing_ones_own_password_checks_the_current_one_and_deletes_the_first_start_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::ConnectOptions {
+            url: format!("sqlite://{}", dir.path().join("accounts.db").display()),
+            max_connections: 2,
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let hashing = PasswordHashing::new(1);
+        let auth = Authenticator::new(
+            store.clone(),
+            hashing.clone(),
+            Duration::from_secs(60),
+            Throttle::new(10, Duration::from_secs(60)),
+            metrics.clone(),
+        );
+        let accounts = Accounts::new(store, hashing, auth).with_initial_password_in(dir.path());
+        accounts.bootstrap_admin(None, dir.path()).await.unwrap();
+        let file = dir.path().join(INITIAL_PASSWORD_FILE);
+        let password = Secret::new(std::fs::read_to_string(&file).unwrap().trim());
+        let admin = Username::try_from("admin").unwrap();
+        let client = IpAddr::from([192, 0, 2, 1]);
+        assert!(accounts.uses_initial_password(&admin));
+
+        let new = Secret::new("brand-new-password");
+        let wrong = accounts
+            .change_own_password(client, &admin, &Secret::new("not-the-password"), &new)
+            .await;
+        assert!(
+            matches!(wrong, Err(OwnPasswordError::Current(AuthError::Invalid))),
+            "{wrong:?}"
+        );
+        let weak = accounts
+            .change_own_password(client, &admin, &password, &Secret::new("short"))
+            .await;
+        assert!(
+            matches!(weak, Err(OwnPasswordError::New(AccountError::Password(_)))),
+            "{weak:?}"
+        );
+        assert!(accounts.uses_initial_password(&admin), "nothing changed yet");
+
+        let changed = accounts
+            .change_own_password(client, &admin, &password, &new)
+            .await
+            .unwrap();
+        assert_eq!(changed.deleted_initial_password_file, Some(file.clone()));
+        assert!(!file.exists() && !accounts.uses_initial_password(&admin));
+        // Each check of the current password was counted by the authenticator itself.
+        let text = metrics.render(Exposition::Prometheus).unwrap();
+        assert!(
+            text.contains("herald_auth_failures_total{reason=\"invalid\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_auth_successes_total{reason=\"checked\"} 2"),
+            "{text}"
+        );
+    }
+}
