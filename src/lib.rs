@@ -17,7 +17,9 @@
 //!            client_addr: used anywhere, import nothing of the above
 //! ```
 //!
-//! - [`app`] wires it together: opens the store and the services, builds the router (the API and the
+//! - [`services`] opens the services of one installation (data dir, database, secrets key, node
+//!   id) with the same start-up checks for `serve` and every command.
+//! - [`app`] wires it together: opens the services, builds the router (the API and the
 //!   console), starts the background loops under the [`supervisor`], and shuts down. `main`
 //!   only parses the command line, starts logging ([`telemetry`]) and runs a [`cli`] command; only
 //!   `main` and [`cli`] import [`app`].
@@ -48,6 +50,7 @@ pub mod loops;
 pub mod mail;
 pub mod metrics;
 pub mod secret;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod supervisor;

@@ -16,7 +16,7 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use super::auth::RequireAdmin;
 use super::error::Problem;
 use super::openapi;
-use crate::integrations::{AuthSpec, InstallationType, IntegrationError, IntegrationSettings, IntegrationSpec, Step};
+use crate::integrations::{AuthSpec, Change, InstallationType, IntegrationError, IntegrationSpec, Verified};
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -321,15 +321,6 @@ fn to_spec(
     Ok(spec)
 }
 
-/// Like Xray: the connection must work before it is saved.
-async fn verify(state: &AppState, settings: &IntegrationSettings) -> Result<(), Response> {
-    let report = state.integrations.check_settings(settings).await;
-    match report.failed_step {
-        Some(Step::Connectivity | Step::Authentication) => Err(xray_error(StatusCode::BAD_REQUEST, report.reason)),
-        _ => Ok(()),
-    }
-}
-
 /// Creates a Jira integration after verifying that Jira is reachable and accepts the credentials.
 #[utoipa::path(
     post, path = "/xray/api/v1/ticketing/jira-integrations", tag = "ticketing",
@@ -357,27 +348,13 @@ pub async fn create_jira_integration(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(e) = crate::integrations::IntegrationName::try_from(name.as_str()) {
-        return xray_error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    let settings = match spec.clone().validate(None) {
-        Ok(s) => s,
-        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    if state.integrations.get(&name).await.is_ok() {
-        return xray_error(
-            StatusCode::CONFLICT,
-            format!("Jira integration '{name}' already exists"),
-        );
-    }
-    if let Err(r) = verify(&state, &settings).await {
-        return r;
-    }
-    match state.integrations.create(spec).await {
-        Ok(_) => Json(XrayInfo {
+    // Like Xray: the connection must work before it is saved.
+    match state.integrations.verify_and_save(Change::Create(spec)).await {
+        Ok(Verified::Saved(_)) => Json(XrayInfo {
             info: format!("Jira integration '{name}' was created successfully"),
         })
         .into_response(),
+        Ok(Verified::Refused(report)) => xray_error(StatusCode::BAD_REQUEST, report.reason),
         Err(e) => from_integration_error(e),
     }
 }
@@ -419,18 +396,16 @@ pub async fn update_jira_integration(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let settings = match spec.clone().validate(Some(&current.settings)) {
-        Ok(s) => s,
-        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
+    let change = Change::Replace {
+        name: name.clone(),
+        spec,
     };
-    if let Err(r) = verify(&state, &settings).await {
-        return r;
-    }
-    match state.integrations.replace(&name, spec).await {
-        Ok(_) => Json(XrayInfo {
+    match state.integrations.verify_and_save(change).await {
+        Ok(Verified::Saved(_)) => Json(XrayInfo {
             info: format!("Jira integration '{name}' was updated successfully"),
         })
         .into_response(),
+        Ok(Verified::Refused(report)) => xray_error(StatusCode::BAD_REQUEST, report.reason),
         Err(e) => from_integration_error(e),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The key comes from `HERALD_SECRET_KEY` (base64 of 32 bytes) or from `<data_dir>/secret.key`, which is
 //! created with mode 0600 on first start, but only while the database holds nothing sealed: a key
-//! made up later could open none of it (see `app::open_secrets`, shared by `serve` and the CLI).
+//! made up later could open none of it (see `services::open_secrets`, shared by `serve` and the CLI).
 //!
 //! A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag); the caller's context string (e.g. the
 //! integration's name) is bound as associated data, so a value copied to another row does not decrypt.
@@ -54,7 +54,7 @@ impl SecretBox {
 
     /// The key from `HERALD_SECRET_KEY` when given, else from the data dir's key file; `None` when
     /// neither exists. Whether a new key may be created instead is the caller's decision (it depends
-    /// on what the database holds: see `app::open_secrets`).
+    /// on what the database holds: see `services::open_secrets`).
     pub fn load_existing(configured: Option<&Secret>, data_dir: &Path) -> Result<Option<Self>, SecretsError> {
         if let Some(encoded) = configured {
             let bytes = Zeroizing::new(
