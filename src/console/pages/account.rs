@@ -105,12 +105,7 @@ pub async fn change_password(
                 &format!("The new password cannot be used: {e}."),
             );
         }
-        Err(AccountError::Store(e)) => return Err(e.into()),
-        Err(other) => {
-            return Err(ConsoleError::Unavailable(format!(
-                "The password was not changed: {other}."
-            )));
-        }
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %session.username, "console: password changed");
     let mut message = "Password changed. Every other session of yours has been signed out.".to_owned();
