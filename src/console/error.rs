@@ -1,8 +1,8 @@
 //! Console errors: an HTML page with the status and a sentence saying what happened and what to do,
 //! or a redirect to the sign-in page. A domain error becomes a page in one place, by its kind
-//! ([`Classified`]), so the console answers a failure with the API's status: a page may first
-//! catch an error it presents in its own way (a form shown again with the reason), never to give
-//! it another kind.
+//! ([`Classified`]), so the console answers a failure with the API's status. A page may first
+//! catch an error it presents in its own way (a form shown again with the reason, a refusal in the
+//! page's words); whatever it does not catch comes here.
 
 use askama::Template;
 use std::time::Duration;

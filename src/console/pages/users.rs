@@ -97,12 +97,11 @@ async fn users_page(
     created: Option<NewToken>,
 ) -> Result<UsersPage, ConsoleError> {
     let now = state.clock.now_ms();
-    let tokens = state.accounts.list_tokens(None).await.map_err(ConsoleError::from)?;
+    let tokens = state.accounts.list_tokens(None).await?;
     let users = state
         .accounts
         .list_users()
-        .await
-        .map_err(ConsoleError::from)?
+        .await?
         .into_iter()
         .map(|u| UserRow {
             href: encode_component(u.username.as_str()),
@@ -404,7 +403,7 @@ pub async fn revoke_token(
     Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(id) = id?;
-    state.accounts.revoke_token(&id).await.map_err(ConsoleError::from)?;
+    state.accounts.revoke_token(&id).await?;
     tracing::info!(token = %id, by = %session.username, "console: token revoked");
     Ok(session
         .done(&state, "/console/users", format!("Token {id} revoked."))
