@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::password::{self, PasswordError, PasswordHashing};
 use super::{AuthError, Authenticator, Role, Username, token};
+use crate::error_kind::{Classified, ErrorKind};
 use crate::secret::Secret;
 use crate::store::{AdminGuarded, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
 
@@ -25,6 +26,36 @@ pub enum AccountError {
     TokenLifetime,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Classified for AccountError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AccountError::UserNotFound(_) | AccountError::TokenNotFound(_) => ErrorKind::NotFound,
+            AccountError::LastAdmin(_) => ErrorKind::Conflict,
+            AccountError::Password(e) => e.kind(),
+            AccountError::TokenName => ErrorKind::Invalid { field: "name".into() },
+            AccountError::TokenLifetime => ErrorKind::Invalid {
+                field: "expires_in".into(),
+            },
+            AccountError::Store(e) => e.kind(),
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            AccountError::Password(e) => e.code(),
+            AccountError::Store(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            AccountError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A token as created: the secret is shown to the caller once and never again.
@@ -380,5 +411,48 @@ mod tests {
             text.contains("herald_auth_successes_total{reason=\"checked\"} 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn auth_and_account_errors_say_their_kind() {
+        let wait = Duration::from_secs(3);
+        assert_eq!(AuthError::Invalid.kind(), ErrorKind::Unauthenticated);
+        assert_eq!(
+            AuthError::Throttled { retry_after: wait }.kind(),
+            ErrorKind::Throttled { retry_after: wait }
+        );
+        let outage = || StoreError::Unavailable(sqlx::Error::PoolTimedOut);
+        assert_eq!(AuthError::Store(outage()).kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            AuthError::Store(outage()).public_detail(),
+            outage().public_detail(),
+            "the driver's words stay in the log"
+        );
+        let field = |f: &str| ErrorKind::Invalid { field: f.into() };
+        for (err, kind, code) in [
+            (AccountError::UserNotFound("x".into()), ErrorKind::NotFound, None),
+            (AccountError::TokenNotFound("x".into()), ErrorKind::NotFound, None),
+            (AccountError::LastAdmin("x".into()), ErrorKind::Conflict, None),
+            (
+                AccountError::Password(PasswordError::TooShort),
+                field("password"),
+                Some("invalid_password"),
+            ),
+            (
+                AccountError::Password(PasswordError::Hash("no memory".into())),
+                ErrorKind::Internal,
+                None,
+            ),
+            (AccountError::TokenName, field("name"), None),
+            (AccountError::TokenLifetime, field("expires_in"), None),
+            (AccountError::Store(outage()), ErrorKind::Unavailable, None),
+            (
+                AccountError::Store(StoreError::Corrupt("user 1".into())),
+                ErrorKind::Internal,
+                None,
+            ),
+        ] {
+            assert_eq!((err.kind(), err.code()), (kind, code), "{err}");
+        }
     }
 }

@@ -20,6 +20,7 @@ pub use password::PasswordHashing;
 pub use throttle::Throttle;
 use throttle::{Refusal, Reservation};
 
+use crate::error_kind::{Classified, ErrorKind};
 pub use crate::identity::{InvalidUsername, Role, UnknownRole, Username};
 use crate::metrics::{AuthFailure, AuthSuccess, Metrics};
 use crate::secret::Secret;
@@ -114,12 +115,31 @@ pub enum Verification {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("the credentials are not valid")]
+    #[error("the user name, password or token is not valid")]
     Invalid,
-    #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
+    #[error("too many failed sign-in attempts; try again in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Classified for AuthError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AuthError::Invalid => ErrorKind::Unauthenticated,
+            AuthError::Throttled { retry_after } => ErrorKind::Throttled {
+                retry_after: *retry_after,
+            },
+            AuthError::Store(e) => e.kind(),
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            AuthError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Verifies credentials, with a short-lived cache of successes so that a monitoring client polling

@@ -23,6 +23,7 @@ pub use saving::{Change, Saved, UNTIL_DONE, Verified};
 pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};
 
+use crate::error_kind::{Classified, ErrorKind};
 use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
@@ -49,6 +50,35 @@ pub enum IntegrationError {
     /// Reading the integration failed (the cause was logged where it happened).
     #[error("the integration cannot be read: {0}")]
     Unreadable(String),
+}
+
+impl Classified for IntegrationError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            IntegrationError::NotFound(_) => ErrorKind::NotFound,
+            IntegrationError::AlreadyExists(_) => ErrorKind::Conflict,
+            IntegrationError::Invalid(invalid) => invalid.kind(),
+            // Secrets that do not decrypt and rows that do not parse stay so until an operator acts.
+            IntegrationError::Secrets { source, .. } => source.kind(),
+            IntegrationError::Corrupt { .. } | IntegrationError::Unreadable(_) => ErrorKind::Internal,
+            IntegrationError::Store(e) => e.kind(),
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            IntegrationError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Classified for InvalidIntegration {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid {
+            field: self.field.clone(),
+        }
+    }
 }
 
 /// The integrations service. Cheap to clone.
@@ -290,6 +320,49 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integration_errors_say_their_kind() {
+        let invalid = InvalidIntegration::new("url", "must be http or https");
+        let named = |n: &str| n.to_owned();
+        for (err, kind) in [
+            (IntegrationError::NotFound(named("jira")), ErrorKind::NotFound),
+            (IntegrationError::AlreadyExists(named("jira")), ErrorKind::Conflict),
+            (
+                IntegrationError::Invalid(invalid.clone()),
+                ErrorKind::Invalid { field: "url".into() },
+            ),
+            (
+                IntegrationError::Secrets {
+                    name: named("jira"),
+                    source: SecretsError::Undecryptable,
+                },
+                ErrorKind::Internal,
+            ),
+            (
+                IntegrationError::Corrupt {
+                    name: named("jira"),
+                    detail: "expected value".into(),
+                },
+                ErrorKind::Internal,
+            ),
+            (IntegrationError::Unreadable("shared".into()), ErrorKind::Internal),
+            (
+                IntegrationError::Store(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+                ErrorKind::Unavailable,
+            ),
+            (
+                IntegrationError::Store(StoreError::Corrupt("config".into())),
+                ErrorKind::Internal,
+            ),
+        ] {
+            assert_eq!(err.kind(), kind, "{err}");
+        }
+        assert_eq!(
+            IntegrationError::Invalid(invalid).public_detail(),
+            "`url` must be http or https"
+        );
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7396() {

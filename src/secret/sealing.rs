@@ -18,6 +18,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::Secret;
+use crate::error_kind::{Classified, ErrorKind};
 
 pub const KEY_FILE: &str = "secret.key";
 const PREFIX: &str = "v1:";
@@ -31,6 +32,14 @@ pub enum SecretsError {
     KeyFile { path: PathBuf, reason: String },
     #[error("a stored secret cannot be decrypted (wrong HERALD_SECRET_KEY or secret.key, or altered data)")]
     Undecryptable,
+}
+
+impl Classified for SecretsError {
+    /// Internal whatever the cause: a key that does not fit or a stored value that does not decrypt
+    /// stays so until an operator restores the right key or the credential.
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
 }
 
 /// Seals and opens stored secrets. Cheap to clone.
@@ -190,6 +199,20 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_that_cannot_be_used_are_internal_faults() {
+        for err in [
+            SecretsError::BadKey,
+            SecretsError::Undecryptable,
+            SecretsError::KeyFile {
+                path: "secret.key".into(),
+                reason: "mode 0644".into(),
+            },
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        }
+    }
 
     #[test]
     fn sealed_values_round_trip_and_differ_each_time() {

@@ -103,11 +103,7 @@ pub async fn change_password(
                 &format!("The new password cannot be used: {e}."),
             );
         }
-        Err(OwnPasswordError::New(other)) => {
-            return Err(ConsoleError::Unavailable(format!(
-                "The password was not changed: {other}."
-            )));
-        }
+        Err(OwnPasswordError::New(other)) => return Err(other.into()),
     };
     tracing::info!(user = %session.username, "console: password changed");
     let mut message = "Password changed. Every other session of yours has been signed out.".to_owned();

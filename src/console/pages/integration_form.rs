@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::integration::{CHECK_STOPPED, STILL_CHECKING, check_wait};
-use crate::console::error::ConsoleError;
+use crate::console::error::{ConsoleError, sentence};
 use crate::console::forms::IntegrationForm;
 use crate::console::session::{Change, Session};
 use crate::console::view::{Chrome, html, html_with};
+use crate::error_kind::{Classified, ErrorKind};
 use crate::integrations::{Change as Save, IntegrationError, Saved};
 use crate::links::Link;
 use crate::state::AppState;
@@ -107,11 +108,12 @@ async fn save(state: &AppState, session: &Session, change: Save, verb: &str) -> 
     Ok(session.done(state, &Link::Integration(&name).path(), message).await)
 }
 
+/// A refusal the form shows with the values entered (a value at fault, a name already taken);
+/// anything else is an error page of its kind.
 fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
-    match e {
-        IntegrationError::Invalid(invalid) => Ok(format!("{invalid}.")),
-        IntegrationError::AlreadyExists(name) => Ok(format!("An integration named `{name}` already exists.")),
-        other => Err(other.into()),
+    match e.kind() {
+        ErrorKind::Invalid { .. } | ErrorKind::Conflict => Ok(sentence(&e.public_detail())),
+        _ => Err(e.into()),
     }
 }
 
