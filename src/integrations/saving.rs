@@ -124,8 +124,11 @@ impl Integrations {
         if let Change::Create(spec) = &change {
             let name = IntegrationName::try_from(spec.name.as_deref().unwrap_or(""))?;
             spec.clone().validate(None)?;
-            if self.get(name.as_str()).await.is_ok() {
-                return Err(IntegrationError::AlreadyExists(name.to_string()));
+            // Checked before Jira is asked; a database that cannot say is an error, not a free name.
+            match self.get(name.as_str()).await {
+                Ok(_) => return Err(IntegrationError::AlreadyExists(name.to_string())),
+                Err(IntegrationError::NotFound(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         let prepared = self.prepare(change).await?;

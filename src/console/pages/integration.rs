@@ -13,6 +13,7 @@ use crate::console::chart::{history_svg, slowest_ms};
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, html};
+use crate::error_kind::Classified;
 use crate::integrations::{Auth, CheckReport, Integration, Saved, StepOutcome};
 use crate::links::Link;
 use crate::state::AppState;
@@ -237,7 +238,7 @@ pub async fn check_integration(
         }
         Saved::Checked(v) => format!("Checked {name}: FAULTY_CONFIGURATION: {}", v.report.reason),
         Saved::StillRunning => format!("Checking {name}. {STILL_CHECKING}"),
-        Saved::NotChecked(e) => format!("{name} could not be checked: {e}"),
+        Saved::NotChecked(e) => format!("{name} could not be checked: {}", e.public_detail()),
         Saved::CheckStopped => format!("{name} could not be checked: {CHECK_STOPPED}"),
     };
     Ok(session.done(&state, &Link::Integration(&name).path(), message).await)

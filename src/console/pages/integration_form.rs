@@ -102,7 +102,10 @@ async fn save(state: &AppState, session: &Session, change: Save, verb: &str) -> 
             v.report.reason
         ),
         Saved::StillRunning => format!("Integration {name} {verb}. {STILL_CHECKING}"),
-        Saved::NotChecked(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
+        Saved::NotChecked(e) => format!(
+            "Integration {name} {verb}, but it could not be checked: {}",
+            e.public_detail()
+        ),
         Saved::CheckStopped => format!("Integration {name} {verb}, but it could not be checked: {CHECK_STOPPED}"),
     };
     Ok(session.done(state, &Link::Integration(&name).path(), message).await)
