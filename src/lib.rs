@@ -14,10 +14,12 @@
 //!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
 //!
 //!  leaves    clock, timefmt, identity (Role, Username), links (console paths), loops, secret/,
-//!            client_addr: used anywhere, import nothing of the above
+//!            client_addr, error_kind: used anywhere, import nothing of the above
 //! ```
 //!
-//! - [`app`] wires it together: opens the store and the services, builds the router (the API and the
+//! - [`services`] opens the services of one installation (data dir, database, secrets key, node
+//!   id) with the same start-up checks for `serve` and every command.
+//! - [`app`] wires it together: opens the services, builds the router (the API and the
 //!   console), starts the background loops under the [`supervisor`], and shuts down. `main`
 //!   only parses the command line, starts logging ([`telemetry`]) and runs a [`cli`] command; only
 //!   `main` and [`cli`] import [`app`].
@@ -26,7 +28,8 @@
 //!   key declared once; a service's section type lives in the service, which takes it whole.
 //!   [`metrics`] is the registry every layer records into and `/metrics` renders.
 //! - The faces translate: they parse input, call a service and render its answer. The services
-//!   hold the rules; only [`store`] writes SQL.
+//!   hold the rules; only [`store`] writes SQL. Each domain error says what kind it is
+//!   ([`error_kind`]); each face turns kinds into its answers in one place.
 //! - The top-level modules form no import cycle and no service imports a face: a unit test
 //!   (`tests/it/architecture.rs`) reads `src/` and fails when either rule is broken.
 
@@ -39,6 +42,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod console;
+pub mod error_kind;
 pub mod http;
 pub mod identity;
 pub mod integrations;
@@ -48,6 +52,7 @@ pub mod loops;
 pub mod mail;
 pub mod metrics;
 pub mod secret;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod supervisor;

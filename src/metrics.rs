@@ -16,8 +16,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::auth::{AuthError, Verification};
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -215,11 +213,11 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn auth_failure(&self, err: &AuthError) {
-        let reason = match err {
-            AuthError::Invalid => "invalid",
-            AuthError::Throttled { .. } => "throttled",
-            AuthError::Store(_) => "database",
+    pub fn auth_failure(&self, failure: AuthFailure) {
+        let reason = match failure {
+            AuthFailure::Invalid => "invalid",
+            AuthFailure::Throttled => "throttled",
+            AuthFailure::Database => "database",
         };
         self.auth_failures
             .get_or_create(&ReasonLabels {
@@ -228,10 +226,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn auth_success(&self, verification: Verification) {
-        let reason = match verification {
-            Verification::Cached => "cache",
-            Verification::Checked => "checked",
+    pub fn auth_success(&self, success: AuthSuccess) {
+        let reason = match success {
+            AuthSuccess::Cache => "cache",
+            AuthSuccess::Checked => "checked",
         };
         self.auth_successes
             .get_or_create(&ReasonLabels {
@@ -290,6 +288,26 @@ impl Metrics {
             Exposition::Prometheus => exposition::to_prometheus_text(&out),
         })
     }
+}
+
+/// Why an authentication attempt was refused: the `reason` of `herald_auth_failures_total`. The
+/// metrics' own words, so that the authenticator records into the registry without the registry
+/// knowing the authenticator's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Invalid,
+    Throttled,
+    /// The database could not be asked.
+    Database,
+}
+
+/// How accepted credentials were verified: the `reason` of `herald_auth_successes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSuccess {
+    /// From the credential cache.
+    Cache,
+    /// A full check against the database.
+    Checked,
 }
 
 /// The text formats `/metrics` speaks.

@@ -8,16 +8,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::alerts::Alerts;
-use crate::auth::{Accounts, Authenticator};
-use crate::clock::SharedClock;
-use crate::cluster::{Cluster, NodeId};
-use crate::config::Settings;
-use crate::integrations::Integrations;
-use crate::mail::{Delivery, MailQueue};
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::supervisor::Supervisor;
+pub use crate::services::Services;
 
 /// Everything a request handler may need. Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -35,25 +26,4 @@ impl Deref for AppState {
     fn deref(&self) -> &Services {
         &self.0
     }
-}
-
-/// The services of one node, opened once at start-up.
-pub struct Services {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub authenticator: Authenticator,
-    pub accounts: Accounts,
-    pub metrics: Arc<Metrics>,
-    pub node_id: NodeId,
-    pub mail: MailQueue,
-    /// The delivery engine (also when the background workers are off, so tools can drive it).
-    pub delivery: Delivery,
-    pub cluster: Cluster,
-    pub integrations: Integrations,
-    /// Health alerts mailed through the queue.
-    pub alerts: Alerts,
-    /// The clock of time-driven rules (alerts); everything else reads the system clock.
-    pub clock: SharedClock,
-    /// Watches the background loops (metrics, alerts).
-    pub supervisor: Supervisor,
 }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::cluster::Cluster;
+use crate::error_kind::{Classified, ErrorKind};
 use crate::integrations::Integrations;
 use crate::links::Link;
 use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
@@ -87,6 +88,35 @@ pub struct AlertSettings {
     /// A node that stopped cleanly alerts only once it has stayed stopped this long (a node that
     /// falls silent alerts at once).
     pub stopped_node: Duration,
+}
+
+impl Classified for AlertError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AlertError::Store(e) => e.kind(),
+            AlertError::Mail(e) => e.kind(),
+            // The alert mail is Herald's own: if it is not valid, Herald is at fault.
+            AlertError::InvalidMail(_) => ErrorKind::Internal,
+            AlertError::Off => ErrorKind::Conflict,
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            AlertError::Store(e) => e.code(),
+            AlertError::Mail(e) => e.code(),
+            AlertError::InvalidMail(_) => None,
+            AlertError::Off => Some("alerts_off"),
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            AlertError::Store(e) => e.public_detail(),
+            AlertError::Mail(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
 }
 
 struct Config {
@@ -384,5 +414,31 @@ impl Alerts {
             }
         }
         tracing::debug!("health alerts stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_errors_pass_on_the_kind_of_what_failed() {
+        assert_eq!(
+            (AlertError::Off.kind(), AlertError::Off.code()),
+            (ErrorKind::Conflict, Some("alerts_off"))
+        );
+        let reused = AlertError::Mail(MailError::KeyConflict("0190".into()));
+        assert_eq!(
+            (reused.kind(), reused.code()),
+            (ErrorKind::Conflict, Some("idempotency_key_reused"))
+        );
+        let outage = AlertError::Mail(MailError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)));
+        assert_eq!(outage.kind(), ErrorKind::Unavailable);
+        assert_eq!(outage.public_detail(), "the database is unavailable; try again shortly");
+        let own = AlertError::InvalidMail(InvalidMail {
+            field: "to".into(),
+            message: "is empty".into(),
+        });
+        assert_eq!(own.kind(), ErrorKind::Internal, "Herald's own mail, not the caller's");
     }
 }

@@ -1,10 +1,12 @@
 //! Managing users and tokens: the operations behind `/api/v1/users`, `/api/v1/tokens` and the CLI.
 
-use std::path::Path;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::password::{self, PasswordError, PasswordHashing};
-use super::{Authenticator, Role, Username, token};
+use super::{AuthError, Authenticator, Role, Username, token};
+use crate::error_kind::{Classified, ErrorKind};
 use crate::secret::Secret;
 use crate::store::{AdminGuarded, NewToken, NewUser, Store, StoreError, TokenWithOwner, UserRecord, now_ms};
 
@@ -26,6 +28,36 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
+impl Classified for AccountError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AccountError::UserNotFound(_) | AccountError::TokenNotFound(_) => ErrorKind::NotFound,
+            AccountError::LastAdmin(_) => ErrorKind::Conflict,
+            AccountError::Password(e) => e.kind(),
+            AccountError::TokenName => ErrorKind::Invalid { field: "name".into() },
+            AccountError::TokenLifetime => ErrorKind::Invalid {
+                field: "expires_in".into(),
+            },
+            AccountError::Store(e) => e.kind(),
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            AccountError::Password(e) => e.code(),
+            AccountError::Store(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            AccountError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A token as created: the secret is shown to the caller once and never again.
 pub struct CreatedToken {
     pub token: TokenWithOwner,
@@ -35,27 +67,96 @@ pub struct CreatedToken {
 /// Name of the file holding the generated bootstrap password.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
+/// Why a user's own password was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnPasswordError {
+    /// The current password was not accepted: wrong, throttled, or not checkable.
+    #[error(transparent)]
+    Current(AuthError),
+    /// The new password was not set (the policy refused it, or the database failed).
+    #[error(transparent)]
+    New(AccountError),
+}
+
+/// A changed password, and what went with it.
+#[derive(Debug)]
+pub struct PasswordChanged {
+    /// The generated first-start password file, deleted now that its password is no longer valid.
+    pub deleted_initial_password_file: Option<PathBuf>,
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     store: Store,
     hashing: PasswordHashing,
-    authenticator: Option<Authenticator>,
+    authenticator: Authenticator,
+    /// Where the generated first-start password of `admin` is written, when it is.
+    initial_password_file: Option<PathBuf>,
 }
 
 impl Accounts {
-    /// `authenticator`, when given, has its credential cache cleared after every change.
-    pub fn new(store: Store, hashing: PasswordHashing, authenticator: Option<Authenticator>) -> Self {
+    /// `authenticator` checks current passwords and has its credential cache cleared after every
+    /// change.
+    pub fn new(store: Store, hashing: PasswordHashing, authenticator: Authenticator) -> Self {
         Self {
             store,
             hashing,
             authenticator,
+            initial_password_file: None,
         }
     }
 
+    /// The data dir whose first-start password file a password change of `admin` deletes.
+    pub fn with_initial_password_in(mut self, data_dir: &Path) -> Self {
+        self.initial_password_file = Some(data_dir.join(INITIAL_PASSWORD_FILE));
+        self
+    }
+
     fn changed(&self) {
-        if let Some(auth) = &self.authenticator {
-            auth.invalidate_cache();
+        self.authenticator.invalidate_cache();
+    }
+
+    /// Whether `username` is `admin` and still has the generated first-start password (its file is
+    /// still there).
+    pub fn uses_initial_password(&self, username: &Username) -> bool {
+        username.as_str() == "admin" && self.initial_password_file.as_ref().is_some_and(|f| f.exists())
+    }
+
+    /// A signed-in user changes their own password: the current one is checked first (throttled
+    /// like a sign-in), then the new one must pass the policy. Like every password change it ends
+    /// the user's sessions; the first-start password file of `admin` goes with the old password.
+    pub async fn change_own_password(
+        &self,
+        client: IpAddr,
+        username: &Username,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<PasswordChanged, OwnPasswordError> {
+        self.authenticator
+            .authenticate_password(client, username.as_str(), current)
+            .await
+            .map_err(OwnPasswordError::Current)?;
+        self.set_password(username.as_str(), new)
+            .await
+            .map_err(OwnPasswordError::New)?;
+        let mut deleted_initial_password_file = None;
+        if let Some(file) = self
+            .initial_password_file
+            .as_ref()
+            .filter(|_| username.as_str() == "admin")
+        {
+            if file.exists() {
+                match std::fs::remove_file(file) {
+                    Ok(()) => deleted_initial_password_file = Some(file.clone()),
+                    Err(e) => {
+                        tracing::warn!(file = %file.display(), error = %e, "cannot delete the generated password file")
+                    }
+                }
+            }
         }
+        Ok(PasswordChanged {
+            deleted_initial_password_file,
+        })
     }
 
     pub async fn create_user(
@@ -239,4 +340,119 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::Throttle;
+    use crate::metrics::{Exposition, Metrics};
+
+    #[tokio::test]
+    async fn changing_ones_own_password_checks_the_current_one_and_deletes_the_first_start_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::ConnectOptions {
+            url: format!("sqlite://{}", dir.path().join("accounts.db").display()),
+            max_connections: 2,
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let hashing = PasswordHashing::new(1);
+        let auth = Authenticator::new(
+            store.clone(),
+            hashing.clone(),
+            Duration::from_secs(60),
+            Throttle::new(10, Duration::from_secs(60)),
+            metrics.clone(),
+        );
+        let accounts = Accounts::new(store, hashing, auth).with_initial_password_in(dir.path());
+        accounts.bootstrap_admin(None, dir.path()).await.unwrap();
+        let file = dir.path().join(INITIAL_PASSWORD_FILE);
+        let password = Secret::new(std::fs::read_to_string(&file).unwrap().trim());
+        let admin = Username::try_from("admin").unwrap();
+        let client = IpAddr::from([192, 0, 2, 1]);
+        assert!(accounts.uses_initial_password(&admin));
+
+        let new = Secret::new("brand-new-password");
+        let wrong = accounts
+            .change_own_password(client, &admin, &Secret::new("not-the-password"), &new)
+            .await;
+        assert!(
+            matches!(wrong, Err(OwnPasswordError::Current(AuthError::Invalid))),
+            "{wrong:?}"
+        );
+        let weak = accounts
+            .change_own_password(client, &admin, &password, &Secret::new("short"))
+            .await;
+        assert!(
+            matches!(weak, Err(OwnPasswordError::New(AccountError::Password(_)))),
+            "{weak:?}"
+        );
+        assert!(accounts.uses_initial_password(&admin), "nothing changed yet");
+
+        let changed = accounts
+            .change_own_password(client, &admin, &password, &new)
+            .await
+            .unwrap();
+        assert_eq!(changed.deleted_initial_password_file, Some(file.clone()));
+        assert!(!file.exists() && !accounts.uses_initial_password(&admin));
+        // Each check of the current password was counted by the authenticator itself.
+        let text = metrics.render(Exposition::Prometheus).unwrap();
+        assert!(
+            text.contains("herald_auth_failures_total{reason=\"invalid\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_auth_successes_total{reason=\"checked\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auth_and_account_errors_say_their_kind() {
+        let wait = Duration::from_secs(3);
+        assert_eq!(AuthError::Invalid.kind(), ErrorKind::Unauthenticated);
+        assert_eq!(
+            AuthError::Throttled { retry_after: wait }.kind(),
+            ErrorKind::Throttled { retry_after: wait }
+        );
+        let outage = || StoreError::Unavailable(sqlx::Error::PoolTimedOut);
+        assert_eq!(AuthError::Store(outage()).kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            AuthError::Store(outage()).public_detail(),
+            outage().public_detail(),
+            "the driver's words stay in the log"
+        );
+        let field = |f: &str| ErrorKind::Invalid { field: f.into() };
+        for (err, kind, code) in [
+            (AccountError::UserNotFound("x".into()), ErrorKind::NotFound, None),
+            (AccountError::TokenNotFound("x".into()), ErrorKind::NotFound, None),
+            (AccountError::LastAdmin("x".into()), ErrorKind::Conflict, None),
+            (
+                AccountError::Password(PasswordError::TooShort),
+                field("password"),
+                Some("invalid_password"),
+            ),
+            (
+                AccountError::Password(PasswordError::Hash("no memory".into())),
+                ErrorKind::Internal,
+                None,
+            ),
+            (AccountError::TokenName, field("name"), None),
+            (AccountError::TokenLifetime, field("expires_in"), None),
+            (AccountError::Store(outage()), ErrorKind::Unavailable, None),
+            (
+                AccountError::Store(StoreError::Corrupt("user 1".into())),
+                ErrorKind::Internal,
+                None,
+            ),
+        ] {
+            assert_eq!((err.kind(), err.code()), (kind, code), "{err}");
+        }
+    }
 }

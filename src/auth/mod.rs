@@ -12,12 +12,17 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub use accounts::{AccountError, Accounts, BootstrapError, BootstrapPassword, CreatedToken, INITIAL_PASSWORD_FILE};
+pub use accounts::{
+    AccountError, Accounts, BootstrapError, BootstrapPassword, CreatedToken, INITIAL_PASSWORD_FILE, OwnPasswordError,
+    PasswordChanged,
+};
 pub use password::PasswordHashing;
 pub use throttle::Throttle;
 use throttle::{Refusal, Reservation};
 
+use crate::error_kind::{Classified, ErrorKind};
 pub use crate::identity::{InvalidUsername, Role, UnknownRole, Username};
+use crate::metrics::{AuthFailure, AuthSuccess, Metrics};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, now_ms};
 
@@ -110,16 +115,36 @@ pub enum Verification {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("the credentials are not valid")]
+    #[error("the user name, password or token is not valid")]
     Invalid,
-    #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
+    #[error("too many failed sign-in attempts; try again in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+impl Classified for AuthError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AuthError::Invalid => ErrorKind::Unauthenticated,
+            AuthError::Throttled { retry_after } => ErrorKind::Throttled {
+                retry_after: *retry_after,
+            },
+            AuthError::Store(e) => e.kind(),
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            AuthError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Verifies credentials, with a short-lived cache of successes so that a monitoring client polling
-/// with Basic authentication does not pay for an Argon2 hash on every request.
+/// with Basic authentication does not pay for an Argon2 hash on every request. Every attempt's
+/// outcome is counted in the metrics here, whichever face asked.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
@@ -129,10 +154,17 @@ pub struct Authenticator {
     /// password read before the change, cached after it) is not cached.
     generation: Arc<std::sync::atomic::AtomicU64>,
     throttle: Arc<Throttle>,
+    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, hashing: PasswordHashing, cache_ttl: Duration, throttle: Throttle) -> Self {
+    pub fn new(
+        store: Store,
+        hashing: PasswordHashing,
+        cache_ttl: Duration,
+        throttle: Throttle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let cache = (!cache_ttl.is_zero()).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -145,6 +177,22 @@ impl Authenticator {
             cache,
             generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             throttle: Arc::new(throttle),
+            metrics,
+        }
+    }
+
+    /// Counts an attempt's outcome in `herald_auth_successes_total` or `herald_auth_failures_total`.
+    fn record<T>(&self, outcome: &Result<T, AuthError>, verification: impl FnOnce(&T) -> Verification) {
+        match outcome {
+            Ok(verified) => self.metrics.auth_success(match verification(verified) {
+                Verification::Cached => AuthSuccess::Cache,
+                Verification::Checked => AuthSuccess::Checked,
+            }),
+            Err(e) => self.metrics.auth_failure(match e {
+                AuthError::Invalid => AuthFailure::Invalid,
+                AuthError::Throttled { .. } => AuthFailure::Throttled,
+                AuthError::Store(_) => AuthFailure::Database,
+            }),
         }
     }
 
@@ -153,6 +201,16 @@ impl Authenticator {
     /// after reserving a check with the throttle, so a locked user name gets 429 without any hash.
     /// The reasons are in the `throttle` module.
     pub async fn authenticate(
+        &self,
+        client: IpAddr,
+        credentials: &Credentials,
+    ) -> Result<(Principal, Verification), AuthError> {
+        let outcome = self.verify_credentials(client, credentials).await;
+        self.record(&outcome, |(_, verification)| *verification);
+        outcome
+    }
+
+    async fn verify_credentials(
         &self,
         client: IpAddr,
         credentials: &Credentials,
@@ -201,6 +259,17 @@ impl Authenticator {
     /// moment ago. Tokens are refused (a session would outlive the token's expiry or revocation).
     /// Passwords are throttled like any other.
     pub async fn authenticate_password(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Principal, AuthError> {
+        let outcome = self.verify_password_only(client, username, password).await;
+        self.record(&outcome, |_| Verification::Checked);
+        outcome
+    }
+
+    async fn verify_password_only(
         &self,
         client: IpAddr,
         username: &str,
@@ -374,8 +443,9 @@ mod tests {
             hashing.clone(),
             Duration::from_secs(60),
             Throttle::new(max_failures, Duration::from_secs(60)),
+            Arc::new(Metrics::new()),
         );
-        let accounts = Accounts::new(store, hashing, Some(auth.clone()));
+        let accounts = Accounts::new(store, hashing, auth.clone());
         (auth, accounts)
     }
 
@@ -477,6 +547,7 @@ mod tests {
             PasswordHashing::new(1),
             Duration::from_secs(60),
             Throttle::new(10, Duration::from_secs(60)),
+            Arc::new(Metrics::new()),
         );
         let principal = Principal {
             username: Username::try_from("ops").unwrap(),

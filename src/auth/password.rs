@@ -28,6 +28,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use unicode_normalization::UnicodeNormalization;
 
 use super::token;
+use crate::error_kind::{Classified, ErrorKind};
 use crate::secret::Secret;
 
 /// Longest password accepted, in bytes: long enough for any passphrase, short enough to bound work.
@@ -54,6 +55,25 @@ pub enum PasswordError {
     TokenShaped,
     #[error("password hashing failed: {0}")]
     Hash(String),
+}
+
+impl Classified for PasswordError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // The hasher failing is Herald's fault, not the password's.
+            PasswordError::Hash(_) => ErrorKind::Internal,
+            _ => ErrorKind::Invalid {
+                field: "password".into(),
+            },
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            PasswordError::Hash(_) => None,
+            _ => Some("invalid_password"),
+        }
+    }
 }
 
 /// The password in Unicode NFKC, the form that is measured and hashed.

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use crate::config::Settings;
+use crate::services::Services;
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -14,12 +14,12 @@ pub enum ClusterCommand {
     /// Undo a drain: the node takes work again.
     Activate { node: String },
 }
-pub async fn run(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = crate::app::open_store(settings).await?;
+pub async fn run(cmd: ClusterCommand, services: &Services) -> anyhow::Result<()> {
+    let cluster = &services.cluster;
     match cmd {
         ClusterCommand::Status => {
             let now = crate::store::now_ms();
-            let nodes = store.cluster_nodes().await?;
+            let nodes = cluster.status().await?;
             if nodes.is_empty() {
                 println!("no cluster nodes (a single node on SQLite, or HERALD_CLUSTER is off)");
             } else {
@@ -28,9 +28,9 @@ pub async fn run(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()>
                     "NODE", "STATE", "HEARTBEAT AGO", "SIZE", "ERRORSIZE", "DRAIN"
                 );
             }
-            for row in nodes {
-                let drain = if row.drain_requested { "yes" } else { "no" };
-                let node = crate::cluster::NodeView::of_row(row, now, settings.cluster.heartbeat_timeout);
+            for status in nodes {
+                let drain = if status.drain_requested { "yes" } else { "no" };
+                let node = status.node;
                 let age = (now - node.heartbeat_at).max(0);
                 println!(
                     "{:<24} {:<12} {:>13}s {:>8} {:>10} {:<6}{}",
@@ -45,14 +45,13 @@ pub async fn run(cmd: ClusterCommand, settings: &Settings) -> anyhow::Result<()>
             }
         }
         ClusterCommand::Drain { node } => {
-            anyhow::ensure!(store.request_drain(&node, true).await?, "no cluster node `{node}`");
+            anyhow::ensure!(cluster.set_drain(&node, true).await?, "no cluster node `{node}`");
             println!("node `{node}` will drain at its next heartbeat");
         }
         ClusterCommand::Activate { node } => {
-            anyhow::ensure!(store.request_drain(&node, false).await?, "no cluster node `{node}`");
+            anyhow::ensure!(cluster.set_drain(&node, false).await?, "no cluster node `{node}`");
             println!("node `{node}` will take work again at its next heartbeat");
         }
     }
-    store.close().await;
     Ok(())
 }

@@ -10,10 +10,8 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::app::{self, NewKey};
-use crate::config::Settings;
-use crate::integrations::{Auth, Integration, Integrations, Verdict};
-use crate::metrics::Metrics;
+use crate::integrations::{Auth, Change, Integration, Saved, UNTIL_DONE, Verdict};
+use crate::services::{NewKey, Services};
 use crate::timefmt::rfc3339_ms;
 
 #[derive(Subcommand)]
@@ -152,17 +150,14 @@ impl SettingsFlags {
     }
 }
 
-/// The integrations service over the configured database, with the secrets key checked exactly as
-/// `serve` checks it: a command never seals a secret with a key the server does not have.
-async fn service(settings: &Settings, new_key: NewKey) -> anyhow::Result<Integrations> {
-    let store = app::open_store(settings).await?;
-    let secrets = app::open_secrets(settings, &store, new_key).await?;
-    Ok(Integrations::new(
-        store,
-        secrets,
-        Arc::new(Metrics::new()),
-        &settings.checks,
-    ))
+/// What the command does without a secrets key: only a command that stores a secret may create the
+/// installation's key; the others use a throwaway one while nothing is sealed. Either way a key that
+/// is there, or a database sealed with another key, is checked exactly as `serve` checks it.
+pub fn new_key(cmd: &IntegrationsCommand) -> NewKey {
+    match cmd {
+        IntegrationsCommand::Add { .. } | IntegrationsCommand::Update { .. } => NewKey::Persist,
+        _ => NewKey::Ephemeral,
+    }
 }
 
 fn describe(integration: &Integration) -> Value {
@@ -179,6 +174,15 @@ fn describe(integration: &Integration) -> Value {
     doc
 }
 
+/// The verdict of the check after a save (the command waits for it), or why there is none.
+fn checked(check: Saved) -> anyhow::Result<Arc<Verdict>> {
+    match check {
+        Saved::Checked(verdict) => Ok(verdict),
+        Saved::NotChecked(e) => Err(e.into()),
+        Saved::StillRunning | Saved::CheckStopped => anyhow::bail!("the check did not finish"),
+    }
+}
+
 fn print_verdict(v: &Verdict) {
     println!("{}: {} ({})", v.integration_name, v.status(), rfc3339_ms(v.verified_at));
     println!("  {}", v.report.reason);
@@ -192,13 +196,8 @@ fn print_verdict(v: &Verdict) {
     }
 }
 
-pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Result<bool> {
-    // Only a command that stores a secret may create the installation's key.
-    let new_key = match cmd {
-        IntegrationsCommand::Add { .. } | IntegrationsCommand::Update { .. } => NewKey::Persist,
-        _ => NewKey::Ephemeral,
-    };
-    let integrations = service(settings, new_key).await?;
+pub async fn run(cmd: IntegrationsCommand, services: &Services) -> anyhow::Result<bool> {
+    let (integrations, settings) = (&services.integrations, &services.settings);
     let mut all_healthy = true;
     match cmd {
         IntegrationsCommand::Add { name, settings: flags } => {
@@ -208,9 +207,9 @@ pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Resul
                 anyhow::bail!("give --username (Basic) or --bearer");
             }
             let spec = serde_json::from_value(spec).map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
-            let created = integrations.create(spec).await?;
+            let (created, check) = integrations.save_and_check(Change::Create(spec), UNTIL_DONE).await?;
             println!("created integration `{}`", created.name);
-            let verdict = integrations.check_now(created.name.as_str()).await?;
+            let verdict = checked(check)?;
             print_verdict(&verdict);
             all_healthy = verdict.report.healthy;
         }
@@ -237,9 +236,11 @@ pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Resul
         }
         IntegrationsCommand::Update { name, settings: flags } => {
             let patch = flags.to_patch(false)?;
-            let updated = integrations.patch(&name, patch).await?;
+            let (updated, check) = integrations
+                .save_and_check(Change::Patch { name, patch }, UNTIL_DONE)
+                .await?;
             println!("updated integration `{}` (revision {})", updated.name, updated.revision);
-            let verdict = integrations.check_now(&name).await?;
+            let verdict = checked(check)?;
             print_verdict(&verdict);
             all_healthy = verdict.report.healthy;
         }
@@ -295,6 +296,5 @@ pub async fn run(cmd: IntegrationsCommand, settings: &Settings) -> anyhow::Resul
             all_healthy = healthy == verdicts.len();
         }
     }
-    integrations.flush_history().await;
     Ok(all_healthy)
 }

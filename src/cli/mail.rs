@@ -5,7 +5,7 @@ use std::io::Read;
 
 use clap::Subcommand;
 
-use crate::config::Settings;
+use crate::services::Services;
 use crate::timefmt::rfc3339_ms;
 
 #[allow(clippy::large_enum_variant)]
@@ -80,15 +80,11 @@ fn one_or_all(id: Option<String>, all: bool, verb: &str) -> anyhow::Result<Optio
         _ => anyhow::bail!("name a message id to {verb}, or use --all"),
     }
 }
-pub async fn run(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
-    use crate::mail::{IdempotencyKey, MailQueue, MailSubmission};
+pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
+    use crate::mail::{IdempotencyKey, MailSubmission};
     use crate::store::MailFilter;
 
-    let store = crate::app::open_store(settings).await?;
-    let node_id =
-        crate::cluster::NodeId::load_or_create(settings.cluster.node_id.as_ref(), &settings.database.data_dir)
-            .map_err(|e| anyhow::anyhow!(e))?;
-    let queue = MailQueue::start(store.clone(), node_id);
+    let (queue, settings) = (&services.mail, &services.settings);
     let print_list = |items: Vec<crate::store::MailSummary>| {
         println!(
             "{:<36} {:<8} {:>8} {:<20} {:<30} ERROR",
@@ -191,6 +187,5 @@ pub async fn run(cmd: MailCommand, settings: &Settings) -> anyhow::Result<()> {
             println!("{n} message(s) due now");
         }
     }
-    store.close().await;
     Ok(())
 }

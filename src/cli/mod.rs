@@ -1,8 +1,10 @@
 //! The `herald` command line: the commands and their flags, and running one.
 //!
 //! `serve` and `migrate` are here; each group of commands that works on the database directly has its
-//! own file (users, tokens, mail, cluster, integrations). The commands open the same database as the
-//! server, through the same `app` functions, and print plain text for people and scripts alike.
+//! own file (users, tokens, mail, cluster, integrations). Every command opens its services as the
+//! server does, through `Services::open`, so it passes the same start-up checks (and stops with the
+//! same errors); it then only parses its arguments, calls a service and prints plain text for people
+//! and scripts alike.
 
 mod cluster;
 mod integrations;
@@ -15,8 +17,9 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app::{self, Application};
-use crate::auth::{Accounts, Username};
+use crate::auth::Username;
 use crate::config::{self, ConfigError, Flag, FlagValues, Meta, Settings};
+use crate::services::{NewKey, Services};
 
 /// Herald: Jira integration health checks and a durable outgoing mail queue.
 ///
@@ -118,17 +121,39 @@ impl Cli {
                 Ok(())
             }
             Command::Migrate => {
-                let store = app::open_store(&settings).await?;
-                store.close().await;
+                Services::open(&settings, NewKey::Unused).await?.close().await;
                 println!("database is up to date");
                 Ok(())
             }
-            Command::Users(cmd) => users::run(cmd, &settings).await,
-            Command::Tokens(cmd) => tokens::run(cmd, &settings).await,
-            Command::Mail(cmd) => mail::run(cmd, &settings).await,
-            Command::Cluster(cmd) => cluster::run(cmd, &settings).await,
+            Command::Users(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = users::run(cmd, &services.accounts).await;
+                services.close().await;
+                done
+            }
+            Command::Tokens(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = tokens::run(cmd, &services.accounts).await;
+                services.close().await;
+                done
+            }
+            Command::Mail(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = mail::run(cmd, &services).await;
+                services.close().await;
+                done
+            }
+            Command::Cluster(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = cluster::run(cmd, &services).await;
+                services.close().await;
+                done
+            }
             Command::Integrations(cmd) => {
-                if integrations::run(cmd, &settings).await? {
+                let services = Services::open(&settings, integrations::new_key(&cmd)).await?;
+                let done = integrations::run(cmd, &services).await;
+                services.close().await;
+                if done? {
                     Ok(())
                 } else {
                     anyhow::bail!("at least one integration is faulty")
@@ -152,12 +177,6 @@ fn flag_values(matches: &ArgMatches) -> FlagValues {
         level = m.subcommand().map(|(_, sub)| sub);
     }
     flags
-}
-
-/// The account service on the configured database, for the users and tokens commands.
-async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
-    let store = app::open_store(settings).await?;
-    Ok(Accounts::new(store, app::password_hashing(), None))
 }
 
 /// A user name from the command line, or why it is not one.

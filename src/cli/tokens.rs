@@ -2,8 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{accounts, username};
-use crate::config::Settings;
+use super::username;
+use crate::auth::Accounts;
 use crate::timefmt::rfc3339_ms;
 
 #[derive(Subcommand)]
@@ -28,8 +28,7 @@ pub enum TokensCommand {
     /// Revoke a token by id.
     Revoke { id: String },
 }
-pub async fn run(cmd: TokensCommand, settings: &Settings) -> anyhow::Result<()> {
-    let accounts = accounts(settings).await?;
+pub async fn run(cmd: TokensCommand, accounts: &Accounts) -> anyhow::Result<()> {
     match cmd {
         TokensCommand::Create { user, name, expires_in } => {
             let lifetime = expires_in

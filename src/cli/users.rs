@@ -4,9 +4,8 @@ use std::io::Read;
 
 use clap::Subcommand;
 
-use super::{accounts, username};
-use crate::auth::Role;
-use crate::config::Settings;
+use super::username;
+use crate::auth::{Accounts, Role};
 use crate::secret::Secret;
 use crate::timefmt::rfc3339_ms;
 
@@ -51,8 +50,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(Secret, bool)> {
         Ok((crate::auth::password::generate(), true))
     }
 }
-pub async fn run(cmd: UsersCommand, settings: &Settings) -> anyhow::Result<()> {
-    let accounts = accounts(settings).await?;
+pub async fn run(cmd: UsersCommand, accounts: &Accounts) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Add {
             username: name,

@@ -77,6 +77,14 @@ pub struct NodeView {
     pub stopped: bool,
 }
 
+/// One node as [`Cluster::status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node: NodeView,
+    /// An operator asked the node to drain (it may not have followed yet).
+    pub drain_requested: bool,
+}
+
 struct Local {
     state: NodeState,
     since: i64,
@@ -346,6 +354,34 @@ impl Cluster {
         let rows = self.store.cluster_nodes().await?;
         let own = self.store.mail_counts(self.node_id.as_str()).await?;
         Ok(rows.into_iter().map(|row| self.present(row, now, own)).collect())
+    }
+
+    /// Every node the database knows, as its row shows it now, with whether a drain was asked of
+    /// it: what a tool outside the cluster sees (no node's figures are live here), whether or not
+    /// this process runs in cluster mode.
+    pub async fn status(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        let now = now_ms();
+        let rows = self.store.cluster_nodes().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let drain_requested = row.drain_requested;
+                NodeStatus {
+                    node: NodeView::of_row(row, now, self.settings.heartbeat_timeout),
+                    drain_requested,
+                }
+            })
+            .collect())
+    }
+
+    /// Asks `node` to drain (deliver what it holds, take no new mail) or to take work again; the
+    /// node follows at its next heartbeat. `false` when the database knows no such node.
+    pub async fn set_drain(&self, node: &str, drain: bool) -> Result<bool, StoreError> {
+        let found = self.store.request_drain(node, drain).await?;
+        if found {
+            tracing::info!(node, drain, "drain requested");
+        }
+        Ok(found)
     }
 
     fn present(&self, row: NodeRow, now: i64, own: (i64, i64)) -> NodeView {

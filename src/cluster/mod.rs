@@ -6,7 +6,7 @@ mod membership;
 use std::fmt;
 use std::path::Path;
 
-pub use membership::{Cluster, ClusterSettings, NodeState, NodeView};
+pub use membership::{Cluster, ClusterSettings, NodeState, NodeStatus, NodeView};
 
 /// A node id: 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,14 +1,16 @@
 //! Console errors: an HTML page with the status and a sentence saying what happened and what to do,
-//! or a redirect to the sign-in page.
+//! or a redirect to the sign-in page. A domain error becomes a page in one place, by its kind
+//! ([`Classified`]), so the console answers a failure with the API's status. A page may first
+//! catch an error it presents in its own way (a form shown again with the reason, a refusal in the
+//! page's words); whatever it does not catch comes here.
 
 use askama::Template;
-use axum::http::{StatusCode, header};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::alerts::AlertError;
-use crate::integrations::IntegrationError;
-use crate::mail::MailError;
-use crate::store::StoreError;
+use crate::error_kind::{Classified, ErrorKind};
 
 #[derive(Debug)]
 pub enum ConsoleError {
@@ -17,6 +19,8 @@ pub enum ConsoleError {
         next: Option<String>,
     },
     NotFound(String),
+    /// The change contradicts what is stored (a name already taken, a reused key).
+    Conflict(String),
     /// Signed in, but the role does not allow this.
     Forbidden(String),
     /// The form's CSRF token is missing or not this session's.
@@ -24,9 +28,14 @@ pub enum ConsoleError {
     /// A form post that does not come from a console page.
     CrossSite,
     BadRequest(String),
-    /// The database (or another part Herald depends on) failed.
+    /// Too many failed attempts: refused until `retry_after` has passed.
+    Throttled {
+        retry_after: Duration,
+    },
+    /// The database (or another part Herald depends on) did not answer; it may a moment later.
     Unavailable(String),
-    /// A defect in Herald (a page that cannot be rendered).
+    /// A fault of Herald or of its stored data (a page that cannot be rendered, a row or secret
+    /// that cannot be read): the log says which.
     Internal,
 }
 
@@ -43,9 +52,11 @@ impl ConsoleError {
         match self {
             ConsoleError::SignIn { .. } => (StatusCode::SEE_OTHER, "Sign in"),
             ConsoleError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            ConsoleError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ConsoleError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
             ConsoleError::Csrf | ConsoleError::CrossSite => (StatusCode::FORBIDDEN, "Form refused"),
             ConsoleError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            ConsoleError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts"),
             ConsoleError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable"),
             ConsoleError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
         }
@@ -54,12 +65,19 @@ impl ConsoleError {
     fn message(&self) -> String {
         match self {
             ConsoleError::SignIn { .. } => "Sign in to continue.".to_owned(),
-            ConsoleError::NotFound(m) | ConsoleError::Forbidden(m) | ConsoleError::BadRequest(m) => m.clone(),
+            ConsoleError::NotFound(m)
+            | ConsoleError::Conflict(m)
+            | ConsoleError::Forbidden(m)
+            | ConsoleError::BadRequest(m)
+            | ConsoleError::Unavailable(m) => m.clone(),
             ConsoleError::Csrf => "This form has expired or was not sent from this session's page (its CSRF token \
                                   does not match). Nothing was changed. Go back, reload the page and try again."
                 .to_owned(),
             ConsoleError::CrossSite => "This form was sent from another site. Nothing was changed.".to_owned(),
-            ConsoleError::Unavailable(m) => format!("{m} Try again in a moment."),
+            ConsoleError::Throttled { retry_after } => format!(
+                "Too many failed attempts. Try again in {} s.",
+                retry_after.as_secs().max(1)
+            ),
             ConsoleError::Internal => "Herald could not build this page; the log says why.".to_owned(),
         }
     }
@@ -84,28 +102,55 @@ impl IntoResponse for ConsoleError {
         let body = page
             .render()
             .unwrap_or_else(|_| format!("{} {title}: {message}", status.as_u16()));
-        (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+        if let ConsoleError::Throttled { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+        }
+        response
     }
 }
 
-impl From<StoreError> for ConsoleError {
-    fn from(e: StoreError) -> Self {
-        // The cause goes to the log, not to the page (which may be the sign-in page, seen by anyone).
-        tracing::warn!(error = %e, "console: database error");
-        ConsoleError::Unavailable("The database did not answer.".to_owned())
-    }
-}
-
-impl From<MailError> for ConsoleError {
-    fn from(e: MailError) -> Self {
-        match e {
-            MailError::NotFound(id) => ConsoleError::NotFound(format!(
-                "There is no message `{id}` in that queue any more (it may have been sent, resent or deleted)."
-            )),
-            MailError::Store(e) => e.into(),
-            other => ConsoleError::Unavailable(format!("The mail queue refused: {other}.")),
+/// The one conversion of domain errors into pages: the kind chooses the status, the error's public
+/// detail becomes the page's sentence. The cause of an outage or a fault goes to the log, not to
+/// the page (which may be the sign-in page, seen by anyone).
+impl<E: Classified> From<E> for ConsoleError {
+    fn from(err: E) -> Self {
+        let detail = err.public_detail();
+        match err.kind() {
+            ErrorKind::NotFound => ConsoleError::NotFound(match detail.strip_prefix("no ") {
+                // Domain errors say `no user named `x``; a page says it as a sentence.
+                Some(rest) => format!("There is no {rest}."),
+                None => sentence(&detail),
+            }),
+            ErrorKind::Conflict => ConsoleError::Conflict(sentence(&detail)),
+            ErrorKind::Invalid { .. } => ConsoleError::BadRequest(sentence(&detail)),
+            ErrorKind::Unauthenticated => ConsoleError::SignIn { next: None },
+            ErrorKind::Throttled { retry_after } => ConsoleError::Throttled { retry_after },
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %err, "console: unavailable");
+                ConsoleError::Unavailable(sentence(&detail))
+            }
+            ErrorKind::Internal => {
+                tracing::error!(error = %err, "console: internal error");
+                ConsoleError::Internal
+            }
         }
     }
+}
+
+/// A detail (`a user named `x` already exists`) as a sentence: capital first letter, final stop.
+pub fn sentence(detail: &str) -> String {
+    let mut chars = detail.trim().chars();
+    let mut text: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !text.ends_with(['.', '!', '?']) {
+        text.push('.');
+    }
+    text
 }
 
 /// A path segment that is not valid UTF-8 (or otherwise unreadable).
@@ -127,28 +172,76 @@ impl From<axum::extract::rejection::QueryRejection> for ConsoleError {
     }
 }
 
-impl From<AlertError> for ConsoleError {
-    fn from(e: AlertError) -> Self {
-        match e {
-            AlertError::Off => ConsoleError::BadRequest(
-                "Alerts are off: set HERALD_ALERT_EMAILS to the addresses that should receive them, then restart."
-                    .to_owned(),
-            ),
-            AlertError::Store(e) => e.into(),
-            AlertError::Mail(e) => e.into(),
-            other => ConsoleError::Unavailable(format!("The alert mail was not queued: {other}.")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::IntegrationError;
+    use crate::store::StoreError;
+
+    fn page(err: impl Into<ConsoleError>) -> (StatusCode, String) {
+        let err = err.into();
+        (err.status_and_title().0, err.message())
+    }
+
+    #[test]
+    fn pages_take_the_status_of_the_errors_kind() {
+        assert_eq!(
+            page(IntegrationError::NotFound("nope".into())),
+            (StatusCode::NOT_FOUND, "There is no integration named `nope`.".into())
+        );
+        assert_eq!(
+            page(IntegrationError::AlreadyExists("jira".into())),
+            (
+                StatusCode::CONFLICT,
+                "An integration named `jira` already exists.".into()
+            )
+        );
+        assert_eq!(
+            page(StoreError::Unavailable(sqlx::Error::Protocol(
+                "db.internal:5432".into()
+            ))),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unavailable; try again shortly.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn corrupt_data_and_undecryptable_secrets_are_500_not_503() {
+        for err in [
+            ConsoleError::from(StoreError::Corrupt("session of ann: bad json".into())),
+            ConsoleError::from(IntegrationError::Corrupt {
+                name: "jira".into(),
+                detail: "expected value".into(),
+            }),
+            ConsoleError::from(IntegrationError::Secrets {
+                name: "jira".into(),
+                source: crate::secret::SecretsError::Undecryptable,
+            }),
+        ] {
+            assert_eq!(err.status_and_title().0, StatusCode::INTERNAL_SERVER_ERROR, "{err:?}");
+            assert!(!err.message().contains("jira"), "no internals on the page");
         }
     }
-}
 
-impl From<IntegrationError> for ConsoleError {
-    fn from(e: IntegrationError) -> Self {
-        match e {
-            IntegrationError::NotFound(name) => {
-                ConsoleError::NotFound(format!("There is no integration named `{name}`."))
-            }
-            IntegrationError::Store(e) => e.into(),
-            other => ConsoleError::Unavailable(format!("The integration cannot be used: {other}.")),
-        }
+    #[test]
+    fn a_throttled_page_says_when_to_come_back() {
+        let response = ConsoleError::from(crate::auth::AuthError::Throttled {
+            retry_after: Duration::from_millis(2500),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn details_become_sentences() {
+        assert_eq!(
+            sentence("a user named `x` already exists"),
+            "A user named `x` already exists."
+        );
+        assert_eq!(sentence("`url` is empty."), "`url` is empty.");
+        assert_eq!(sentence(""), "");
     }
 }

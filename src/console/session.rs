@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
 use super::view::html_with;
-use crate::auth::{AuthError, Role, Username, Verification};
+use crate::auth::{AuthError, Role, Username};
 use crate::client_addr::ClientAddr;
 use crate::secret::Secret;
 use crate::state::AppState;
@@ -360,12 +360,8 @@ pub async fn sign_in(
         .authenticate_password(client, &form.username, &form.password)
         .await
     {
-        Ok(principal) => {
-            state.metrics.auth_success(Verification::Checked);
-            principal
-        }
+        Ok(principal) => principal,
         Err(AuthError::Invalid) => {
-            state.metrics.auth_failure(&AuthError::Invalid);
             return retry(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Wrong user name or password. (API tokens cannot sign in to the console.)",
@@ -376,7 +372,6 @@ pub async fn sign_in(
                 "Too many failed sign-ins. Try again in {} s.",
                 retry_after.as_secs().max(1)
             );
-            state.metrics.auth_failure(&AuthError::Throttled { retry_after });
             let mut response = retry(StatusCode::TOO_MANY_REQUESTS, &message)?;
             response
                 .headers_mut()

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::auth::{RequireAdmin, RequireMonitor};
 use super::error::{ApiError, Problem};
-use crate::alerts::AlertError;
 use crate::state::AppState;
 use crate::timefmt::rfc3339_ms;
 
@@ -81,15 +80,4 @@ pub async fn send_test(
             recipients: state.alerts.recipients().to_vec(),
         }),
     ))
-}
-
-impl From<AlertError> for ApiError {
-    fn from(err: AlertError) -> Self {
-        match err {
-            AlertError::Off => ApiError::new(StatusCode::CONFLICT, "alerts_off", err.to_string()),
-            AlertError::Mail(e) => e.into(),
-            AlertError::Store(e) => e.into(),
-            AlertError::InvalidMail(_) => ApiError::internal(&err),
-        }
-    }
 }

@@ -69,16 +69,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, required: Option<Role
         .ok_or_else(|| ApiError::unauthorized("authentication is required: send Basic or Bearer credentials"))?;
     let credentials = parse_authorization(value.as_bytes())?;
     let ClientAddr(client) = ClientAddr::of(parts);
-    let principal = match state.authenticator.authenticate(client, &credentials).await {
-        Ok((principal, verification)) => {
-            state.metrics.auth_success(verification);
-            principal
-        }
-        Err(err) => {
-            state.metrics.auth_failure(&err);
-            return Err(err.into());
-        }
-    };
+    let (principal, _) = state.authenticator.authenticate(client, &credentials).await?;
     parts.extensions.insert(principal.clone());
     authorize(principal, required)
 }

@@ -1,4 +1,6 @@
-//! `ApiError`: the one place where errors become status codes and RFC 9457 problem details.
+//! `ApiError`: the one place where errors become status codes and RFC 9457 problem details. Domain
+//! errors say what kind they are ([`Classified`]); one conversion below turns any of them into a
+//! problem, so a failure has the same status on every route.
 
 use std::time::Duration;
 
@@ -7,8 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::{AccountError, AuthError};
-use crate::store::StoreError;
+use crate::error_kind::{Classified, ErrorKind};
 
 /// An error of Herald's own API, rendered as `application/problem+json`.
 #[derive(Debug)]
@@ -145,66 +146,115 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Unavailable(e) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("the database is unavailable; try again shortly")
+/// The one conversion of domain errors: the kind chooses the status and the default `code`; the
+/// error may name a finer code; the detail is what the error says may be shown.
+impl<E: Classified> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        let detail = err.public_detail();
+        let answer = match err.kind() {
+            ErrorKind::NotFound => ApiError::not_found(detail),
+            ErrorKind::Conflict => ApiError::conflict(detail),
+            ErrorKind::Invalid { field } => ApiError::bad_request("invalid_field", detail).with_field(field),
+            ErrorKind::Unauthenticated => ApiError::unauthorized(detail),
+            ErrorKind::Throttled { retry_after } => ApiError::too_many_requests(retry_after, detail),
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %err, "unavailable");
+                ApiError::unavailable(detail)
             }
-            StoreError::Conflict(what) => ApiError::conflict(format!("{what} already exists")),
-            other => ApiError::internal(&other),
+            ErrorKind::Internal => return ApiError::internal(&err),
+        };
+        match err.code() {
+            Some(code) => ApiError { code, ..answer },
+            None => answer,
         }
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(err: AuthError) -> Self {
-        match err {
-            AuthError::Invalid => ApiError::unauthorized("the user name, password or token is not valid"),
-            AuthError::Throttled { retry_after } => ApiError::too_many_requests(
-                retry_after,
-                format!(
-                    "too many failed sign-in attempts; try again in {} s",
-                    retry_after.as_secs().max(1)
-                ),
-            ),
-            AuthError::Store(e) => e.into(),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AccountError, AuthError};
+    use crate::integrations::{IntegrationError, InvalidIntegration};
+    use crate::mail::MailError;
+    use crate::store::StoreError;
 
-impl From<AccountError> for ApiError {
-    fn from(err: AccountError) -> Self {
-        match err {
-            AccountError::UserNotFound(_) | AccountError::TokenNotFound(_) => ApiError::not_found(err.to_string()),
-            AccountError::LastAdmin(_) => ApiError::conflict(err.to_string()),
-            AccountError::Password(crate::auth::password::PasswordError::Hash(_)) => ApiError::internal(&err),
-            AccountError::Password(_) => {
-                ApiError::bad_request("invalid_password", err.to_string()).with_field("password")
-            }
-            AccountError::TokenName => ApiError::bad_request("invalid_field", err.to_string()).with_field("name"),
-            AccountError::TokenLifetime => {
-                ApiError::bad_request("invalid_field", err.to_string()).with_field("expires_in")
-            }
-            AccountError::Store(e) => e.into(),
-        }
+    fn answer(err: impl Into<ApiError>) -> (u16, &'static str, String, Option<String>) {
+        let err = err.into();
+        (
+            err.status().as_u16(),
+            err.code(),
+            err.detail().to_owned(),
+            err.field().map(str::to_owned),
+        )
     }
-}
 
-impl From<crate::integrations::IntegrationError> for ApiError {
-    fn from(err: crate::integrations::IntegrationError) -> Self {
-        use crate::integrations::IntegrationError;
-        match err {
-            IntegrationError::NotFound(_) => ApiError::not_found(err.to_string()),
-            IntegrationError::AlreadyExists(_) => ApiError::conflict(err.to_string()),
-            IntegrationError::Invalid(invalid) => {
-                ApiError::bad_request("invalid_field", invalid.to_string()).with_field(invalid.field)
-            }
-            IntegrationError::Store(e) => e.into(),
-            IntegrationError::Secrets { .. } | IntegrationError::Corrupt { .. } | IntegrationError::Unreadable(_) => {
-                ApiError::internal(&err)
-            }
+    #[test]
+    fn each_kind_has_its_status_and_code() {
+        assert_eq!(
+            answer(AccountError::UserNotFound("ghost".into())),
+            (404, "not_found", "no user named `ghost`".into(), None)
+        );
+        assert_eq!(
+            answer(IntegrationError::AlreadyExists("jira".into())),
+            (
+                409,
+                "conflict",
+                "an integration named `jira` already exists".into(),
+                None
+            )
+        );
+        assert_eq!(
+            answer(IntegrationError::Invalid(InvalidIntegration::new("url", "is empty"))),
+            (400, "invalid_field", "`url` is empty".into(), Some("url".into()))
+        );
+        assert_eq!(answer(AuthError::Invalid).0, 401);
+        let throttled = ApiError::from(AuthError::Throttled {
+            retry_after: Duration::from_millis(1500),
+        });
+        assert_eq!(
+            (throttled.status().as_u16(), throttled.code()),
+            (429, "too_many_requests")
+        );
+        assert!(
+            throttled
+                .headers
+                .iter()
+                .any(|(n, v)| n == header::RETRY_AFTER && v == "2")
+        );
+        assert_eq!(
+            answer(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+            (
+                503,
+                "unavailable",
+                "the database is unavailable; try again shortly".into(),
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn a_finer_code_replaces_the_kinds() {
+        assert_eq!(
+            answer(MailError::KeyConflict("0190".into())).1,
+            "idempotency_key_reused"
+        );
+        assert_eq!(
+            answer(AccountError::Password(crate::auth::password::PasswordError::TooShort)).1,
+            "invalid_password"
+        );
+    }
+
+    #[test]
+    fn corrupt_data_and_undecryptable_secrets_are_500_without_internals() {
+        for err in [
+            ApiError::from(StoreError::Corrupt("user 7: unknown role `root`".into())),
+            ApiError::from(IntegrationError::Secrets {
+                name: "jira".into(),
+                source: crate::secret::SecretsError::Undecryptable,
+            }),
+        ] {
+            assert_eq!((err.status().as_u16(), err.code()), (500, "internal"));
+            assert_eq!(err.detail(), "Herald hit an internal error; the log has the details");
         }
     }
 }

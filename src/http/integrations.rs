@@ -16,7 +16,9 @@ use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::openapi;
 use super::paging::PageLimit;
-use crate::integrations::{Auth, InstallationType, Integration, IntegrationSpec, Step, StepReport, Verdict};
+use crate::integrations::{
+    Auth, Change, InstallationType, Integration, IntegrationSpec, Saved, Step, StepReport, UNTIL_DONE, Verdict,
+};
 use crate::state::AppState;
 use crate::store::CheckRecord;
 use crate::timefmt::rfc3339_ms;
@@ -181,14 +183,27 @@ pub struct HistoryQuery {
     limit: PageLimit<{ crate::integrations::HISTORY_LENGTH }, { crate::integrations::HISTORY_LENGTH }>,
 }
 
-async fn saved(state: &AppState, integration: Integration, status: StatusCode) -> Result<Response, ApiError> {
-    let verdict = state.integrations.check_now(integration.name.as_str()).await?;
+/// Saves, then checks the saved integration, answering with both. The API waits for the verdict as
+/// long as the check takes (each check keeps to its own budget).
+async fn saved(state: &AppState, change: Change, status: StatusCode) -> Result<(Integration, Response), ApiError> {
+    let (integration, check) = state.integrations.save_and_check(change, UNTIL_DONE).await?;
+    let verdict = match check {
+        Saved::Checked(verdict) => verdict,
+        Saved::NotChecked(e) => return Err(e.into()),
+        // Not with UNTIL_DONE: the check runs in this request's task.
+        Saved::StillRunning | Saved::CheckStopped => {
+            return Err(ApiError::internal(&"the check did not finish"));
+        }
+    };
     let location = format!("/api/v1/integrations/{}", integration.name);
     let body = SavedIntegration {
         integration: IntegrationView::new(&integration, None),
         check: CheckView::from(&*verdict),
     };
-    Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+    Ok((
+        integration,
+        (status, [(header::LOCATION, location)], Json(body)).into_response(),
+    ))
 }
 
 /// The documented body of `POST /api/v1/integrations`: an `IntegrationSpec` with its `name`.
@@ -338,9 +353,9 @@ pub async fn create_integration(
     if spec.name.is_none() {
         return Err(ApiError::bad_request("invalid_field", "`name` is required").with_field("name"));
     }
-    let integration = state.integrations.create(spec).await?;
+    let (integration, response) = saved(&state, Change::Create(spec), StatusCode::CREATED).await?;
     tracing::info!(integration = %integration.name, by = %admin.username, "integration registered");
-    saved(&state, integration, StatusCode::CREATED).await
+    Ok(response)
 }
 
 /// One integration.
@@ -374,8 +389,7 @@ pub async fn replace_integration(
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<IntegrationSpec>,
 ) -> Result<Response, ApiError> {
-    let integration = state.integrations.replace(&name, spec).await?;
-    saved(&state, integration, StatusCode::OK).await
+    Ok(saved(&state, Change::Replace { name, spec }, StatusCode::OK).await?.1)
 }
 
 /// Changes some settings (JSON merge patch, RFC 7396; `null` removes an optional setting), then checks.
@@ -399,8 +413,7 @@ pub async fn patch_integration(
             "the body must be a JSON object (a merge patch)",
         ));
     }
-    let integration = state.integrations.patch(&name, patch).await?;
-    saved(&state, integration, StatusCode::OK).await
+    Ok(saved(&state, Change::Patch { name, patch }, StatusCode::OK).await?.1)
 }
 
 /// Deletes an integration and its history.

@@ -10,27 +10,10 @@ use super::auth::{RequireAdmin, RequireMailSender};
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::paging::{Cursor, PageLimit};
-use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailSubmission};
+use crate::mail::{IdempotencyKey, MailError, MailSubmission};
 use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary};
 use crate::timefmt::rfc3339_ms;
-
-impl From<MailError> for ApiError {
-    fn from(err: MailError) -> Self {
-        match err {
-            MailError::KeyConflict(_) => ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", err.to_string()),
-            MailError::NotFound(_) => ApiError::not_found(err.to_string()),
-            MailError::ShuttingDown => ApiError::unavailable(err.to_string()),
-            MailError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<InvalidMail> for ApiError {
-    fn from(err: InvalidMail) -> Self {
-        ApiError::bad_request("invalid_field", err.to_string()).with_field(err.field)
-    }
-}
 
 /// The documented body of `POST /api/v1/mail`: a `MailSubmission` with a recipient and a body.
 pub struct MailBody;

@@ -1,6 +1,7 @@
 //! `/xray/api/v1/ticketing/...`: JFrog Xray-compatible endpoints, so existing automation works unchanged.
 //! The status check answers exactly as the seed specifies; the management endpoints answer errors
-//! as Xray does, `{"error": "..."}`, and verify the connection before saving.
+//! as Xray does, `{"error": "..."}`, and verify the connection before saving. Both shapes of a
+//! failure come from [`XrayFailure`], which turns an error's kind into Xray's status in one place.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,8 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use super::auth::RequireAdmin;
 use super::error::Problem;
 use super::openapi;
-use crate::integrations::{AuthSpec, InstallationType, IntegrationError, IntegrationSettings, IntegrationSpec, Step};
+use crate::error_kind::{Classified, ErrorKind};
+use crate::integrations::{AuthSpec, Change, InstallationType, IntegrationSpec, Verified};
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -49,24 +51,80 @@ pub struct XrayInfo {
     info: String,
 }
 
-fn xray_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(XrayError { error: message.into() })).into_response()
+/// A failed Xray call, in Xray's shapes. Domain errors become these by their kind here, and only
+/// here; Xray knows no 503, so whatever is not the caller's doing is its 500.
+#[derive(Debug)]
+pub enum XrayFailure {
+    /// The management endpoints' `{"error": "..."}`.
+    Error { status: StatusCode, message: String },
+    /// The status check's seed body: INTEGRATION_NOT_FOUND or INTERNAL_SERVER_ERROR.
+    Status {
+        status: StatusCode,
+        body: IntegrationStatus,
+    },
 }
 
-fn from_integration_error(err: IntegrationError) -> Response {
-    match err {
-        IntegrationError::NotFound(name) => xray_error(
-            StatusCode::NOT_FOUND,
-            format!("Jira integration '{name}' was not found"),
-        ),
-        IntegrationError::AlreadyExists(name) => xray_error(
-            StatusCode::CONFLICT,
-            format!("Jira integration '{name}' already exists"),
-        ),
-        IntegrationError::Invalid(invalid) => xray_error(StatusCode::BAD_REQUEST, invalid.to_string()),
-        other => {
-            tracing::error!(error = %other, "ticketing integration request failed");
-            xray_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_REASON)
+impl XrayFailure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        XrayFailure::Error {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A management call on the integration `name` that failed.
+    fn of(err: &impl Classified, name: &str) -> Self {
+        match err.kind() {
+            ErrorKind::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                format!("Jira integration '{name}' was not found"),
+            ),
+            ErrorKind::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                format!("Jira integration '{name}' already exists"),
+            ),
+            ErrorKind::Invalid { .. } => Self::bad_request(err.public_detail()),
+            _ => {
+                tracing::error!(integration = name, error = %err, "ticketing integration request failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_REASON)
+            }
+        }
+    }
+
+    /// The status check of the integration `name` that failed.
+    fn of_status_check(err: &impl Classified, name: &str) -> Self {
+        let (status, seed_status, reason) = match err.kind() {
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "INTEGRATION_NOT_FOUND", NOT_FOUND_REASON),
+            _ => {
+                tracing::error!(integration = %name, error = %err, "cannot read integration for its status");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_SERVER_ERROR",
+                    INTERNAL_REASON,
+                )
+            }
+        };
+        XrayFailure::Status {
+            status,
+            body: IntegrationStatus {
+                status: seed_status,
+                reason: reason.to_owned(),
+                time: rfc3339_ms(now_ms()),
+                integration_name: name.to_owned(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for XrayFailure {
+    fn into_response(self) -> Response {
+        match self {
+            XrayFailure::Error { status, message } => (status, Json(XrayError { error: message })).into_response(),
+            XrayFailure::Status { status, body } => (status, Json(body)).into_response(),
         }
     }
 }
@@ -98,46 +156,23 @@ pub async fn integration_status(
     State(state): State<AppState>,
     _admin: RequireAdmin,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
+) -> Result<Json<IntegrationStatus>, XrayFailure> {
     let Some(name) = query.get("integrationName").filter(|n| !n.is_empty()) else {
-        return xray_error(
-            StatusCode::BAD_REQUEST,
+        return Err(XrayFailure::bad_request(
             "The query parameter integrationName is required and must not be empty.",
-        );
+        ));
     };
-    let now = || rfc3339_ms(now_ms());
-    match state.integrations.status(name).await {
-        Ok(verdict) => Json(IntegrationStatus {
-            status: verdict.status(),
-            reason: verdict.report.reason.clone(),
-            time: rfc3339_ms(verdict.verified_at),
-            integration_name: name.clone(),
-        })
-        .into_response(),
-        Err(IntegrationError::NotFound(_)) => (
-            StatusCode::NOT_FOUND,
-            Json(IntegrationStatus {
-                status: "INTEGRATION_NOT_FOUND",
-                reason: NOT_FOUND_REASON.to_owned(),
-                time: now(),
-                integration_name: name.clone(),
-            }),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(integration = %name, error = %e, "cannot read integration for its status");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(IntegrationStatus {
-                    status: "INTERNAL_SERVER_ERROR",
-                    reason: INTERNAL_REASON.to_owned(),
-                    time: now(),
-                    integration_name: name.clone(),
-                }),
-            )
-                .into_response()
-        }
-    }
+    let verdict = state
+        .integrations
+        .status(name)
+        .await
+        .map_err(|e| XrayFailure::of_status_check(&e, name))?;
+    Ok(Json(IntegrationStatus {
+        status: verdict.status(),
+        reason: verdict.report.reason.clone(),
+        time: rfc3339_ms(verdict.verified_at),
+        integration_name: name.clone(),
+    }))
 }
 
 /// Xray's Jira integration body.
@@ -258,22 +293,18 @@ pub struct XrayJiraIntegrationDetails {
     skip_proxy: bool,
 }
 
-#[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
-fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<XrayJiraIntegration, Response> {
-    super::json::require_json(headers)
-        .map_err(|e| xray_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.detail().to_owned()))?;
-    super::json::parse::<XrayJiraIntegration>(bytes)
-        .map_err(|e| xray_error(StatusCode::BAD_REQUEST, e.detail().to_owned()))
+fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<XrayJiraIntegration, XrayFailure> {
+    super::json::require_json(headers).map_err(|e| XrayFailure::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.detail()))?;
+    super::json::parse::<XrayJiraIntegration>(bytes).map_err(|e| XrayFailure::bad_request(e.detail()))
 }
 
 /// Builds Herald's spec from Xray's body, keeping Herald-only settings of `base`.
-#[allow(clippy::result_large_err)]
 fn to_spec(
     body: XrayJiraIntegration,
     name: String,
     base: Option<IntegrationSpec>,
-) -> Result<IntegrationSpec, Response> {
-    let bad = |m: &str| xray_error(StatusCode::BAD_REQUEST, m.to_owned());
+) -> Result<IntegrationSpec, XrayFailure> {
+    let bad = XrayFailure::bad_request;
     let auth = match body.auth_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("basic") => AuthSpec::Basic {
             username: body.username.unwrap_or_default(),
@@ -281,7 +312,7 @@ fn to_spec(
         },
         Some("bearer" | "token" | "pat" | "personal_access_token") => AuthSpec::Bearer { token: body.password },
         Some(other) => {
-            return Err(bad(&format!(
+            return Err(bad(format!(
                 "auth_type '{other}' is not supported; use 'basic' or 'bearer'"
             )));
         }
@@ -296,7 +327,7 @@ fn to_spec(
         Some("cloud") => InstallationType::Cloud,
         Some("server" | "datacenter" | "data_center" | "data-center") => InstallationType::Server,
         Some(other) => {
-            return Err(bad(&format!(
+            return Err(bad(format!(
                 "installation_type '{other}' is not supported; use 'cloud' or 'server'"
             )));
         }
@@ -321,15 +352,6 @@ fn to_spec(
     Ok(spec)
 }
 
-/// Like Xray: the connection must work before it is saved.
-async fn verify(state: &AppState, settings: &IntegrationSettings) -> Result<(), Response> {
-    let report = state.integrations.check_settings(settings).await;
-    match report.failed_step {
-        Some(Step::Connectivity | Step::Authentication) => Err(xray_error(StatusCode::BAD_REQUEST, report.reason)),
-        _ => Ok(()),
-    }
-}
-
 /// Creates a Jira integration after verifying that Jira is reachable and accepts the credentials.
 #[utoipa::path(
     post, path = "/xray/api/v1/ticketing/jira-integrations", tag = "ticketing",
@@ -345,40 +367,23 @@ pub async fn create_jira_integration(
     _admin: RequireAdmin,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let body = match parse_body(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Json<XrayInfo>, XrayFailure> {
+    let body = parse_body(&headers, &body)?;
     let Some(name) = body.connection_name.clone().filter(|n| !n.is_empty()) else {
-        return xray_error(StatusCode::BAD_REQUEST, "connection_name is required");
+        return Err(XrayFailure::bad_request("connection_name is required"));
     };
-    let spec = match to_spec(body, name.clone(), None) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = crate::integrations::IntegrationName::try_from(name.as_str()) {
-        return xray_error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    let settings = match spec.clone().validate(None) {
-        Ok(s) => s,
-        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    if state.integrations.get(&name).await.is_ok() {
-        return xray_error(
-            StatusCode::CONFLICT,
-            format!("Jira integration '{name}' already exists"),
-        );
-    }
-    if let Err(r) = verify(&state, &settings).await {
-        return r;
-    }
-    match state.integrations.create(spec).await {
-        Ok(_) => Json(XrayInfo {
+    let spec = to_spec(body, name.clone(), None)?;
+    // Like Xray: the connection must work before it is saved.
+    match state
+        .integrations
+        .verify_and_save(Change::Create(spec))
+        .await
+        .map_err(|e| XrayFailure::of(&e, &name))?
+    {
+        Verified::Saved(_) => Ok(Json(XrayInfo {
             info: format!("Jira integration '{name}' was created successfully"),
-        })
-        .into_response(),
-        Err(e) => from_integration_error(e),
+        })),
+        Verified::Refused(report) => Err(XrayFailure::bad_request(report.reason)),
     }
 }
 
@@ -399,39 +404,35 @@ pub async fn update_jira_integration(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let body = match parse_body(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Json<XrayInfo>, XrayFailure> {
+    let body = parse_body(&headers, &body)?;
     if body
         .connection_name
         .as_deref()
         .is_some_and(|n| !n.is_empty() && n != name)
     {
-        return xray_error(StatusCode::BAD_REQUEST, "connection_name cannot be changed");
+        return Err(XrayFailure::bad_request("connection_name cannot be changed"));
     }
-    let current = match state.integrations.get(&name).await {
-        Ok(c) => c,
-        Err(e) => return from_integration_error(e),
+    let current = state
+        .integrations
+        .get(&name)
+        .await
+        .map_err(|e| XrayFailure::of(&e, &name))?;
+    let spec = to_spec(body, name.clone(), Some(current.settings.to_spec()))?;
+    let change = Change::Replace {
+        name: name.clone(),
+        spec,
     };
-    let spec = match to_spec(body, name.clone(), Some(current.settings.to_spec())) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let settings = match spec.clone().validate(Some(&current.settings)) {
-        Ok(s) => s,
-        Err(e) => return xray_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    if let Err(r) = verify(&state, &settings).await {
-        return r;
-    }
-    match state.integrations.replace(&name, spec).await {
-        Ok(_) => Json(XrayInfo {
+    match state
+        .integrations
+        .verify_and_save(change)
+        .await
+        .map_err(|e| XrayFailure::of(&e, &name))?
+    {
+        Verified::Saved(_) => Ok(Json(XrayInfo {
             info: format!("Jira integration '{name}' was updated successfully"),
-        })
-        .into_response(),
-        Err(e) => from_integration_error(e),
+        })),
+        Verified::Refused(report) => Err(XrayFailure::bad_request(report.reason)),
     }
 }
 
@@ -448,22 +449,21 @@ pub async fn jira_integration_details(
     State(state): State<AppState>,
     _admin: RequireAdmin,
     Path(name): Path<String>,
-) -> Response {
-    match state.integrations.get(&name).await {
-        Ok(integration) => {
-            let s = &integration.settings;
-            Json(XrayJiraIntegrationDetails {
-                connection_name: integration.name.to_string(),
-                auth_type: s.auth.kind(),
-                username: s.auth.username().map(str::to_owned),
-                installation_type: s.installation_type,
-                jira_server_url: s.url.as_str().to_owned(),
-                skip_proxy: s.skip_proxy,
-            })
-            .into_response()
-        }
-        Err(e) => from_integration_error(e),
-    }
+) -> Result<Json<XrayJiraIntegrationDetails>, XrayFailure> {
+    let integration = state
+        .integrations
+        .get(&name)
+        .await
+        .map_err(|e| XrayFailure::of(&e, &name))?;
+    let s = &integration.settings;
+    Ok(Json(XrayJiraIntegrationDetails {
+        connection_name: integration.name.to_string(),
+        auth_type: s.auth.kind(),
+        username: s.auth.username().map(str::to_owned),
+        installation_type: s.installation_type,
+        jira_server_url: s.url.as_str().to_owned(),
+        skip_proxy: s.skip_proxy,
+    }))
 }
 
 /// Deletes a Jira integration.
@@ -479,12 +479,13 @@ pub async fn delete_jira_integration(
     State(state): State<AppState>,
     _admin: RequireAdmin,
     Path(name): Path<String>,
-) -> Response {
-    match state.integrations.delete(&name).await {
-        Ok(()) => Json(XrayInfo {
-            info: format!("Jira integration '{name}' was deleted successfully"),
-        })
-        .into_response(),
-        Err(e) => from_integration_error(e),
-    }
+) -> Result<Json<XrayInfo>, XrayFailure> {
+    state
+        .integrations
+        .delete(&name)
+        .await
+        .map_err(|e| XrayFailure::of(&e, &name))?;
+    Ok(Json(XrayInfo {
+        info: format!("Jira integration '{name}' was deleted successfully"),
+    }))
 }

@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod model;
+mod saving;
 mod spec_schema;
 mod status;
 mod sweep;
@@ -18,13 +19,15 @@ pub use model::{
     Auth, AuthSpec, InstallationType, Integration, IntegrationName, IntegrationSettings, IntegrationSpec,
     InvalidIntegration, WHITE_SPACE_CLASS,
 };
+pub use saving::{Change, Saved, UNTIL_DONE, Verified};
 pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};
 
+use crate::error_kind::{Classified, ErrorKind};
 use crate::jira::ClientOptions;
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
-use crate::store::{CheckRecord, LatestCheck, Store, StoreError, StoredIntegration, now_ms};
+use crate::store::{CheckRecord, LatestCheck, Store, StoreError, StoredIntegration};
 
 /// How many results per integration the history keeps.
 pub const HISTORY_LENGTH: i64 = 50;
@@ -47,6 +50,35 @@ pub enum IntegrationError {
     /// Reading the integration failed (the cause was logged where it happened).
     #[error("the integration cannot be read: {0}")]
     Unreadable(String),
+}
+
+impl Classified for IntegrationError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            IntegrationError::NotFound(_) => ErrorKind::NotFound,
+            IntegrationError::AlreadyExists(_) => ErrorKind::Conflict,
+            IntegrationError::Invalid(invalid) => invalid.kind(),
+            // Secrets that do not decrypt and rows that do not parse stay so until an operator acts.
+            IntegrationError::Secrets { source, .. } => source.kind(),
+            IntegrationError::Corrupt { .. } | IntegrationError::Unreadable(_) => ErrorKind::Internal,
+            IntegrationError::Store(e) => e.kind(),
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            IntegrationError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Classified for InvalidIntegration {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid {
+            field: self.field.clone(),
+        }
+    }
 }
 
 /// The integrations service. Cheap to clone.
@@ -131,82 +163,6 @@ impl Integrations {
 
     pub fn max_age(&self) -> Duration {
         self.inner.max_age
-    }
-
-    /// Registers a new integration.
-    pub async fn create(&self, spec: IntegrationSpec) -> Result<Integration, IntegrationError> {
-        let name = IntegrationName::try_from(spec.name.as_deref().unwrap_or(""))?;
-        let settings = spec.validate(None)?;
-        let (config, secret) = self.seal(&name, &settings)?;
-        let stored = self
-            .inner
-            .store
-            .insert_integration(name.as_str(), &config, &secret, now_ms())
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => IntegrationError::AlreadyExists(name.to_string()),
-                other => other.into(),
-            })?;
-        tracing::info!(integration = %name, url = %settings.url.as_str(), "integration created");
-        let integration = self.open(stored)?;
-        self.inner.records.invalidate(name.as_str()).await;
-        Ok(integration)
-    }
-
-    /// Replaces an integration's settings; secrets omitted from `spec` are kept.
-    pub async fn replace(&self, name: &str, spec: IntegrationSpec) -> Result<Integration, IntegrationError> {
-        if spec.name.as_deref().is_some_and(|n| n != name) {
-            return Err(InvalidIntegration::new(
-                "name",
-                "must match the name in the path (integrations cannot be renamed)",
-            )
-            .into());
-        }
-        let current = self.get(name).await?;
-        let settings = spec.validate(Some(&current.settings))?;
-        self.store_update(&current.name, settings).await
-    }
-
-    /// Applies a JSON merge patch (RFC 7396) to an integration's settings.
-    pub async fn patch(&self, name: &str, patch: serde_json::Value) -> Result<Integration, IntegrationError> {
-        let current = self.get(name).await?;
-        let mut doc = serde_json::to_value(current.settings.to_spec()).map_err(|e| IntegrationError::Corrupt {
-            name: name.to_owned(),
-            detail: e.to_string(),
-        })?;
-        // A different auth type replaces the auth object rather than merging into it.
-        if let (Some(new_auth), Some(old_auth)) = (patch.get("auth"), doc.get("auth")) {
-            if new_auth.get("type").is_some_and(|t| Some(t) != old_auth.get("type")) {
-                doc["auth"] = serde_json::Value::Null;
-            }
-        }
-        merge_patch(&mut doc, &patch);
-        let spec: IntegrationSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
-            let field = e.path().to_string();
-            IntegrationError::Invalid(InvalidIntegration::new(&field, &format!("is not valid: {}", e.inner())))
-        })?;
-        if spec.name.as_deref().is_some_and(|n| n != name) {
-            return Err(InvalidIntegration::new("name", "cannot be changed (integrations cannot be renamed)").into());
-        }
-        let settings = spec.validate(Some(&current.settings))?;
-        self.store_update(&current.name, settings).await
-    }
-
-    async fn store_update(
-        &self,
-        name: &IntegrationName,
-        settings: IntegrationSettings,
-    ) -> Result<Integration, IntegrationError> {
-        let (config, secret) = self.seal(name, &settings)?;
-        let stored = self
-            .inner
-            .store
-            .update_integration(name.as_str(), &config, &secret, now_ms())
-            .await?
-            .ok_or_else(|| IntegrationError::NotFound(name.to_string()))?;
-        self.inner.records.invalidate(name.as_str()).await;
-        tracing::info!(integration = %name, revision = stored.revision, "integration updated");
-        self.open(stored)
     }
 
     /// One integration, read from the database.
@@ -364,6 +320,49 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integration_errors_say_their_kind() {
+        let invalid = InvalidIntegration::new("url", "must be http or https");
+        let named = |n: &str| n.to_owned();
+        for (err, kind) in [
+            (IntegrationError::NotFound(named("jira")), ErrorKind::NotFound),
+            (IntegrationError::AlreadyExists(named("jira")), ErrorKind::Conflict),
+            (
+                IntegrationError::Invalid(invalid.clone()),
+                ErrorKind::Invalid { field: "url".into() },
+            ),
+            (
+                IntegrationError::Secrets {
+                    name: named("jira"),
+                    source: SecretsError::Undecryptable,
+                },
+                ErrorKind::Internal,
+            ),
+            (
+                IntegrationError::Corrupt {
+                    name: named("jira"),
+                    detail: "expected value".into(),
+                },
+                ErrorKind::Internal,
+            ),
+            (IntegrationError::Unreadable("shared".into()), ErrorKind::Internal),
+            (
+                IntegrationError::Store(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+                ErrorKind::Unavailable,
+            ),
+            (
+                IntegrationError::Store(StoreError::Corrupt("config".into())),
+                ErrorKind::Internal,
+            ),
+        ] {
+            assert_eq!(err.kind(), kind, "{err}");
+        }
+        assert_eq!(
+            IntegrationError::Invalid(invalid).public_detail(),
+            "`url` must be http or https"
+        );
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7396() {

@@ -110,6 +110,14 @@ pub struct InvalidMail {
     pub message: String,
 }
 
+impl crate::error_kind::Classified for InvalidMail {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        crate::error_kind::ErrorKind::Invalid {
+            field: self.field.clone(),
+        }
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidMail {
     InvalidMail {
         field: field.into(),

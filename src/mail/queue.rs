@@ -8,6 +8,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::message::ValidMail;
 use crate::cluster::NodeId;
+use crate::error_kind::{Classified, ErrorKind};
 use crate::store::{EnqueueOutcome, MailFilter, MailSummary, NewMail, Store, StoreError, now_ms};
 
 /// Largest number of submissions committed in one transaction.
@@ -23,6 +24,32 @@ pub enum MailError {
     ShuttingDown,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Classified for MailError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            MailError::KeyConflict(_) => ErrorKind::Conflict,
+            MailError::NotFound(_) => ErrorKind::NotFound,
+            MailError::ShuttingDown => ErrorKind::Unavailable,
+            MailError::Store(e) => e.kind(),
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            MailError::KeyConflict(_) => Some("idempotency_key_reused"),
+            MailError::Store(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            MailError::Store(e) => e.public_detail(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The answer to a submission.
@@ -215,6 +242,25 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_errors_say_their_kind() {
+        let reused = MailError::KeyConflict("0190".into());
+        assert_eq!(
+            (reused.kind(), reused.code()),
+            (ErrorKind::Conflict, Some("idempotency_key_reused"))
+        );
+        assert_eq!(MailError::NotFound("0190".into()).kind(), ErrorKind::NotFound);
+        assert_eq!(MailError::ShuttingDown.kind(), ErrorKind::Unavailable);
+        let outage = MailError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+        assert_eq!(outage.kind(), ErrorKind::Unavailable);
+        assert_eq!(outage.public_detail(), "the database is unavailable; try again shortly");
+        let invalid = crate::mail::InvalidMail {
+            field: "to[0]".into(),
+            message: "is not an address".into(),
+        };
+        assert_eq!(invalid.kind(), ErrorKind::Invalid { field: "to[0]".into() });
+    }
 
     #[test]
     fn idempotency_keys_are_validated() {

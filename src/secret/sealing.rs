@@ -2,7 +2,7 @@
 //!
 //! The key comes from `HERALD_SECRET_KEY` (base64 of 32 bytes) or from `<data_dir>/secret.key`, which is
 //! created with mode 0600 on first start, but only while the database holds nothing sealed: a key
-//! made up later could open none of it (see `app::open_secrets`, shared by `serve` and the CLI).
+//! made up later could open none of it (see `services::open_secrets`, shared by `serve` and the CLI).
 //!
 //! A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag); the caller's context string (e.g. the
 //! integration's name) is bound as associated data, so a value copied to another row does not decrypt.
@@ -18,6 +18,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::Secret;
+use crate::error_kind::{Classified, ErrorKind};
 
 pub const KEY_FILE: &str = "secret.key";
 const PREFIX: &str = "v1:";
@@ -31,6 +32,14 @@ pub enum SecretsError {
     KeyFile { path: PathBuf, reason: String },
     #[error("a stored secret cannot be decrypted (wrong HERALD_SECRET_KEY or secret.key, or altered data)")]
     Undecryptable,
+}
+
+impl Classified for SecretsError {
+    /// Internal whatever the cause: a key that does not fit or a stored value that does not decrypt
+    /// stays so until an operator restores the right key or the credential.
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
 }
 
 /// Seals and opens stored secrets. Cheap to clone.
@@ -54,7 +63,7 @@ impl SecretBox {
 
     /// The key from `HERALD_SECRET_KEY` when given, else from the data dir's key file; `None` when
     /// neither exists. Whether a new key may be created instead is the caller's decision (it depends
-    /// on what the database holds: see `app::open_secrets`).
+    /// on what the database holds: see `services::open_secrets`).
     pub fn load_existing(configured: Option<&Secret>, data_dir: &Path) -> Result<Option<Self>, SecretsError> {
         if let Some(encoded) = configured {
             let bytes = Zeroizing::new(
@@ -190,6 +199,20 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_that_cannot_be_used_are_internal_faults() {
+        for err in [
+            SecretsError::BadKey,
+            SecretsError::Undecryptable,
+            SecretsError::KeyFile {
+                path: "secret.key".into(),
+                reason: "mode 0644".into(),
+            },
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        }
+    }
 
     #[test]
     fn sealed_values_round_trip_and_differ_each_time() {

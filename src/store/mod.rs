@@ -20,6 +20,8 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::error_kind::{Classified, ErrorKind};
+
 pub use alerts::{AlertState, LatestCheck, NodeMailFigures};
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
@@ -153,6 +155,27 @@ impl StoreError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
             _ => err.into(),
+        }
+    }
+}
+
+impl Classified for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            // Unreadable rows are not a passing outage: waiting will not make them readable.
+            StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Other(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            // The driver's message may name hosts, users and files: it goes to the log only.
+            StoreError::Unavailable(_) => "the database is unavailable; try again shortly".to_owned(),
+            other => other.to_string(),
         }
     }
 }
@@ -317,6 +340,45 @@ fn describe(err: &sqlx::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_errors_are_classified_by_what_a_caller_can_do_about_them() {
+        let cases = [
+            (
+                StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+                ErrorKind::Unavailable,
+            ),
+            (StoreError::Conflict("a user named `x`".into()), ErrorKind::Conflict),
+            (
+                StoreError::Open {
+                    url: "sqlite:x".into(),
+                    reason: "no".into(),
+                },
+                ErrorKind::Internal,
+            ),
+            (
+                StoreError::Migrate(sqlx::migrate::MigrateError::VersionMissing(1)),
+                ErrorKind::Internal,
+            ),
+            (StoreError::Corrupt("user 7: bad role".into()), ErrorKind::Internal),
+            (StoreError::Other(sqlx::Error::RowNotFound), ErrorKind::Internal),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(err.kind(), kind, "{err}");
+            assert_eq!(err.code(), None, "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unavailable_database_is_described_without_the_drivers_words() {
+        let err = StoreError::Unavailable(sqlx::Error::Protocol("db.internal:5432 said no".into()));
+        assert!(err.to_string().contains("db.internal"), "the log keeps the cause");
+        assert_eq!(err.public_detail(), "the database is unavailable; try again shortly");
+        assert_eq!(
+            StoreError::Conflict("a user named `x`".into()).public_detail(),
+            "a user named `x` already exists"
+        );
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

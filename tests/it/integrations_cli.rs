@@ -181,10 +181,41 @@ async fn a_command_without_the_servers_key_stops_instead_of_creating_another(bac
     assert!(out(&refused).contains(MISMATCH), "{}", out(&refused));
     // `serve` follows the same rule, with the same error.
     let serve = vec!["serve".to_owned(), "--listen".to_owned(), "127.0.0.1:0".to_owned()];
-    let refused = run(other_dir.clone(), vec![], serve).await.unwrap();
+    let refused = run(other_dir.clone(), vec![], serve.clone()).await.unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", out(&refused));
     assert!(out(&refused).contains(MISMATCH), "{}", out(&refused));
     assert!(!other_dir.join("secret.key").exists(), "serve created a foreign key");
+    let serve_error = mismatch_line(&refused);
+
+    // Every command group opens its services as serve does: with another key, each stops with
+    // serve's very error line.
+    let words = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut commands = vec![
+        serve,
+        words(&["migrate"]),
+        words(&["users", "list"]),
+        words(&["users", "add", "someone", "--password-stdin"]),
+        words(&["tokens", "list"]),
+        words(&["mail", "status"]),
+        words(&["cluster", "status"]),
+        words(&["integrations", "list"]),
+    ];
+    commands.push(add("second"));
+    for args in commands {
+        let shown = args.join(" ");
+        let refused = run(other_dir.clone(), vec![("HERALD_SECRET_KEY", base64_of_32(7))], args)
+            .await
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{shown}: {}", out(&refused));
+        assert_eq!(mismatch_line(&refused), serve_error, "{shown}: {}", out(&refused));
+    }
+    // Without a key, a command that touches no secret would create none: it runs.
+    let users = run(other_dir.clone(), vec![], words(&["users", "list"])).await.unwrap();
+    assert!(users.status.success(), "{}", out(&users));
+    assert!(
+        !other_dir.join("secret.key").exists(),
+        "a command that seals nothing created a key"
+    );
 
     // With the server's key, a command anywhere works, and the server's key opens what it stored.
     let added = run(
@@ -213,6 +244,15 @@ fn a_reading_command_on_an_empty_database_creates_no_key() {
     let list = herald(dir.path(), &["integrations", "list"], None);
     assert!(list.status.success(), "{}", out(&list));
     assert!(!dir.path().join("secret.key").exists());
+}
+
+/// The line of a refused command's output that says the key is the wrong one.
+fn mismatch_line(output: &Output) -> String {
+    let text = out(output);
+    text.lines()
+        .find(|line| line.contains(MISMATCH))
+        .unwrap_or_else(|| panic!("no key mismatch in: {text}"))
+        .to_owned()
 }
 
 fn base64_of_32(byte: u8) -> String {

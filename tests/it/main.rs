@@ -18,6 +18,7 @@ mod cluster;
 mod console;
 mod console_browser;
 mod database_outage;
+mod error_kinds;
 mod http_basics;
 mod integrations_api;
 mod integrations_cli;

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::auth::{AccountError, AuthError, INITIAL_PASSWORD_FILE};
+use crate::auth::{AccountError, AuthError, OwnPasswordError};
 use crate::client_addr::ClientAddr;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Session, start_session};
@@ -28,7 +28,7 @@ struct AccountPage {
 
 /// Whether `admin` still signs in with the generated first-start password (its file still exists).
 pub fn uses_generated_password(state: &AppState, session: &Session) -> bool {
-    session.username.as_str() == "admin" && state.settings.database.data_dir.join(INITIAL_PASSWORD_FILE).exists()
+    state.accounts.uses_initial_password(&session.username)
 }
 
 fn account_page(state: &AppState, session: &Session, error: Option<String>) -> AccountPage {
@@ -74,17 +74,16 @@ pub async fn change_password(
             "The new password and its confirmation differ.",
         );
     }
-    match state
-        .authenticator
-        .authenticate_password(client, session.username.as_str(), &form.current)
+    let changed = match state
+        .accounts
+        .change_own_password(client, &session.username, &form.current, &form.new)
         .await
     {
-        Ok(_) => {}
-        Err(AuthError::Invalid) => {
-            state.metrics.auth_failure(&AuthError::Invalid);
+        Ok(changed) => changed,
+        Err(OwnPasswordError::Current(AuthError::Invalid)) => {
             return refuse(StatusCode::UNPROCESSABLE_ENTITY, "The current password is wrong.");
         }
-        Err(AuthError::Throttled { retry_after }) => {
+        Err(OwnPasswordError::Current(AuthError::Throttled { retry_after })) => {
             let seconds = retry_after.as_secs().max(1);
             let mut response = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -95,35 +94,21 @@ pub async fn change_password(
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             return Ok(response);
         }
-        Err(AuthError::Store(e)) => return Err(e.into()),
-    }
-    match state.accounts.set_password(session.username.as_str(), &form.new).await {
-        Ok(()) => {}
-        Err(AccountError::Password(e)) => {
+        Err(OwnPasswordError::Current(AuthError::Store(e)) | OwnPasswordError::New(AccountError::Store(e))) => {
+            return Err(e.into());
+        }
+        Err(OwnPasswordError::New(AccountError::Password(e))) => {
             return refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &format!("The new password cannot be used: {e}."),
             );
         }
-        Err(AccountError::Store(e)) => return Err(e.into()),
-        Err(other) => {
-            return Err(ConsoleError::Unavailable(format!(
-                "The password was not changed: {other}."
-            )));
-        }
-    }
+        Err(OwnPasswordError::New(other)) => return Err(other.into()),
+    };
     tracing::info!(user = %session.username, "console: password changed");
     let mut message = "Password changed. Every other session of yours has been signed out.".to_owned();
-    if session.username.as_str() == "admin" {
-        let file = state.settings.database.data_dir.join(INITIAL_PASSWORD_FILE);
-        if file.exists() {
-            match std::fs::remove_file(&file) {
-                Ok(()) => message.push_str(&format!(" The generated password file {} is deleted.", file.display())),
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e, "cannot delete the generated password file")
-                }
-            }
-        }
+    if let Some(file) = changed.deleted_initial_password_file {
+        message.push_str(&format!(" The generated password file {} is deleted.", file.display()));
     }
     // The new password ended this session too: carry on in a fresh one.
     let Some(cookie) = start_session(&state, &headers, session.username.as_str(), Some(&message)).await? else {

@@ -43,7 +43,7 @@ async fn set_drain(state: &AppState, session: &Session, node: &str, drain: bool)
             "This node is not clustered: draining needs cluster mode (HERALD_CLUSTER=true on PostgreSQL).".to_owned(),
         ));
     }
-    if !state.store.request_drain(node, drain).await? {
+    if !state.cluster.set_drain(node, drain).await? {
         return Err(ConsoleError::NotFound(format!("There is no cluster node `{node}`.")));
     }
     let message = if drain {

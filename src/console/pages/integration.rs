@@ -1,6 +1,8 @@
 //! One integration's page: its settings, its last check with the steps, the history chart; and
 //! checking or deleting it.
 
+use std::time::Duration;
+
 use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -11,7 +13,8 @@ use crate::console::chart::{history_svg, slowest_ms};
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, html};
-use crate::integrations::{Auth, CheckReport, Integration, StepOutcome};
+use crate::error_kind::Classified;
+use crate::integrations::{Auth, CheckReport, Integration, Saved, StepOutcome};
 use crate::links::Link;
 use crate::state::AppState;
 use crate::store::{CheckRecord, now_ms};
@@ -205,39 +208,21 @@ pub async fn integration(
     html(&page)
 }
 
-/// A check run from a console request.
-pub(super) enum Checked {
-    Done(std::sync::Arc<crate::integrations::Verdict>),
-    /// Jira is slower than a request may last: the check goes on in the background.
-    Running,
-    Failed(String),
-}
-
-/// Checks an integration now, but waits for the verdict only as long as a console request may last
-/// (`HERALD_REQUEST_TIMEOUT` less 2 s): a slow Jira's check goes on and its verdict is recorded.
-pub(super) async fn check_within_request(state: &AppState, name: &str) -> Checked {
-    let integrations = state.integrations.clone();
-    let owned = name.to_owned();
-    let check = tokio::spawn(async move { integrations.check_now(&owned).await });
-    let wait = state
+/// How long a console request waits for a check's verdict: as long as a request may last
+/// (`HERALD_REQUEST_TIMEOUT` less 2 s); a slow Jira's check goes on and its verdict is recorded.
+pub(super) fn check_wait(state: &AppState) -> Duration {
+    state
         .settings
         .http
         .request_timeout
-        .saturating_sub(std::time::Duration::from_secs(2))
-        .max(std::time::Duration::from_secs(1));
-    match tokio::time::timeout(wait, check).await {
-        Ok(Ok(Ok(verdict))) => Checked::Done(verdict),
-        Ok(Ok(Err(e))) => Checked::Failed(e.to_string()),
-        Ok(Err(e)) => {
-            tracing::error!(integration = name, error = %e, "console: the check task failed");
-            Checked::Failed("the check stopped unexpectedly; the log says why".to_owned())
-        }
-        Err(_) => Checked::Running,
-    }
+        .saturating_sub(Duration::from_secs(2))
+        .max(Duration::from_secs(1))
 }
 
 pub(super) const STILL_CHECKING: &str =
     "Jira is slow to answer: the check goes on in the background; reload this page for its verdict.";
+
+pub(super) const CHECK_STOPPED: &str = "the check stopped unexpectedly; the log says why";
 
 pub async fn check_integration(
     State(state): State<AppState>,
@@ -247,13 +232,14 @@ pub async fn check_integration(
     let Path(name) = name?;
     // An unknown name is a 404 page, before anything runs in the background.
     state.integrations.get(&name).await?;
-    let message = match check_within_request(&state, &name).await {
-        Checked::Done(v) if v.report.healthy => {
+    let message = match state.integrations.check_within(&name, check_wait(&state)).await {
+        Saved::Checked(v) if v.report.healthy => {
             format!("Checked {name}: healthy ({} ms).", v.report.duration.as_millis())
         }
-        Checked::Done(v) => format!("Checked {name}: FAULTY_CONFIGURATION: {}", v.report.reason),
-        Checked::Running => format!("Checking {name}. {STILL_CHECKING}"),
-        Checked::Failed(e) => format!("{name} could not be checked: {e}"),
+        Saved::Checked(v) => format!("Checked {name}: FAULTY_CONFIGURATION: {}", v.report.reason),
+        Saved::StillRunning => format!("Checking {name}. {STILL_CHECKING}"),
+        Saved::NotChecked(e) => format!("{name} could not be checked: {}", e.public_detail()),
+        Saved::CheckStopped => format!("{name} could not be checked: {CHECK_STOPPED}"),
     };
     Ok(session.done(&state, &Link::Integration(&name).path(), message).await)
 }

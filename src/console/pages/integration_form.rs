@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::integration::{Checked, STILL_CHECKING, check_within_request};
-use crate::console::error::ConsoleError;
+use super::integration::{CHECK_STOPPED, STILL_CHECKING, check_wait};
+use crate::console::error::{ConsoleError, sentence};
 use crate::console::forms::IntegrationForm;
 use crate::console::session::{Change, Session};
 use crate::console::view::{Chrome, html, html_with};
-use crate::integrations::{Integration, IntegrationError};
+use crate::error_kind::{Classified, ErrorKind};
+use crate::integrations::{Change as Save, IntegrationError, Saved};
 use crate::links::Link;
 use crate::state::AppState;
 
@@ -89,26 +90,33 @@ fn form_error(
     )
 }
 
-/// Saves, then checks at once, so the admin sees straight away whether the integration works.
-async fn saved(state: &AppState, session: &Session, integration: Integration, verb: &str) -> Response {
+/// Saves, then checks at once, so the admin sees straight away whether the integration works; a
+/// rejected change comes back as the form's error.
+async fn save(state: &AppState, session: &Session, change: Save, verb: &str) -> Result<Response, IntegrationError> {
+    let (integration, check) = state.integrations.save_and_check(change, check_wait(state)).await?;
     let name = integration.name.to_string();
-    let message = match check_within_request(state, &name).await {
-        Checked::Done(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
-        Checked::Done(v) => format!(
+    let message = match check {
+        Saved::Checked(v) if v.report.healthy => format!("Integration {name} {verb}. Checked: healthy."),
+        Saved::Checked(v) => format!(
             "Integration {name} {verb}. Checked: FAULTY_CONFIGURATION: {}",
             v.report.reason
         ),
-        Checked::Running => format!("Integration {name} {verb}. {STILL_CHECKING}"),
-        Checked::Failed(e) => format!("Integration {name} {verb}, but it could not be checked: {e}"),
+        Saved::StillRunning => format!("Integration {name} {verb}. {STILL_CHECKING}"),
+        Saved::NotChecked(e) => format!(
+            "Integration {name} {verb}, but it could not be checked: {}",
+            e.public_detail()
+        ),
+        Saved::CheckStopped => format!("Integration {name} {verb}, but it could not be checked: {CHECK_STOPPED}"),
     };
-    session.done(state, &Link::Integration(&name).path(), message).await
+    Ok(session.done(state, &Link::Integration(&name).path(), message).await)
 }
 
+/// A refusal the form shows with the values entered (a value at fault, a name already taken);
+/// anything else is an error page of its kind.
 fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
-    match e {
-        IntegrationError::Invalid(invalid) => Ok(format!("{invalid}.")),
-        IntegrationError::AlreadyExists(name) => Ok(format!("An integration named `{name}` already exists.")),
-        other => Err(other.into()),
+    match e.kind() {
+        ErrorKind::Invalid { .. } | ErrorKind::Conflict => Ok(sentence(&e.public_detail())),
+        _ => Err(e.into()),
     }
 }
 
@@ -120,8 +128,8 @@ pub async fn create_integration(
         Ok(spec) => spec,
         Err(e) => return form_error(&state, &session, None, form, format!("{e}.")),
     };
-    match state.integrations.create(spec).await {
-        Ok(integration) => Ok(saved(&state, &session, integration, "added").await),
+    match save(&state, &session, Save::Create(spec), "added").await {
+        Ok(response) => Ok(response),
         Err(e) => form_error(&state, &session, None, form, invalid(e)?),
     }
 }
@@ -137,8 +145,12 @@ pub async fn update_integration(
         Ok(spec) => spec,
         Err(e) => return form_error(&state, &session, Some(&name), form, format!("{e}.")),
     };
-    match state.integrations.replace(&name, spec).await {
-        Ok(integration) => Ok(saved(&state, &session, integration, "saved").await),
+    let change = Save::Replace {
+        name: name.clone(),
+        spec,
+    };
+    match save(&state, &session, change, "saved").await {
+        Ok(response) => Ok(response),
         Err(e) => form_error(&state, &session, Some(&name), form, invalid(e)?),
     }
 }

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::integrations::StatusFilter;
 use super::{IntegrationRow, NodeFigures, integration_rows, node_figures};
+use crate::alerts::AlertError;
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, html};
@@ -101,7 +102,17 @@ pub async fn test_alert(
     State(state): State<AppState>,
     Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    let id = state.alerts.send_test(session.username.as_str()).await?;
+    let id = match state.alerts.send_test(session.username.as_str()).await {
+        Ok(id) => id,
+        // The page offers no test button while alerts are off: a post without one is a bad request.
+        Err(AlertError::Off) => {
+            return Err(ConsoleError::BadRequest(
+                "Alerts are off: set HERALD_ALERT_EMAILS to the addresses that should receive them, then restart."
+                    .to_owned(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(session
         .done(
             &state,

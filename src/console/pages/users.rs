@@ -97,12 +97,11 @@ async fn users_page(
     created: Option<NewToken>,
 ) -> Result<UsersPage, ConsoleError> {
     let now = state.clock.now_ms();
-    let tokens = state.accounts.list_tokens(None).await.map_err(account_error)?;
+    let tokens = state.accounts.list_tokens(None).await?;
     let users = state
         .accounts
         .list_users()
-        .await
-        .map_err(account_error)?
+        .await?
         .into_iter()
         .map(|u| UserRow {
             href: encode_component(u.username.as_str()),
@@ -141,18 +140,6 @@ async fn users_page(
 pub async fn users(State(state): State<AppState>, session: Session) -> Result<Response, ConsoleError> {
     admins_only(&session)?;
     html(&users_page(&state, &session, Drafts::default(), None).await?)
-}
-
-/// Errors of the account service that are not the form's fault.
-fn account_error(e: AccountError) -> ConsoleError {
-    match e {
-        AccountError::UserNotFound(name) => ConsoleError::NotFound(format!("There is no user named `{name}`.")),
-        AccountError::TokenNotFound(id) => {
-            ConsoleError::NotFound(format!("There is no token `{id}` (it may have been revoked already)."))
-        }
-        AccountError::Store(e) => e.into(),
-        other => ConsoleError::BadRequest(format!("{other}.")),
-    }
 }
 
 #[derive(Deserialize)]
@@ -206,7 +193,7 @@ pub async fn create_user(
             )
             .await;
         }
-        Err(e) => return Err(account_error(e)),
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %username, role = %role, by = %session.username, "console: user created");
     Ok(session
@@ -259,7 +246,7 @@ pub async fn set_password(
         Err(AccountError::Password(e)) => {
             return refuse(&state, &session, refused(format!("the password cannot be used: {e}."))).await;
         }
-        Err(e) => return Err(account_error(e)),
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %name, by = %session.username, "console: password set");
     Ok(session
@@ -304,7 +291,7 @@ pub async fn set_role(
                 "`{name}` is the last admin; make another admin first."
             )));
         }
-        Err(e) => return Err(account_error(e)),
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %name, role = %role, by = %session.username, "console: role changed");
     Ok(session
@@ -330,7 +317,7 @@ pub async fn delete_user(
                 "`{name}` is the last admin; make another admin first."
             )));
         }
-        Err(e) => return Err(account_error(e)),
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %name, by = %session.username, "console: user deleted");
     Ok(session
@@ -396,7 +383,7 @@ pub async fn create_token(
             let message = "Expires in: between 1 minute and 10 years, or empty for no expiry.".to_owned();
             return refuse(&state, &session, refused(message)).await;
         }
-        Err(e) => return Err(account_error(e)),
+        Err(e) => return Err(e.into()),
     };
     tracing::info!(token = %created.token.token.id, user = %user, by = %session.username, "console: token created");
     let shown = NewToken {
@@ -416,7 +403,7 @@ pub async fn revoke_token(
     Change { session, .. }: Change<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     let Path(id) = id?;
-    state.accounts.revoke_token(&id).await.map_err(account_error)?;
+    state.accounts.revoke_token(&id).await?;
     tracing::info!(token = %id, by = %session.username, "console: token revoked");
     Ok(session
         .done(&state, "/console/users", format!("Token {id} revoked."))
