@@ -42,6 +42,11 @@ pub struct Delivery {
     metrics: Arc<Metrics>,
 }
 
+/// How long to sleep until `at` (ms since the epoch): at least 5 ms, at most [`IDLE_POLL`].
+fn until(at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
+}
+
 /// What one attempt came to, before the retry policy is applied.
 struct Attempt {
     claimed: ClaimedMail,
@@ -297,9 +302,7 @@ impl Delivery {
             }
             if self.relays.preferred().is_none() {
                 // Nothing can be sent: claim nothing, and wait for the next probe (or a relay back).
-                let wait = self.relays.next_probe_at().map_or(IDLE_POLL, |at| {
-                    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
-                });
+                let wait = self.relays.next_probe_at().map_or(IDLE_POLL, until);
                 tokio::select! {
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(wait) => {}
@@ -341,14 +344,13 @@ impl Delivery {
             if got > 0 {
                 continue;
             }
-            // Nothing due: sleep until new mail, the next due time, or a worker frees room.
+            // Nothing due: sleep until new mail, the next due time or probe, or a worker frees room.
             let wait = match self.store.next_mail_due(&node).await {
-                Ok(Some(due)) => {
-                    Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
-                }
+                Ok(Some(due)) => until(due),
                 Ok(None) => IDLE_POLL,
                 Err(_) => Duration::from_secs(1),
             };
+            let wait = self.relays.next_probe_at().map_or(wait, |at| wait.min(until(at)));
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -436,7 +438,14 @@ impl Delivery {
             for wait in [0u64, 200, 1000, 5000] {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 match self.store.complete_mail(&completions, now_ms()).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        // Released messages are due again at once (on the next relay up, or when one
+                        // comes back): the dispatcher, which may be idle, claims them now.
+                        if completions.iter().any(|c| matches!(c, Completion::Release { .. })) {
+                            self.wake.notify_one();
+                        }
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, messages = completions.len(), "cannot record delivery results")
                     }
