@@ -1,13 +1,14 @@
 //! The alert conditions, observed from figures already read: integration verdicts, the cluster's
-//! error queue, the age of the oldest waiting message, node liveness, and the evaluating node's
-//! background loops.
+//! error queue, the age of the oldest waiting message, node liveness, the nodes' mail relays, and
+//! the evaluating node's background loops.
 
 use std::time::Duration;
 
 use super::rules::{Kind, Observation};
 use crate::cluster::{NodeState, NodeView};
 use crate::links::Link;
-use crate::store::{LatestCheck, NodeMailFigures};
+use crate::mail::describe_relay;
+use crate::store::{LatestCheck, NodeMailFigures, RelayRow};
 use crate::supervisor::{LoopReport, LoopStatus};
 use crate::timefmt::rfc3339_ms;
 
@@ -176,6 +177,38 @@ pub fn nodes(view: &[NodeView], stopped_grace: Duration, now: i64) -> Vec<Observ
                         "Mail: {} waiting, {} in the error queue (as last published)",
                         node.queue_size, node.error_size
                     ),
+                ],
+                incarnation: 0,
+                console_path: Link::Overview.path(),
+            }
+        })
+        .collect()
+}
+
+/// One condition per mail relay of each delivering node: firing once the relay has been down for
+/// `limit` (a relay that comes back sooner, as most do, mails nothing).
+pub fn relays(rows: &[RelayRow], limit: Duration, now: i64) -> Vec<Observation> {
+    let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+    rows.iter()
+        .map(|row| {
+            let firing = !row.up && now.saturating_sub(row.since) >= limit;
+            let health = describe_relay(row, now);
+            Observation {
+                key: format!("relay:{}:{}", row.node_id, row.relay),
+                kind: Kind::Relay,
+                subject: format!("mail relay {} of node {}", row.relay, row.node_id),
+                firing,
+                summary: format!("Mail relay {} of node {} is {health}", row.relay, row.node_id),
+                details: vec![
+                    format!(
+                        "Relay: {} (choice {} of the node's relays)",
+                        row.relay,
+                        row.position + 1
+                    ),
+                    format!("Node: {}", row.node_id),
+                    format!("Health: {health}"),
+                    "While a relay is down, its node sends its mail to its next relay that is up, or keeps it queued."
+                        .to_owned(),
                 ],
                 incarnation: 0,
                 console_path: Link::Overview.path(),
@@ -461,5 +494,38 @@ mod tests {
             seen[1].summary
         );
         assert_eq!(seen[0].kind.firing_word(), "STALLED");
+    }
+
+    #[test]
+    fn a_relay_fires_once_it_has_been_down_for_the_limit() {
+        let row = |up: bool, since: i64| RelayRow {
+            node_id: "node_1".into(),
+            relay: "smtp://relay:25".into(),
+            position: 0,
+            up,
+            since,
+            reason: (!up).then(|| "cannot connect to smtp://relay:25: Connection refused".to_owned()),
+            probes: 2,
+            next_probe_at: (!up).then_some(NOW + 20_000),
+            updated_at: NOW,
+        };
+        let limit = Duration::from_secs(300);
+        let rows = [
+            row(false, NOW - 5 * MIN),
+            row(false, NOW - 4 * MIN),
+            row(true, NOW - 60 * MIN),
+        ];
+        let observed = relays(&rows, limit, NOW);
+        let firing: Vec<bool> = observed.iter().map(|o| o.firing).collect();
+        assert_eq!(firing, [true, false, false]);
+        let down = &observed[0];
+        assert_eq!(down.key, "relay:node_1:smtp://relay:25");
+        assert_eq!(down.kind, Kind::Relay);
+        assert_eq!(down.subject, "mail relay smtp://relay:25 of node node_1");
+        assert!(
+            down.summary.contains("is down since") && down.summary.contains("Connection refused"),
+            "{}",
+            down.summary
+        );
     }
 }

@@ -88,6 +88,8 @@ pub struct AlertSettings {
     /// A node that stopped cleanly alerts only once it has stayed stopped this long (a node that
     /// falls silent alerts at once).
     pub stopped_node: Duration,
+    /// A mail relay alerts once it has been down this long.
+    pub relay_down: Duration,
 }
 
 impl Classified for AlertError {
@@ -128,6 +130,7 @@ struct Config {
     queue_age: Duration,
     stopped_node: Duration,
     public_url: Option<String>,
+    relay_down: Duration,
 }
 
 struct Inner {
@@ -175,6 +178,7 @@ impl Alerts {
                     error_queue: settings.error_queue,
                     queue_age: settings.queue_age,
                     stopped_node: settings.stopped_node,
+                    relay_down: settings.relay_down,
                     public_url: public_url.map(str::to_owned),
                 },
                 store,
@@ -271,6 +275,8 @@ impl Alerts {
         observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
         observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
         observed.extend(conditions::nodes(&view, inner.config.stopped_node, now));
+        let relays = inner.store.mail_relays().await?;
+        observed.extend(conditions::relays(&relays, inner.config.relay_down, now));
         let node_id = inner.mail.node_id().to_string();
         // Judged by the loops' own (real-time) clock: they do not move with an injected one.
         let loops_now = inner.supervisor.now_ms();

@@ -20,6 +20,8 @@ pub enum Kind {
     QueueAge,
     /// A background loop of the evaluating node that died or stopped completing rounds.
     Loop,
+    /// A node's mail relay that has been down too long.
+    Relay,
 }
 
 /// The word for a condition that stopped firing.
@@ -33,6 +35,7 @@ impl Kind {
             Kind::Node => "OFFLINE",
             Kind::ErrorQueue | Kind::QueueAge => "FIRING",
             Kind::Loop => "STALLED",
+            Kind::Relay => "DOWN",
         }
     }
 
@@ -45,6 +48,7 @@ impl Kind {
             Kind::ErrorQueue => "error queue".to_owned(),
             Kind::QueueAge => "queue age".to_owned(),
             Kind::Loop => format!("{count} background loop{plural}"),
+            Kind::Relay => format!("{count} mail relay{plural}"),
         }
     }
 }
@@ -52,7 +56,8 @@ impl Kind {
 /// What is seen of one condition now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
-    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`, `loop:<node>:<loop>`.
+    /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`, `loop:<node>:<loop>`,
+    /// `relay:<node>:<relay>`.
     pub key: String,
     pub kind: Kind,
     /// What the condition is about, as a subject line names it: `integration jira-prod`.

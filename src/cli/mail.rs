@@ -155,6 +155,15 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
         MailCommand::Status => {
             let (size, errors) = queue.counts().await?;
             println!("size: {size}\nerrorSize: {errors}");
+            let now = crate::clock::now_ms();
+            for row in services.store.mail_relays().await? {
+                println!(
+                    "relay {} (node {}): {}",
+                    row.relay,
+                    row.node_id,
+                    crate::mail::describe_relay(&row, now)
+                );
+            }
         }
         MailCommand::Queue { limit, node } => {
             let filter = MailFilter {

@@ -73,7 +73,7 @@ impl Delivery {
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let relays = Relays::new(settings, metrics.clone())?;
+        let relays = Relays::new(settings, store.clone(), node_id.clone(), metrics.clone())?;
         Ok(Self {
             store,
             node_id,
@@ -175,8 +175,8 @@ impl Delivery {
             _ => None,
         });
         match unreachable {
-            Some(reason) => self.relays.failed(index, reason),
-            None if !attempts.is_empty() => self.relays.succeeded(index),
+            Some(reason) => self.relays.failed(index, reason, false).await,
+            None if !attempts.is_empty() => self.relays.succeeded(index).await,
             None => {}
         }
         attempts
@@ -263,6 +263,7 @@ impl Delivery {
         }
         let relays: Vec<&str> = self.relays.all().iter().map(|r| r.name.as_str()).collect();
         tracing::info!(relays = ?relays, connections = self.workers, "mail delivery started");
+        self.relays.publish_all(true).await;
         let capacity = self.workers * 32;
         let (jobs_tx, jobs_rx) = async_channel::bounded::<ClaimedMail>(capacity);
         let (done_tx, done_rx) = mpsc::channel::<Attempt>(capacity * 2);
@@ -365,6 +366,7 @@ impl Delivery {
         if let Err(e) = self.store.release_sending_mail(&node, None).await {
             tracing::warn!(error = %e, "cannot re-queue unsent mail at shutdown; it is re-queued at the next start");
         }
+        self.relays.publish_all(false).await;
         tracing::info!("mail delivery stopped");
     }
 

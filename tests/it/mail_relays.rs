@@ -8,8 +8,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::support::console::ConsoleClient;
+use crate::support::process::{free_port, herald_command, run};
 use crate::support::smtp::SmtpSink;
-use crate::support::{Backend, TestApp, eventually, process::free_port, spawn_app_with};
+use crate::support::{ADMIN_PASSWORD, Backend, TestApp, eventually, spawn_app_with};
 
 backend_tests!(
     a_down_relay_is_probed_not_tried_and_its_mail_goes_out_when_it_is_back,
@@ -102,6 +104,38 @@ async fn a_down_relay_is_probed_not_tried_and_its_mail_goes_out_when_it_is_back(
     }
     assert_eq!(queue_size(&app).await, (21, 0));
 
+    // The health is where an admin looks: the console's overview and Mail page, and `herald mail status`.
+    let mut console = ConsoleClient::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    for page in ["/console/", "/console/mail"] {
+        let (_, _, html) = console.get(page).await;
+        let relays = &html[html.find(r#"id="relays""#).expect("the relays are listed")..];
+        assert!(
+            relays.contains(&relay_name(port)) && relays.contains("down since") && relays.contains("cannot connect"),
+            "{page}: {relays}"
+        );
+    }
+    let mut status = herald_command();
+    status.arg("--data-dir").arg(app.db.dir.path());
+    if let Some(url) = &app.db.url {
+        status.args(["--database-url", url]);
+    }
+    let status = run(status.args(["mail", "status"]), None);
+    let printed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with(&format!("relay {} (node ", relay_name(port))))
+        .unwrap_or_else(|| panic!("no relay line in:\n{printed}"));
+    assert!(
+        line.contains(": down since ") && line.contains("probes failed"),
+        "{line}"
+    );
+
     let Some(back) = SmtpSink::start_on(port, &[]) else {
         return;
     };
@@ -110,6 +144,8 @@ async fn a_down_relay_is_probed_not_tried_and_its_mail_goes_out_when_it_is_back(
         "the queue empties once the relay is back"
     );
     assert_eq!(relay_up(&app, &relay_name(port)).await, Some(1.0));
+    let rows = app.state.store.mail_relays().await.unwrap();
+    assert_eq!((rows.len(), rows[0].up), (1, true), "{rows:?}");
     let mut received = back.received_ids();
     received.sort();
     ids.sort();

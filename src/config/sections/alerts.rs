@@ -35,6 +35,10 @@ keys! {
          stops; a node that falls silent alerts at once)",
         "a duration such as `30m` (`0s` alerts as soon as a node stops)", |s| humantime::parse_duration(s).ok())
         .default("30m");
+    ALERT_RELAY_DOWN: Duration = Key::new(S, "alert_relay_down",
+        "alert when a node's mail relay has been down this long (`0s`: as soon as it goes down)",
+        "a duration such as `5m` (`0s` alerts as soon as a relay goes down)", |s| humantime::parse_duration(s).ok())
+        .default("5m");
 }
 
 pub(in crate::config) fn read(layers: &Layers) -> Result<AlertSettings, ConfigError> {
@@ -45,5 +49,6 @@ pub(in crate::config) fn read(layers: &Layers) -> Result<AlertSettings, ConfigEr
         error_queue: layers.required(&ALERT_ERROR_QUEUE)?,
         queue_age: layers.required(&ALERT_QUEUE_AGE)?,
         stopped_node: layers.required(&ALERT_STOPPED_NODE)?,
+        relay_down: layers.required(&ALERT_RELAY_DOWN)?,
     })
 }

@@ -76,6 +76,8 @@ struct MailPage {
     node: Option<String>,
     /// `&node=…` for the page's own links, or empty.
     node_query: String,
+    relays: Vec<super::RelayLine>,
+    clustered: bool,
 }
 
 pub async fn mail(
@@ -151,6 +153,8 @@ pub async fn mail(
         node_query,
         next_page,
         page_size: PAGE_SIZE,
+        relays: super::relay_lines(&state, now).await?,
+        clustered: state.cluster.enabled(),
     };
     html(&page)
 }

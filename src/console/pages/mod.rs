@@ -91,6 +91,31 @@ pub struct NodeFigures {
     pub can_activate: bool,
 }
 
+/// One mail relay of a delivering node, as the overview and the Mail page show it.
+pub struct RelayLine {
+    pub relay: String,
+    pub node_id: String,
+    pub up: bool,
+    /// "up since …", or "down since … (4m): why; 3 probes failed, next in 20s".
+    pub health: String,
+}
+
+/// Every delivering node's relays, in order of preference (none when no node delivers).
+async fn relay_lines(state: &AppState, now: i64) -> Result<Vec<RelayLine>, ConsoleError> {
+    Ok(state
+        .store
+        .mail_relays()
+        .await?
+        .into_iter()
+        .map(|row| RelayLine {
+            health: crate::mail::describe_relay(&row, now),
+            relay: row.relay,
+            node_id: row.node_id,
+            up: row.up,
+        })
+        .collect())
+}
+
 /// Every node (this one alone when not clustered), with its queue figures and oldest queued mail.
 async fn node_figures(state: &AppState, now: i64) -> Result<Vec<NodeFigures>, ConsoleError> {
     let clustered = state.cluster.enabled();

@@ -34,6 +34,7 @@ struct OverviewPage {
     alert_recipients: String,
     generated_password: bool,
     firing: Vec<(String, When)>,
+    relays: Vec<super::RelayLine>,
     /// How many faulty integrations the overview lists at most; the rest are a link away.
     problems_shown: usize,
 }
@@ -76,6 +77,7 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> Result
         generated_password: super::account::uses_generated_password(&state, &session),
         alert_recipients: state.alerts.recipients().join(", "),
         firing,
+        relays: super::relay_lines(&state, now).await?,
         total: rows.len(),
         healthy: count("Healthy"),
         faulty: count("Faulty"),
