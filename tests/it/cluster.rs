@@ -329,7 +329,10 @@ async fn the_console_shows_every_node_and_drains_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_on_one_node_retries_the_mail_of_every_node() {
     let Some(db) = database().await else { return };
-    let backoff = [("HERALD_MAIL_BACKOFF_INITIAL", "1h")];
+    // A relay that answers 4xx to every recipient: each attempt fails and is charged.
+    let Some(refusing) = SmtpSink::start(&["-r", "RCPT"]) else { return };
+    let relay = refusing.url();
+    let backoff = [("HERALD_MAIL_BACKOFF_INITIAL", "1h"), ("HERALD_SMTP_URL", relay.as_str())];
     let nodes = [
         start_node("node_1", &db, &backoff).await,
         start_node("node_2", &db, &backoff).await,
@@ -353,7 +356,7 @@ async fn a_flush_on_one_node_retries_the_mail_of_every_node() {
             .as_i64()
             .unwrap()
     };
-    // node_2 tries once (nothing listens on its SMTP port), then waits an hour.
+    // node_2 tries once (its relay refuses the recipient for now), then waits an hour.
     assert!(eventually(Duration::from_secs(20), || async { attempts().await == 1 }).await);
     let base = nodes[0].process.base.clone();
     let flush = |query: &'static str| {
