@@ -330,9 +330,14 @@ async fn the_console_shows_every_node_and_drains_one() {
 async fn a_flush_on_one_node_retries_the_mail_of_every_node() {
     let Some(db) = database().await else { return };
     // A relay that answers 4xx to every recipient: each attempt fails and is charged.
-    let Some(refusing) = SmtpSink::start(&["-r", "RCPT"]) else { return };
+    let Some(refusing) = SmtpSink::start(&["-r", "RCPT"]) else {
+        return;
+    };
     let relay = refusing.url();
-    let backoff = [("HERALD_MAIL_BACKOFF_INITIAL", "1h"), ("HERALD_SMTP_URL", relay.as_str())];
+    let backoff = [
+        ("HERALD_MAIL_BACKOFF_INITIAL", "1h"),
+        ("HERALD_SMTP_URL", relay.as_str()),
+    ];
     let nodes = [
         start_node("node_1", &db, &backoff).await,
         start_node("node_2", &db, &backoff).await,
