@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod postgres;
 #[path = "../../tests/it/support/process.rs"]
 pub mod process;
 /// `HERALD` is the binary under test, built by cargo with the bench (= release) profile.

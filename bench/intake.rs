@@ -1,0 +1,226 @@
+//! Intake: durable mail submissions per second (`POST /api/v1/mail`, 202 only after the commit, 1 KiB
+//! text body, Basic credentials served from the credential cache) over real HTTP, driven by an
+//! external load generator, `wrk` (Debian package `wrk`, with `bench/wrk/submit.lua`), against the
+//! release-built `herald`, in one run:
+//!
+//! - on SQLite (`synchronous=FULL`) and on PostgreSQL (a throwaway server, fsync on);
+//! - with delivery off (the baseline), with the relay up (Postfix's `smtp-sink`), and with the relay
+//!   refusing connections; each figure with its ratio to the baseline of its database.
+//!
+//! Knobs: BENCH_SECONDS (per scenario, default 10), BENCH_MAIL_CLIENTS (wrk connections, default 64),
+//! BENCH_ONLY (`sqlite` or `postgres`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::process::is_root;
+use common::{basic, env_secs, env_usize, free_port, request};
+
+const PASSWORD: &str = "bench-admin-password";
+
+/// `herald serve`, killed on drop.
+struct Herald {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Herald {
+    fn start(data_dir: &Path, env: &[(&str, String)]) -> Herald {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut command = common::serve_command_at(addr, data_dir, &["--log", "warn"]);
+        command
+            .env("HERALD_ADMIN_PASSWORD", PASSWORD)
+            .env("HERALD_NODE_ID", "bench-node")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let herald = Herald {
+            child: command.spawn().expect("start herald"),
+            addr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !request(addr, "GET", "/readyz", &[], None).is_ok_and(|r| r.status == 200) {
+            assert!(Instant::now() < deadline, "herald did not become ready");
+            std::thread::sleep(common::POLL_INTERVAL);
+        }
+        herald
+    }
+
+    /// `size` of `/rest/mailqueue/1.0/status`.
+    fn queued(&self) -> i64 {
+        let auth = basic("admin", PASSWORD);
+        let response = request(
+            self.addr,
+            "GET",
+            "/rest/mailqueue/1.0/status",
+            &[("Authorization", auth.as_str()), ("Accept", "application/json")],
+            None,
+        )
+        .expect("status");
+        response.json()["size"].as_i64().unwrap_or(-1)
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Postfix's `smtp-sink`, accepting everything; killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let port = free_port();
+        let mut command = Command::new("smtp-sink");
+        if is_root() {
+            command.args(["-u", "nobody"]);
+        }
+        let child = command
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smtp-sink is not installed (apt-get install postfix)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not start listening");
+            std::thread::sleep(common::POLL_INTERVAL);
+        }
+        Sink { child, port }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `wrk` reported.
+struct Load {
+    requests: u64,
+    per_second: f64,
+    non_2xx: u64,
+    socket_errors: u64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn wrk(addr: SocketAddr, seconds: Duration, connections: usize) -> Load {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/wrk/submit.lua");
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", seconds.as_secs().max(1)),
+        ])
+        .args(["-s", script])
+        .arg(format!("http://{addr}/api/v1/mail"))
+        .env("HERALD_BASIC", basic("admin", PASSWORD).trim_start_matches("Basic "))
+        .output()
+        .expect("wrk is not installed (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.starts_with("wrk: ")).unwrap_or_else(|| {
+        panic!(
+            "no summary from wrk:\n{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    // wrk: requests=123 seconds=10.000 rate=12.3 non_2xx=0 socket_errors=0 p50_us=800 p99_us=4000
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in: {line}"))
+    };
+    Load {
+        requests: field("requests") as u64,
+        per_second: field("rate"),
+        non_2xx: field("non_2xx") as u64,
+        socket_errors: field("socket_errors") as u64,
+        p50: Duration::from_micros(field("p50_us") as u64),
+        p99: Duration::from_micros(field("p99_us") as u64),
+    }
+}
+
+/// The three scenarios on one database: (name, accepted mail/s).
+fn scenarios(database: &str, database_url: Option<&dyn Fn() -> String>, seconds: Duration, clients: usize) {
+    let sink = Sink::start();
+    let refused = free_port();
+    let runs: [(&str, Vec<(&str, String)>); 3] = [
+        ("delivery off", vec![("HERALD_MAIL_DELIVERY", "false".into())]),
+        (
+            "relay up (smtp-sink)",
+            vec![("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}", sink.port))],
+        ),
+        (
+            "relay refusing connections",
+            vec![("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{refused}"))],
+        ),
+    ];
+    let mut baseline = None;
+    for (name, mut env) in runs {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(url) = database_url {
+            env.push(("HERALD_DATABASE_URL", url()));
+        }
+        let herald = Herald::start(dir.path(), &env);
+        // One request first, so that the credential is verified (Argon2) before the clock starts.
+        let warm = wrk(herald.addr, Duration::from_secs(1), 1);
+        assert!(warm.requests > 0 && warm.non_2xx == 0, "warm-up failed");
+        let load = wrk(herald.addr, seconds, clients);
+        let queued = herald.queued();
+        let base = *baseline.get_or_insert(load.per_second);
+        println!(
+            "{database:<10} {name:<28} {:>7.0} mail/s  ratio {:.2}  p50 {:?} p99 {:?}  ({} accepted in {}s; non-2xx {}, socket errors {}; {} still queued)",
+            load.per_second,
+            load.per_second / base,
+            load.p50,
+            load.p99,
+            load.requests,
+            seconds.as_secs(),
+            load.non_2xx,
+            load.socket_errors,
+            queued
+        );
+    }
+}
+
+fn main() {
+    let seconds = env_secs("BENCH_SECONDS", 10.0);
+    let clients = env_usize("BENCH_MAIL_CLIENTS", 64);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    println!(
+        "intake: POST /api/v1/mail, 1 KiB text, wrk -t1 -c{clients}, {}s per scenario, release build",
+        seconds.as_secs()
+    );
+    if only.is_empty() || only == "sqlite" {
+        scenarios("SQLite", None, seconds, clients);
+    }
+    if only.is_empty() || only == "postgres" {
+        let pg = Postgres::start();
+        let mut n = 0;
+        let next = || {
+            n += 1;
+            pg.create_database(&format!("intake_{n}"))
+        };
+        let next = std::cell::RefCell::new(next);
+        let url = || (next.borrow_mut())();
+        scenarios("PostgreSQL", Some(&url), seconds, clients);
+    }
+}
