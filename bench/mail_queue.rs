@@ -5,11 +5,13 @@
 //! (b) durable submission throughput over HTTP (`POST /api/v1/mail`, 202 only after the commit);
 //! (c) submit-to-delivered latency, p50 and p99, measured at a relay inside this process;
 //! (d) `GET /rest/mailqueue/1.0/status` latency with 1,000,000 messages queued, next to what a
-//!     `COUNT(*)` of the same queue costs.
+//!     `COUNT(*)` of the same queue costs;
+//! (e) a relay outage in the middle of a steady load: mail accepted, probes sent, time to an empty queue.
 //!
-//! Knobs (environment): BENCH_MAIL_MESSAGES (a, default 20000), BENCH_MAIL_CONNECTIONS (a, default 4),
+//! Knobs (environment): BENCH_MAIL_MESSAGES (a, default 20000), BENCH_MAIL_CONNECTIONS (a, default 4,10),
 //! BENCH_SECONDS (b, default 5), BENCH_MAIL_CLIENTS (b, default 64), BENCH_MAIL_RATE (c, msg/s, default
-//! 200), BENCH_MAIL_QUEUED (d, default 1000000), BENCH_ONLY (a|b|c|d, to run one part).
+//! 200; e, default 200), BENCH_MAIL_QUEUED (d, default 1000000), BENCH_OUTAGE_SECONDS (e, default 60),
+//! BENCH_ONLY (a|b|c|d|e, to run one part).
 
 mod common;
 
@@ -92,7 +94,11 @@ struct Sink {
 
 impl Sink {
     fn start() -> Sink {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// On a given port: a relay that comes back where it was.
+    fn start_on(port: u16) -> Sink {
         let mut command = Command::new("smtp-sink");
         if common::process::is_root() {
             command.args(["-u", "nobody"]);
@@ -200,10 +206,17 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// (a) Delivery throughput against the smtp-source ceiling.
+/// (a) Delivery throughput against the smtp-source ceiling, at each connection count of
+/// BENCH_MAIL_CONNECTIONS (comma-separated, default 4 and 10).
 async fn delivery_throughput() {
+    let counts = std::env::var("BENCH_MAIL_CONNECTIONS").unwrap_or_else(|_| "4,10".to_owned());
+    for connections in counts.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+        delivery_throughput_at(connections).await;
+    }
+}
+
+async fn delivery_throughput_at(connections: usize) {
     let messages = env_usize("BENCH_MAIL_MESSAGES", 20_000);
-    let connections = env_usize("BENCH_MAIL_CONNECTIONS", 4);
     let sink = Sink::start();
 
     let started = Instant::now();
@@ -488,6 +501,92 @@ async fn status_with_a_million_queued() {
     );
 }
 
+/// (e) A relay outage of BENCH_OUTAGE_SECONDS (default 60) in the middle of a steady load of
+/// BENCH_MAIL_RATE messages/s (default 200): what was accepted, how many probes the down relay got,
+/// and how long the queue took to empty after the relay came back.
+async fn relay_outage() {
+    let rate = env_usize("BENCH_MAIL_RATE", 200);
+    let outage = env_secs("BENCH_OUTAGE_SECONDS", 60.0);
+    let calm = Duration::from_secs(10);
+    let sink = Sink::start();
+    let port = sink.port;
+    let dir = tempfile::tempdir().unwrap();
+    let herald = Herald::start(dir.path(), &[("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{port}"))]);
+    let addr = herald.addr;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let total = calm + outage + calm;
+    let load = {
+        let (accepted, failed) = (accepted.clone(), failed.clone());
+        tokio::spawn(async move {
+            let auth = basic("admin", PASSWORD);
+            let payload = "x".repeat(1024);
+            let mut sender = connect(addr).await;
+            let started = Instant::now();
+            let mut i = 0usize;
+            while started.elapsed() < total {
+                // Paced: message i goes out at i / rate seconds.
+                let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let (status, _) = post_mail(&mut sender, addr, &auth, mail_body(i, &payload)).await;
+                if status == 202 { &accepted } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        })
+    };
+    tokio::time::sleep(calm).await;
+    drop(sink);
+    let down_at = Instant::now();
+    tokio::time::sleep(outage).await;
+    let probes_during = relay_probes(&herald, port);
+    let sink = Sink::start_on(port);
+    let back_at = Instant::now();
+    let _ = load.await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while herald.status().0 > 0 {
+        assert!(Instant::now() < deadline, "the queue did not empty after the outage");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let emptied = back_at.elapsed();
+    let (_, errors) = herald.status();
+    println!(
+        "(e) relay outage of {:.0} s in a steady load of {rate} msg/s ({:.0} s before and after)",
+        outage.as_secs_f64(),
+        calm.as_secs_f64()
+    );
+    println!(
+        "    accepted {} ({} refused); probes sent while down: {probes_during} (the outage lasted {:.0} s)",
+        accepted.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        back_at.duration_since(down_at).as_secs_f64()
+    );
+    println!(
+        "    queue empty {} after the relay came back (the load went on for {:.0} s of that); error queue {errors}",
+        ms(emptied),
+        calm.as_secs_f64()
+    );
+    drop(sink);
+}
+
+/// The probes `herald_mail_relay_probes_total` counts for the relay on `port`.
+fn relay_probes(herald: &Herald, port: u16) -> u64 {
+    let auth = basic("admin", PASSWORD);
+    let text = request(
+        herald.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", auth.as_str())],
+        None,
+    )
+    .expect("metrics")
+    .text();
+    let relay = format!("relay=\"smtp://127.0.0.1:{port}\"");
+    text.lines()
+        .filter(|l| l.starts_with("herald_mail_relay_probes_total") && l.contains(&relay))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 #[tokio::main]
 async fn main() {
     println!("herald mail queue benchmarks (load: {})", common::loadavg());
@@ -499,6 +598,9 @@ async fn main() {
     }
     if part_enabled("c") {
         delivery_latency().await;
+    }
+    if part_enabled("e") {
+        relay_outage().await;
     }
     if part_enabled("d") {
         status_with_a_million_queued().await;
