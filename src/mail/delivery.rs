@@ -456,9 +456,29 @@ impl Delivery {
         }
     }
 
-    /// Periodic housekeeping: leases that ran out, old idempotency keys.
+    /// Periodic housekeeping: leases that ran out, old idempotency keys, and, while no relay is up,
+    /// mail that has waited longer than `HERALD_MAIL_MAX_AGE` (its age counts while it waits for a
+    /// relay, though no attempt is charged).
     async fn maintain(&self) {
         let now = now_ms();
+        if self.relays.preferred().is_none() {
+            let max_age = i64::try_from(self.policy.max_age.as_millis()).unwrap_or(i64::MAX);
+            let error = "not delivered within HERALD_MAIL_MAX_AGE: no relay could be reached";
+            match self
+                .store
+                .park_expired_mail(self.node_id.as_str(), now.saturating_sub(max_age), error, now)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(messages = n, "{error}; moved to the error queue");
+                    for _ in 0..n {
+                        self.metrics.mail_failed("error");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot move expired mail to the error queue"),
+            }
+        }
         if let Err(e) = self.store.release_sending_mail(self.node_id.as_str(), Some(now)).await {
             tracing::warn!(error = %e, "cannot release expired mail leases");
         }

@@ -501,6 +501,31 @@ impl Store {
         Ok(n)
     }
 
+    /// Moves a node's queued messages accepted before `created_before` to the error queue with `error`
+    /// (they waited longer than the queue lets mail wait, with no relay to try them on).
+    pub async fn park_expired_mail(
+        &self,
+        node_id: &str,
+        created_before: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mail_messages SET state = 'error', last_error = $1, updated_at = $2 \
+                 WHERE node_id = $3 AND state = 'queued' AND created_at < $4",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(node_id)
+            .bind(created_before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
     /// Forgets idempotency keys older than `before`.
     pub async fn prune_idempotency_keys(&self, before: i64) -> Result<u64, StoreError> {
         let n = on_pool!(self, |pool| {

@@ -18,6 +18,7 @@ backend_tests!(
     mail_fails_over_to_the_next_relay_and_back_to_the_first_exactly_once,
     a_relay_that_accepts_and_never_answers_is_left_for_the_next_one,
     a_421_greeting_marks_the_relay_down_and_charges_no_attempt,
+    mail_that_waited_past_its_max_age_for_a_relay_goes_to_the_error_queue,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -244,4 +245,51 @@ async fn a_421_greeting_marks_the_relay_down_and_charges_no_attempt(backend: Bac
     );
     all_queued_uncharged(&app, &ids).await;
     assert!(refusing.received_ids().is_empty());
+}
+
+async fn mail_that_waited_past_its_max_age_for_a_relay_goes_to_the_error_queue(backend: Backend) {
+    let closed = free_port();
+    let Some(app) = spawn_app_with(backend, move |s| {
+        s.mail.smtp_url = herald::secret::Secret::new(relay_name(closed));
+        s.mail.retry.max_age = Duration::from_millis(1);
+    })
+    .await
+    else {
+        return;
+    };
+    // Tried once the relay is known down: too old to wait for it any longer.
+    let ids = submit(&app, 1).await;
+    assert!(
+        eventually(WAIT, || {
+            let delivery = app.state.delivery.clone();
+            async move { delivery.deliver_due_batch(100).await.unwrap().parked == 1 }
+        })
+        .await
+    );
+    let message: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{}", ids[0])).await;
+    assert_eq!(message["state"], "error", "{message}");
+    assert_eq!(message["attempts"], 0, "no attempt was made: {message}");
+    assert!(
+        message["last_error"].as_str().unwrap().contains("HERALD_MAIL_MAX_AGE"),
+        "{message}"
+    );
+
+    // Mail never claimed (no relay up to try it on) is moved by the queue's housekeeping.
+    let waiting = submit(&app, 2).await;
+    let now = herald::store::now_ms();
+    let node = app.state.node_id.to_string();
+    let moved = app
+        .state
+        .store
+        .park_expired_mail(&node, now + 1, "no relay could be reached", now)
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    for id in waiting {
+        let message: serde_json::Value = app.admin_json(&format!("/api/v1/mail/{id}")).await;
+        assert_eq!(
+            (message["state"].as_str(), message["attempts"].as_i64()),
+            (Some("error"), Some(0))
+        );
+    }
 }
