@@ -11,11 +11,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::process::is_root;
+use common::smtp_sink::Sink;
 use common::{basic, env_usize, free_port, request};
 use herald::store::{ConnectOptions, Heartbeat, NewMail, Store, now_ms};
 
@@ -142,33 +142,6 @@ async fn cluster_status_with_many_nodes(pg: &Postgres) {
     store.close().await;
 }
 
-struct Sink(Child, u16);
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sink() -> Sink {
-    let port = free_port();
-    let mut command = Command::new("smtp-sink");
-    if is_root() {
-        command.args(["-u", "nobody"]);
-    }
-    let child = command
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("256")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("smtp-sink (package postfix)");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Sink(child, port)
-}
-
 async fn throughput_with(pg: &Postgres, nodes: usize, messages: usize, connections: usize, sink_port: u16) -> f64 {
     let url = pg.create_database(&format!("herald_nodes_{nodes}"));
     let store = store(&url).await;
@@ -232,13 +205,13 @@ async fn main() {
     cluster_status_with_many_nodes(&pg).await;
     let messages = env_usize("BENCH_MAIL_MESSAGES", 20_000);
     let connections = env_usize("BENCH_MAIL_CONNECTIONS", 4);
-    let sink = sink();
+    let sink = Sink::start();
     println!(
         "(2) delivery of {messages} messages (1 KiB) into one smtp-sink, {connections} SMTP connections per node, one PostgreSQL (fsync on); timed from node start-up to empty queues"
     );
     let mut base = None;
     for nodes in 1..=3 {
-        let rate = throughput_with(&pg, nodes, messages, connections, sink.1).await;
+        let rate = throughput_with(&pg, nodes, messages, connections, sink.port).await;
         let base_rate = *base.get_or_insert(rate);
         println!(
             "    {nodes} node(s): {rate:>8.0} msg/s   ratio to 1 node {:.2}",

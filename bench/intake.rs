@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::process::is_root;
+use common::smtp_sink::Sink;
 use common::{basic, env_secs, env_usize, free_port, request};
 
 const PASSWORD: &str = "bench-admin-password";
@@ -70,42 +70,6 @@ impl Herald {
 }
 
 impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Postfix's `smtp-sink`, accepting everything; killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let port = free_port();
-        let mut command = Command::new("smtp-sink");
-        if is_root() {
-            command.args(["-u", "nobody"]);
-        }
-        let child = command
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink is not installed (apt-get install postfix)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "smtp-sink did not start listening");
-            std::thread::sleep(common::POLL_INTERVAL);
-        }
-        Sink { child, port }
-    }
-}
-
-impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::smtp_sink::Sink;
 use common::{basic, env_secs, env_usize, free_port, request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -81,45 +82,6 @@ impl Herald {
 }
 
 impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Sink {
-    child: Child,
-    port: u16,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        Self::start_on(free_port())
-    }
-
-    /// On a given port: a relay that comes back where it was.
-    fn start_on(port: u16) -> Sink {
-        let mut command = Command::new("smtp-sink");
-        if common::process::is_root() {
-            command.args(["-u", "nobody"]);
-        }
-        let child = command
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink (Debian package postfix) must be installed: apt-get install postfix");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "smtp-sink did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Sink { child, port }
-    }
-}
-
-impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

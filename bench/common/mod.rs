@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 pub mod postgres;
 #[path = "../../tests/it/support/process.rs"]
 pub mod process;
+pub mod smtp_sink;
 /// `HERALD` is the binary under test, built by cargo with the bench (= release) profile.
 pub use process::{HERALD, free_port, serve_command_at, sigterm};
 
