@@ -13,68 +13,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::herald_process::{Herald, PASSWORD};
 use common::postgres::Postgres;
 use common::smtp_sink::Sink;
-use common::{basic, env_secs, env_usize, free_port, request};
-
-const PASSWORD: &str = "bench-admin-password";
-
-/// `herald serve`, killed on drop.
-struct Herald {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Herald {
-    fn start(data_dir: &Path, env: &[(&str, String)]) -> Herald {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut command = common::serve_command_at(addr, data_dir, &["--log", "warn"]);
-        command
-            .env("HERALD_ADMIN_PASSWORD", PASSWORD)
-            .env("HERALD_NODE_ID", "bench-node")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let herald = Herald {
-            child: command.spawn().expect("start herald"),
-            addr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !request(addr, "GET", "/readyz", &[], None).is_ok_and(|r| r.status == 200) {
-            assert!(Instant::now() < deadline, "herald did not become ready");
-            std::thread::sleep(common::POLL_INTERVAL);
-        }
-        herald
-    }
-
-    /// `size` of `/rest/mailqueue/1.0/status`.
-    fn queued(&self) -> i64 {
-        let auth = basic("admin", PASSWORD);
-        let response = request(
-            self.addr,
-            "GET",
-            "/rest/mailqueue/1.0/status",
-            &[("Authorization", auth.as_str()), ("Accept", "application/json")],
-            None,
-        )
-        .expect("status");
-        response.json()["size"].as_i64().unwrap_or(-1)
-    }
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{basic, env_secs, env_usize, free_port};
 
 /// What `wrk` reported.
 struct Load {
@@ -148,7 +93,7 @@ fn scenarios(database: &str, database_url: Option<&dyn Fn() -> String>, seconds:
         let warm = wrk(herald.addr, Duration::from_secs(1), 1);
         assert!(warm.requests > 0 && warm.non_2xx == 0, "warm-up failed");
         let load = wrk(herald.addr, seconds, clients);
-        let queued = herald.queued();
+        let queued = herald.status().0;
         let base = *baseline.get_or_insert(load.per_second);
         println!(
             "{database:<10} {name:<28} {:>7.0} mail/s  ratio {:.2}  p50 {:?} p99 {:?}  ({} accepted in {}s; non-2xx {}, socket errors {}; {} still queued)",

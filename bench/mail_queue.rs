@@ -17,76 +17,20 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::smtp_sink::Sink;
-use common::{basic, env_secs, env_usize, free_port, request};
+use common::{basic, env_secs, env_usize, request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
-const PASSWORD: &str = "bench-admin-password";
-
-/// `herald serve` with extra environment; killed on drop.
-struct Herald {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Herald {
-    fn start(data_dir: &Path, env: &[(&str, String)]) -> Herald {
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut command = common::serve_command_at(addr, data_dir, &["--log", "warn"]);
-        command
-            .env("HERALD_ADMIN_PASSWORD", PASSWORD)
-            .env("HERALD_NODE_ID", "bench-node")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start herald");
-        let herald = Herald { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if request(addr, "GET", "/readyz", &[], None).is_ok_and(|r| r.status == 200) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "herald did not become ready");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        herald
-    }
-
-    fn status(&self) -> (i64, i64) {
-        let auth = basic("admin", PASSWORD);
-        let r = request(
-            self.addr,
-            "GET",
-            "/rest/mailqueue/1.0/status",
-            &[("Authorization", &auth)],
-            None,
-        )
-        .unwrap();
-        let v = r.json();
-        (v["size"].as_i64().unwrap(), v["errorSize"].as_i64().unwrap())
-    }
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::herald_process::{Herald, PASSWORD};
 
 fn mail_body(i: usize, payload: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({

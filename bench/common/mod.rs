@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod herald_process;
 pub mod postgres;
 #[path = "../../tests/it/support/process.rs"]
 pub mod process;
