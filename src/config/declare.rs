@@ -6,8 +6,6 @@
 //! command line's flags and help, and the test that holds `docs/configuration.md` to the declarations
 //! all read the same [`Meta`]; nothing about a setting is written twice.
 
-use std::fmt;
-
 /// The sections of the settings, in the order `docs/configuration.md` lists them. Each is one table
 /// there, and one field of [`super::Settings`] that the service it configures takes whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,12 +118,6 @@ impl Meta {
             self.env(),
             plain(&self.documented_default())
         )
-    }
-}
-
-impl fmt::Display for Meta {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
     }
 }
 

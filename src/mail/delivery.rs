@@ -145,7 +145,7 @@ impl Delivery {
     /// relay up, nothing is tried. `conn` is kept across calls, with the index of its relay: a worker
     /// whose relay is no longer the preferred one closes it and connects to the one that is.
     async fn attempt_run(&self, conn: &mut Option<(usize, Connection)>, claimed: Vec<ClaimedMail>) -> Vec<Attempt> {
-        let Some(index) = self.relays.preferred() else {
+        let Some((index, relay)) = self.relays.preferred() else {
             let reason = "no relay can be reached".to_owned();
             return claimed
                 .into_iter()
@@ -154,9 +154,6 @@ impl Delivery {
                     result: Err(SendError::Unreachable(reason.clone())),
                 })
                 .collect();
-        };
-        let Some(relay) = self.relays.get(index) else {
-            return Vec::new();
         };
         let mut current = match conn.take() {
             Some((i, c)) if i == index => Some(c),
@@ -420,11 +417,6 @@ impl Delivery {
                 relay.client.close(c).await;
             }
         }
-    }
-
-    /// The relays and their health.
-    pub fn relays(&self) -> &Relays {
-        &self.relays
     }
 
     async fn complete(self, mut done: mpsc::Receiver<Attempt>) {

@@ -15,8 +15,7 @@ pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
 pub use relay::{SmtpTarget, TlsMode};
-pub use relay_health::{ProbeBackoff, RelayStatus};
-pub use relays::{Relay, Relays, describe as describe_relay, parse_relay_list};
+pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};
 pub use smtp::{Connection, SendError, SmtpClient};
 

@@ -89,13 +89,15 @@ impl RelayHealth {
         self.lock().status.is_up()
     }
 
-    /// A connection failed (or a probe did). Returns true when this marked an up relay down.
-    pub fn failed(&self, now: i64, reason: &str, jitter: f64) -> bool {
+    /// A connection failed: a worker's (`probe` false) or the probe's. Returns true when this marked
+    /// an up relay down.
+    pub fn failed(&self, now: i64, reason: &str, jitter: f64, probe: bool) -> bool {
         let mut state = self.lock();
         let (since, probes, went_down) = match &state.status {
             RelayStatus::Up { .. } => (now, 0, true),
-            // A failure reported by a worker that started before the relay went down counts once.
-            RelayStatus::Down { .. } if !state.probing => return false,
+            // A worker that started before the relay went down reports the same outage again;
+            // only the probe's answer moves the schedule.
+            RelayStatus::Down { .. } if !probe => return false,
             RelayStatus::Down { since, probes, .. } => (*since, probes.saturating_add(1), false),
         };
         let wait = self.backoff.wait(probes, jitter);
@@ -170,9 +172,9 @@ mod tests {
         let health = RelayHealth::new(BACKOFF, 0);
         assert!(health.is_up());
         assert!(!health.take_probe(0), "an up relay is not probed");
-        assert!(health.failed(1_000, "connection refused", 0.5));
+        assert!(health.failed(1_000, "connection refused", 0.5, false));
         assert!(
-            !health.failed(1_100, "connection refused", 0.5),
+            !health.failed(1_100, "connection refused", 0.5, false),
             "a second worker's failure counts once"
         );
         assert_eq!(health.next_probe_at(), Some(6_000));
@@ -180,7 +182,13 @@ mod tests {
         assert!(health.take_probe(6_000));
         assert!(!health.take_probe(6_001), "one probe at a time");
         assert_eq!(health.next_probe_at(), None);
-        assert!(!health.failed(6_010, "still refused", 0.5));
+        assert!(!health.failed(6_005, "a late worker", 0.5, false));
+        assert_eq!(
+            health.next_probe_at(),
+            None,
+            "a worker's report does not settle the probe"
+        );
+        assert!(!health.failed(6_010, "still refused", 0.5, true));
         assert_eq!(
             health.status(),
             RelayStatus::Down {

@@ -125,9 +125,9 @@ impl Relays {
         &self.relays
     }
 
-    /// The first relay that is up.
-    pub fn preferred(&self) -> Option<usize> {
-        self.relays.iter().position(|r| r.health.is_up())
+    /// The first relay that is up, with its index.
+    pub fn preferred(&self) -> Option<(usize, &Relay)> {
+        self.relays.iter().enumerate().find(|(_, r)| r.health.is_up())
     }
 
     pub fn get(&self, index: usize) -> Option<&Relay> {
@@ -144,7 +144,7 @@ impl Relays {
     pub async fn failed(&self, index: usize, reason: &str, probe: bool) {
         let Some(relay) = self.relays.get(index) else { return };
         let jitter: f64 = rand::rng().random();
-        let went_down = relay.health.failed(now_ms(), reason, jitter);
+        let went_down = relay.health.failed(now_ms(), reason, jitter, probe);
         if went_down {
             tracing::warn!(relay = %relay.name, error = reason, "mail relay is down; probing it until it answers");
         }
