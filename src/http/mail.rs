@@ -11,7 +11,7 @@ use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::paging::{Cursor, PageLimit};
 use crate::client_addr::ClientAddr;
-use crate::mail::{IdempotencyKey, MailError, MailSubmission, Origin, Protocol};
+use crate::mail::{IdempotencyKey, MailError, MailSubmission, Origin, Protocol, recipients};
 use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary};
 use crate::timefmt::rfc3339_ms;
@@ -132,7 +132,9 @@ pub struct QueuedMail {
 impl From<MailSummary> for QueuedMail {
     fn from(m: MailSummary) -> Self {
         QueuedMail {
-            recipients: serde_json::from_str(&m.recipients).unwrap_or_default(),
+            recipients: recipients::parse(&m.recipients)
+                .map(|all| all.into_iter().map(|r| r.address).collect())
+                .unwrap_or_default(),
             next_attempt_at: (m.state == "queued").then(|| rfc3339_ms(m.next_attempt_at)),
             id: m.id,
             node_id: m.node_id,

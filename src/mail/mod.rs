@@ -6,6 +6,7 @@ mod delivery;
 mod message;
 mod queue;
 mod raw;
+pub mod recipients;
 mod relay;
 mod relay_health;
 mod relays;
