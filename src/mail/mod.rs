@@ -2,6 +2,7 @@
 //! over SMTP as soon as it is due, retried with backoff, and parked in an error queue when it keeps
 //! failing.
 
+mod attempt;
 mod delivery;
 mod message;
 mod queue;
@@ -20,7 +21,7 @@ pub use raw::{EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, normal
 pub use relay::{SmtpTarget, TlsMode};
 pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};
-pub use smtp::{Connection, SendError, SmtpClient};
+pub use smtp::{Connection, Outgoing, SendError, Sent, SmtpClient};
 
 use std::path::PathBuf;
 use std::time::Duration;
