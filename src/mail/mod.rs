@@ -33,7 +33,7 @@ use crate::secret::Secret;
 pub struct MailSettings {
     /// Sender of mail submitted without `from`.
     pub from: String,
-    /// Largest mail submission accepted (the JSON body), in bytes.
+    /// Largest message accepted, in bytes: an HTTP submission's body, an SMTP message's content.
     pub max_size: usize,
     /// Whether this node delivers its queue (off: it only accepts and stores mail).
     pub delivery: bool,
