@@ -55,6 +55,7 @@ pub mod secret;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod submission;
 pub mod supervisor;
 pub mod telemetry;
 pub mod timefmt;
