@@ -165,6 +165,11 @@ async fn throughput_with(pg: &Postgres, nodes: usize, messages: usize, connectio
                     content_json: content.clone(),
                     size_bytes: content.len() as i64,
                     submitted_by: "bench".into(),
+                    raw: None,
+                    envelope_params: String::new(),
+                    protocol: "http",
+                    client_addr: None,
+                    message_id: None,
                     now,
                     idempotency: None,
                 })

@@ -182,6 +182,11 @@ async fn main() {
             content_json: "{}".into(),
             size_bytes: 2,
             submitted_by: "admin".into(),
+            raw: None,
+            envelope_params: String::new(),
+            protocol: "http",
+            client_addr: None,
+            message_id: None,
             now,
             idempotency: None,
         });

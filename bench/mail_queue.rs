@@ -349,6 +349,11 @@ async fn status_with_a_million_queued() {
                 content_json: content.into(),
                 size_bytes: content.len() as i64,
                 submitted_by: "bench".into(),
+                raw: None,
+                envelope_params: String::new(),
+                protocol: "http",
+                client_addr: None,
+                message_id: None,
                 now: 1_700_000_000_000 + i as i64,
                 idempotency: None,
             })

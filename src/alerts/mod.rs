@@ -22,7 +22,7 @@ use crate::cluster::Cluster;
 use crate::error_kind::{Classified, ErrorKind};
 use crate::integrations::Integrations;
 use crate::links::Link;
-use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, ValidMail};
+use crate::mail::{IdempotencyKey, InvalidMail, MailError, MailQueue, MailSubmission, Origin, ValidMail};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::supervisor::{BackgroundLoop, Supervisor};
@@ -325,7 +325,7 @@ impl Alerts {
             text.push_str(&format!("\nConsole: {url}{}\n", Link::Overview.path()));
         }
         let valid = self.submission(format!("[Herald] Test alert from node {node_id}"), text)?;
-        let accepted = inner.mail.submit(&valid, SUBMITTED_BY, None).await?;
+        let accepted = inner.mail.submit(&valid, &Origin::internal(SUBMITTED_BY), None).await?;
         tracing::info!(mail = %accepted.id, by = requested_by, "test alert queued");
         Ok(accepted.id)
     }
@@ -351,7 +351,11 @@ impl Alerts {
                 message: e.to_owned(),
             })
         })?;
-        match inner.mail.submit(&valid, SUBMITTED_BY, Some(&key)).await {
+        match inner
+            .mail
+            .submit(&valid, &Origin::internal(SUBMITTED_BY), Some(&key))
+            .await
+        {
             Ok(accepted) if accepted.created => {
                 inner.metrics.alert_mail_sent();
                 tracing::info!(

@@ -5,6 +5,7 @@ use std::io::Read;
 
 use clap::Subcommand;
 
+use crate::mail::Origin;
 use crate::services::Services;
 use crate::timefmt::rfc3339_ms;
 
@@ -149,7 +150,7 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
                 .map(IdempotencyKey::try_from)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!(e))?;
-            let accepted = queue.submit(&valid, "cli", key.as_ref()).await?;
+            let accepted = queue.submit(&valid, &Origin::internal("cli"), key.as_ref()).await?;
             println!("{}", accepted.id);
         }
         MailCommand::Status => {

@@ -10,7 +10,8 @@ use super::auth::{RequireAdmin, RequireMailSender};
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiQuery};
 use super::paging::{Cursor, PageLimit};
-use crate::mail::{IdempotencyKey, MailError, MailSubmission};
+use crate::client_addr::ClientAddr;
+use crate::mail::{IdempotencyKey, MailError, MailSubmission, Origin, Protocol, recipients};
 use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary};
 use crate::timefmt::rfc3339_ms;
@@ -65,6 +66,7 @@ pub struct Submitted {
 pub async fn submit(
     State(state): State<AppState>,
     RequireMailSender(sender): RequireMailSender,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     ApiJson(submission): ApiJson<MailSubmission>,
 ) -> Result<Response, ApiError> {
@@ -84,7 +86,12 @@ pub async fn submit(
         )));
     }
     let mail = submission.validate(&state.settings.mail.from)?;
-    let accepted = state.mail.submit(&mail, sender.username.as_str(), key.as_ref()).await?;
+    let origin = Origin {
+        protocol: Protocol::Http,
+        user: sender.username.to_string(),
+        client: Some(client),
+    };
+    let accepted = state.mail.submit(&mail, &origin, key.as_ref()).await?;
     let location = format!("/api/v1/mail/{}", accepted.id);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -125,7 +132,9 @@ pub struct QueuedMail {
 impl From<MailSummary> for QueuedMail {
     fn from(m: MailSummary) -> Self {
         QueuedMail {
-            recipients: serde_json::from_str(&m.recipients).unwrap_or_default(),
+            recipients: recipients::parse(&m.recipients)
+                .map(|all| all.into_iter().map(|r| r.address).collect())
+                .unwrap_or_default(),
             next_attempt_at: (m.state == "queued").then(|| rfc3339_ms(m.next_attempt_at)),
             id: m.id,
             node_id: m.node_id,

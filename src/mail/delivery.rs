@@ -63,6 +63,30 @@ pub struct BatchReport {
     pub released: usize,
 }
 
+/// A claimed message as SMTP input: a complete message as it was received, or a JSON submission
+/// rendered (the same way on every attempt).
+fn outgoing(claimed: &ClaimedMail) -> Result<(Envelope, Vec<u8>), SendError> {
+    let unreadable = |e: &dyn std::fmt::Display| SendError::Permanent(format!("stored message is unreadable: {e}"));
+    match &claimed.raw {
+        Some(raw) => {
+            let recipients: Vec<String> = serde_json::from_str(&claimed.recipients).map_err(|e| unreadable(&e))?;
+            let parse = |a: &str| a.parse::<lettre::Address>().map_err(|e| unreadable(&e));
+            let from = (!claimed.envelope_from.is_empty())
+                .then(|| parse(&claimed.envelope_from))
+                .transpose()?;
+            let to = recipients.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
+            let envelope = Envelope::new(from, to).map_err(|e| unreadable(&e))?;
+            Ok((envelope, raw.clone()))
+        }
+        None => serde_json::from_str::<ValidMail>(&claimed.content)
+            .map_err(|e| unreadable(&e))
+            .and_then(|mail| {
+                mail.render(&claimed.id, claimed.created_at)
+                    .map_err(|e| SendError::Permanent(e.to_string()))
+            }),
+    }
+}
+
 impl Delivery {
     /// The delivery engine of the mail section's relays, retry policy and connection count, or why a
     /// relay cannot be used (its URL, its CA file).
@@ -186,17 +210,7 @@ impl Delivery {
         conn: &mut Option<Connection>,
         claimed: Vec<ClaimedMail>,
     ) -> Vec<Attempt> {
-        let rendered: Vec<Result<(Envelope, Vec<u8>), SendError>> = claimed
-            .iter()
-            .map(|c| {
-                serde_json::from_str::<ValidMail>(&c.content)
-                    .map_err(|e| SendError::Permanent(format!("stored message is unreadable: {e}")))
-                    .and_then(|mail| {
-                        mail.render(&c.id, c.created_at)
-                            .map_err(|e| SendError::Permanent(e.to_string()))
-                    })
-            })
-            .collect();
+        let rendered: Vec<Result<(Envelope, Vec<u8>), SendError>> = claimed.iter().map(outgoing).collect();
         let sendable: Vec<(&Envelope, &[u8])> = rendered
             .iter()
             .filter_map(|r| r.as_ref().ok())

@@ -5,6 +5,8 @@
 mod delivery;
 mod message;
 mod queue;
+mod raw;
+pub mod recipients;
 mod relay;
 mod relay_health;
 mod relays;
@@ -12,8 +14,9 @@ mod retry;
 mod smtp;
 
 pub use delivery::{BatchReport, Delivery};
-pub use message::{InvalidMail, MailSubmission, ValidMail};
+pub use message::{InvalidMail, MAX_RECIPIENTS, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
+pub use raw::{EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, normalize_line_breaks};
 pub use relay::{SmtpTarget, TlsMode};
 pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};

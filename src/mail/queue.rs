@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::message::ValidMail;
+use super::raw::{Origin, RawMail};
 use crate::cluster::NodeId;
 use crate::error_kind::{Classified, ErrorKind};
 use crate::store::{EnqueueOutcome, MailFilter, MailSummary, NewMail, Store, StoreError, now_ms};
@@ -108,29 +109,81 @@ impl MailQueue {
         &self.node_id
     }
 
-    /// Stores a message durably and returns its id. Concurrent submissions share one transaction
-    /// (group commit): each caller is answered only after the commit that holds its message.
+    /// Stores a JSON submission durably and returns its id. Concurrent submissions share one
+    /// transaction (group commit): each caller is answered only after the commit that holds its message.
     pub async fn submit(
         &self,
         mail: &ValidMail,
-        submitted_by: &str,
+        origin: &Origin,
         key: Option<&IdempotencyKey>,
     ) -> Result<Accepted, MailError> {
         let content_json = serde_json::to_string(mail).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let recipients = mail.recipients();
-        let id = uuid::Uuid::now_v7().to_string();
         let row = NewMail {
-            id: id.clone(),
+            id: uuid::Uuid::now_v7().to_string(),
             node_id: self.node_id.to_string(),
             envelope_from: mail.envelope_from(),
             recipients_json: serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             subject: mail.subject.clone(),
             size_bytes: i64::try_from(content_json.len()).unwrap_or(i64::MAX),
-            idempotency: key.map(|k| (k.0.clone(), hex_sha256(&content_json))),
+            idempotency: key.map(|k| (k.0.clone(), hex_sha256(&[content_json.as_bytes()]))),
             content_json,
-            submitted_by: submitted_by.to_owned(),
+            submitted_by: origin.user.clone(),
+            raw: None,
+            envelope_params: String::new(),
+            protocol: origin.protocol.as_str(),
+            client_addr: origin.client.map(|ip| ip.to_string()),
+            message_id: None,
             now: now_ms(),
         };
+        self.store_row(row).await
+    }
+
+    /// Stores a complete message durably, byte for byte, with its envelope; answered like [`submit`](Self::submit),
+    /// after the commit that holds it.
+    pub async fn submit_raw(
+        &self,
+        mail: RawMail,
+        origin: &Origin,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Accepted, MailError> {
+        let recipients_json =
+            serde_json::to_string(mail.recipients()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let params = mail.params().to_column();
+        let idempotency = key.map(|k| {
+            let hash = hex_sha256(&[
+                mail.envelope_from().as_bytes(),
+                b"\0",
+                recipients_json.as_bytes(),
+                b"\0",
+                params.as_bytes(),
+                b"\0",
+                mail.bytes(),
+            ]);
+            (k.0.clone(), hash)
+        });
+        let row = NewMail {
+            id: uuid::Uuid::now_v7().to_string(),
+            node_id: self.node_id.to_string(),
+            envelope_from: mail.envelope_from().to_owned(),
+            recipients_json,
+            subject: mail.subject().to_owned(),
+            size_bytes: i64::try_from(mail.bytes().len()).unwrap_or(i64::MAX),
+            idempotency,
+            content_json: String::new(),
+            submitted_by: origin.user.clone(),
+            envelope_params: params,
+            protocol: origin.protocol.as_str(),
+            client_addr: origin.client.map(|ip| ip.to_string()),
+            message_id: mail.message_id().map(str::to_owned),
+            raw: Some(mail.into_bytes()),
+            now: now_ms(),
+        };
+        self.store_row(row).await
+    }
+
+    async fn store_row(&self, row: NewMail) -> Result<Accepted, MailError> {
+        let id = row.id.clone();
         let (reply, answer) = oneshot::channel();
         self.submissions
             .send(Pending { row, reply })
@@ -206,11 +259,12 @@ impl MailQueue {
     }
 }
 
-fn hex_sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part);
+    }
+    digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Group commit: takes every submission waiting, stores them in one transaction, answers each.

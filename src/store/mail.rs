@@ -18,6 +18,15 @@ pub struct NewMail {
     pub content_json: String,
     pub size_bytes: i64,
     pub submitted_by: String,
+    /// The complete message, for SMTP and `message/rfc822` submissions (`content_json` is then empty).
+    pub raw: Option<Vec<u8>>,
+    /// ESMTP parameters to relay with it (`EnvelopeParams::to_column`).
+    pub envelope_params: String,
+    /// `http`, `smtp` or `internal`.
+    pub protocol: &'static str,
+    pub client_addr: Option<String>,
+    /// The Message-ID header, without angle brackets.
+    pub message_id: Option<String>,
     pub now: i64,
     /// `(key, hash of the request)` when the client sent `Idempotency-Key`.
     pub idempotency: Option<(String, String)>,
@@ -38,6 +47,10 @@ pub enum EnqueueOutcome {
 pub struct ClaimedMail {
     pub id: String,
     pub content: String,
+    pub raw: Option<Vec<u8>>,
+    pub envelope_from: String,
+    pub recipients: String,
+    pub envelope_params: String,
     pub created_at: i64,
     pub attempts: i32,
 }
@@ -77,6 +90,10 @@ pub struct MailSummary {
     pub subject: String,
     pub size_bytes: i64,
     pub submitted_by: String,
+    pub protocol: String,
+    pub client_addr: Option<String>,
+    pub message_id: Option<String>,
+    pub envelope_params: String,
     pub attempts: i32,
     pub created_at: i64,
     pub next_attempt_at: i64,
@@ -95,7 +112,7 @@ pub struct MailFilter {
 }
 
 const SUMMARY_COLUMNS: &str = "id, node_id, state, envelope_from, recipients, subject, size_bytes, submitted_by, \
-     attempts, created_at, next_attempt_at, last_error";
+     protocol, client_addr, message_id, envelope_params, attempts, created_at, next_attempt_at, last_error";
 
 const INSERT_KEY: &str = "INSERT INTO mail_idempotency (principal, key, message_id, request_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal, key) DO NOTHING";
@@ -142,16 +159,33 @@ macro_rules! claim_keys_in {
 
 /// One statement stores a whole batch: every statement is a round trip (to SQLite's worker thread,
 /// or to PostgreSQL), so a statement per message would cost more than the messages themselves.
+/// A complete message travels in the JSON as hex (`unhex` turns it back into a BLOB).
 const SQLITE_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
-     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, \
+     protocol, client_addr, message_id) \
      SELECT value ->> 0, value ->> 1, 'queued', value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-     value ->> 7, 0, value ->> 8, value ->> 8, value ->> 8 FROM json_each($1)";
+     value ->> 7, 0, value ->> 8, value ->> 8, value ->> 8, unhex(value ->> 9), value ->> 10, value ->> 11, \
+     value ->> 12, value ->> 13 FROM json_each($1)";
 
 const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
-     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at) \
-     SELECT id, node_id, 'queued', envelope_from, recipients, subject, content, size_bytes, submitted_by, 0, now, now, now \
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[]) \
-     AS t(id, node_id, envelope_from, recipients, subject, content, size_bytes, submitted_by, now)";
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, \
+     protocol, client_addr, message_id) \
+     SELECT id, node_id, 'queued', envelope_from, recipients, subject, content, size_bytes, submitted_by, 0, now, now, now, \
+     raw, envelope_params, protocol, client_addr, message_id \
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[], \
+     $10::bytea[], $11::text[], $12::text[], $13::text[], $14::text[]) \
+     AS t(id, node_id, envelope_from, recipients, subject, content, size_bytes, submitted_by, now, raw, envelope_params, \
+     protocol, client_addr, message_id)";
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
 
 fn sqlite_rows_json(rows: &[&NewMail]) -> String {
     let rows: Vec<serde_json::Value> = rows
@@ -166,7 +200,12 @@ fn sqlite_rows_json(rows: &[&NewMail]) -> String {
                 m.content_json,
                 m.size_bytes,
                 m.submitted_by,
-                m.now
+                m.now,
+                m.raw.as_deref().map(hex),
+                m.envelope_params,
+                m.protocol,
+                m.client_addr,
+                m.message_id
             ])
         })
         .collect();
@@ -257,6 +296,21 @@ impl Store {
                         .bind(to_store.iter().map(|m| m.size_bytes).collect::<Vec<i64>>())
                         .bind(column(|m| m.submitted_by.clone()))
                         .bind(to_store.iter().map(|m| m.now).collect::<Vec<i64>>())
+                        .bind(to_store.iter().map(|m| m.raw.clone()).collect::<Vec<Option<Vec<u8>>>>())
+                        .bind(column(|m| m.envelope_params.clone()))
+                        .bind(column(|m| m.protocol.to_owned()))
+                        .bind(
+                            to_store
+                                .iter()
+                                .map(|m| m.client_addr.clone())
+                                .collect::<Vec<Option<String>>>(),
+                        )
+                        .bind(
+                            to_store
+                                .iter()
+                                .map(|m| m.message_id.clone())
+                                .collect::<Vec<Option<String>>>(),
+                        )
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -281,7 +335,7 @@ impl Store {
                     "UPDATE mail_messages SET state = 'sending', lease_until = $1, updated_at = $2 \
                      WHERE id IN (SELECT id FROM mail_messages WHERE node_id = $3 AND state = 'queued' \
                      AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4) \
-                     RETURNING id, content, created_at, attempts",
+                     RETURNING id, content, raw, envelope_from, recipients, envelope_params, created_at, attempts",
                 )
                 .bind(lease_until)
                 .bind(now)
@@ -295,7 +349,7 @@ impl Store {
                     "UPDATE mail_messages SET state = 'sending', lease_until = $1, updated_at = $2 \
                      WHERE id IN (SELECT id FROM mail_messages WHERE node_id = $3 AND state = 'queued' \
                      AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, content, created_at, attempts",
+                     RETURNING id, content, raw, envelope_from, recipients, envelope_params, created_at, attempts",
                 )
                 .bind(lease_until)
                 .bind(now)

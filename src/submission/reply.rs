@@ -60,9 +60,14 @@ impl Reply {
 
 /// A client's word shown in a reply or log line: printable ASCII only, at most 64 characters.
 pub(super) fn echo(text: &str) -> String {
+    printable(text, 64)
+}
+
+/// `text` as printable ASCII, at most `max` characters: what a reply line may carry.
+pub(super) fn printable(text: &str, max: usize) -> String {
     text.chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(64)
+        .take(max)
         .collect()
 }
 

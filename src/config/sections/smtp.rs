@@ -10,6 +10,7 @@ use crate::config::declare::{Flag, Key, Section, keys};
 use crate::config::sources::Layers;
 use crate::config::values::{duration_between, whole};
 use crate::config::{ConfigError, SmtpSettings};
+use crate::mail::MAX_RECIPIENTS;
 
 const S: Section = Section::Smtp;
 
@@ -57,8 +58,7 @@ keys! {
         .flag(Flag::Serve("N")).default("1000");
     SMTP_MAX_RECIPIENTS: usize = Key::new(S, "smtp_max_recipients",
         "recipients of one message; further RCPT TO are answered 452",
-        // 500 is the mail queue's own limit per message.
-        "a whole number from 1 to 500", |s| whole(s, 1, 500usize))
+        "a whole number from 1 to 500", |s| whole(s, 1, MAX_RECIPIENTS))
         .flag(Flag::Serve("N")).default("500");
     SMTP_COMMAND_TIMEOUT: Duration = Key::new(S, "smtp_command_timeout",
         "time a client has to send each command; an idle session is then closed with 421",

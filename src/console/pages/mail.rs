@@ -31,8 +31,8 @@ pub struct MailRow {
 }
 
 fn mail_row(m: MailSummary, now: i64) -> MailRow {
-    let to = serde_json::from_str::<Vec<String>>(&m.recipients)
-        .map(|r| r.join(", "))
+    let to = crate::mail::recipients::parse(&m.recipients)
+        .map(|all| all.into_iter().map(|r| r.address).collect::<Vec<_>>().join(", "))
         .unwrap_or(m.recipients);
     MailRow {
         href: encode_component(&m.id),

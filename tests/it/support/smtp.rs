@@ -25,6 +25,19 @@ pub struct Received {
 }
 
 impl Received {
+    /// The message as relayed, without the `Received:` header smtp-sink puts first; lines end with LF
+    /// (the dump's form), and the last one too.
+    pub fn relayed(&self) -> String {
+        let mut lines = self.data.split('\n').peekable();
+        lines.next();
+        while lines.next_if(|l| l.starts_with([' ', '\t'])).is_some() {}
+        let mut out: String = lines.map(|l| format!("{l}\n")).collect();
+        while out.ends_with("\n\n") {
+            out.pop();
+        }
+        out
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{}:", name.to_ascii_lowercase());
         self.data
