@@ -462,3 +462,28 @@ async fn a_draining_node_answers_new_sessions_421() {
     expect(&again.command("MAIL FROM:<a@example.com>").await, "250");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_message_in_flight_then_answers_421() {
+    let app = app_with(trusted_loopback).await;
+    let (http, smtp) = (app.addr, app.smtp_addr());
+    let mut idle = RawSmtp::open(smtp).await;
+    let mut sending = RawSmtp::open(smtp).await;
+    ehlo(&mut sending).await;
+    expect(&sending.command("MAIL FROM:<a@example.com>").await, "250");
+    expect(&sending.command("RCPT TO:<b@example.com>").await, "250");
+    expect(&sending.command("DATA").await, "354 ");
+    sending.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
+    let stopping = tokio::spawn(app.stop());
+    // The idle session is told at once.
+    assert_eq!(idle.until_closed().await, "421 4.3.2 Service shutting down; try again later\r\n");
+    let refused = eventually(Duration::from_secs(20), || async {
+        tokio::net::TcpStream::connect(http).await.is_err()
+    })
+    .await;
+    assert!(refused, "the HTTP listener still accepts");
+    sending.send(b"second half\r\n.\r\n").await;
+    expect(&sending.reply().await, "250 2.0.0 Ok: queued as ");
+    assert_eq!(sending.until_closed().await, "421 4.3.2 Service shutting down; try again later\r\n");
+    stopping.await.unwrap();
+}
