@@ -51,7 +51,7 @@ pub async fn queued(app: &TestApp) -> Vec<serde_json::Value> {
 
 /// Runs a Python script with arguments; its standard output (the script fails the test by exiting
 /// non-zero).
-fn python(script: &str, args: &[&str]) -> String {
+pub fn python(script: &str, args: &[&str]) -> String {
     let output = Command::new("python3")
         .arg("-c")
         .arg(script)

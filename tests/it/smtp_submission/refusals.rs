@@ -309,14 +309,26 @@ async fn eight_bit_and_utf8_addresses_are_kept_with_smtputf8() {
     expect(&client.command("DATA").await, "354 ");
     client.send("Subject: Grüße\r\n\r\nçà ✓\r\n.\r\n".as_bytes()).await;
     expect(&client.reply().await, "250 2.0.0");
+    // Python's smtplib, declaring both.
+    super::python(SMTPLIB_UTF8, &["127.0.0.1", &app.smtp_addr().port().to_string()]);
     let items = queued(&app).await;
-    assert_eq!(
-        items[0]["recipients"],
-        serde_json::json!(["zoë@example.com"]),
-        "{items:?}"
-    );
+    assert_eq!(items.len(), 2, "{items:?}");
+    for item in &items {
+        assert_eq!(item["recipients"], serde_json::json!(["zoë@example.com"]), "{items:?}");
+    }
     app.stop().await;
 }
+
+const SMTPLIB_UTF8: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="client.example", timeout=20)
+s.ehlo()
+assert s.has_extn("smtputf8") and s.has_extn("8bitmime"), s.esmtp_features
+msg = "From: jörg@example.com\r\nTo: zoë@example.com\r\nSubject: Grüße\r\n\r\nçà ✓\r\n".encode()
+refused = s.sendmail("jörg@example.com", ["zoë@example.com"], msg, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+assert refused == {}, refused
+s.quit()
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_speaks_before_the_greeting_is_refused_554() {
@@ -425,27 +437,37 @@ async fn smtps_without_a_certificate_is_refused_at_start_up() {
     );
 }
 
+/// Cluster mode on the node's PostgreSQL database, as node `id`, with the secrets key every node shares.
+fn cluster_node(s: &mut herald::config::Settings, id: &str) {
+    s.cluster.enabled = true;
+    s.cluster.node_id = Some(herald::cluster::NodeId::try_from(id).unwrap());
+    s.database.secret_key = Some(herald::secret::Secret::new(
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    ));
+    trusted_loopback(s);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_draining_node_answers_new_sessions_421() {
-    let Some(app) = smtp_app(Backend::Postgres, |s| {
-        s.cluster.enabled = true;
-        s.cluster.node_id = Some(herald::cluster::NodeId::try_from("smtp_node").unwrap());
-        trusted_loopback(s);
-    })
-    .await
-    else {
+async fn a_draining_node_answers_new_sessions_421_and_the_other_node_accepts() {
+    let Some(app) = smtp_app(Backend::Postgres, |s| cluster_node(s, "smtp_node_1")).await else {
         return;
     };
+    // A second node on the same database, with a data dir of its own.
+    let other_db = support::TestDatabase::new(Backend::Postgres).await.unwrap();
+    let mut settings = other_db.settings();
+    settings.database.url = app.db.url.clone().unwrap();
+    cluster_node(&mut settings, "smtp_node_2");
+    let other = support::start(other_db, settings).await;
     // A session opened before the drain.
     let mut before = RawSmtp::open(app.smtp_addr()).await;
     ehlo(&mut before).await;
-    app.state.store.request_drain("smtp_node", true).await.unwrap();
+    app.state.store.request_drain("smtp_node_1", true).await.unwrap();
     app.state.cluster.heartbeat_once().await.unwrap();
     assert!(!app.state.cluster.accepts_work());
     let mut client = RawSmtp::connect(app.smtp_addr()).await;
     assert_eq!(
         client.until_closed().await,
-        "421 4.3.2 Node smtp_node is draining and takes no new mail; try another node\r\n"
+        "421 4.3.2 Node smtp_node_1 is draining and takes no new mail; try another node\r\n"
     );
     // The open session is told at its next MAIL.
     before.send(b"MAIL FROM:<a@example.com>\r\n").await;
@@ -453,13 +475,23 @@ async fn a_draining_node_answers_new_sessions_421() {
         before
             .until_closed()
             .await
-            .starts_with("421 4.3.2 Node smtp_node is draining")
+            .starts_with("421 4.3.2 Node smtp_node_1 is draining")
     );
-    app.state.store.request_drain("smtp_node", false).await.unwrap();
+    // The other node keeps accepting.
+    let mut elsewhere = RawSmtp::open(other.smtp_addr()).await;
+    ehlo(&mut elsewhere).await;
+    expect(&elsewhere.command("MAIL FROM:<a@example.com>").await, "250");
+    expect(&elsewhere.command("RCPT TO:<b@example.com>").await, "250");
+    expect(&elsewhere.command("DATA").await, "354 ");
+    elsewhere.send(b"Subject: elsewhere\r\n\r\nx\r\n.\r\n").await;
+    expect(&elsewhere.reply().await, "250 2.0.0");
+    // Activated again, the first node takes sessions again.
+    app.state.store.request_drain("smtp_node_1", false).await.unwrap();
     app.state.cluster.heartbeat_once().await.unwrap();
     let mut again = RawSmtp::open(app.smtp_addr()).await;
     ehlo(&mut again).await;
     expect(&again.command("MAIL FROM:<a@example.com>").await, "250");
+    other.stop().await;
     app.stop().await;
 }
 
@@ -476,7 +508,10 @@ async fn shutdown_finishes_the_message_in_flight_then_answers_421() {
     sending.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
     let stopping = tokio::spawn(app.stop());
     // The idle session is told at once.
-    assert_eq!(idle.until_closed().await, "421 4.3.2 Service shutting down; try again later\r\n");
+    assert_eq!(
+        idle.until_closed().await,
+        "421 4.3.2 Service shutting down; try again later\r\n"
+    );
     let refused = eventually(Duration::from_secs(20), || async {
         tokio::net::TcpStream::connect(http).await.is_err()
     })
@@ -484,6 +519,9 @@ async fn shutdown_finishes_the_message_in_flight_then_answers_421() {
     assert!(refused, "the HTTP listener still accepts");
     sending.send(b"second half\r\n.\r\n").await;
     expect(&sending.reply().await, "250 2.0.0 Ok: queued as ");
-    assert_eq!(sending.until_closed().await, "421 4.3.2 Service shutting down; try again later\r\n");
+    assert_eq!(
+        sending.until_closed().await,
+        "421 4.3.2 Service shutting down; try again later\r\n"
+    );
     stopping.await.unwrap();
 }
