@@ -35,11 +35,14 @@ install_packages() {
 # - PostgreSQL, for the PostgreSQL suite and the cluster tests;
 # - Postfix's smtp-sink and smtp-source: a real SMTP server (with fault injection) for the mail tests
 #   (only the tools are used; the Postfix daemon is not started);
+# - swaks (with Net::SSLeay for its STARTTLS and SMTPS): an SMTP client for the submission server's tests;
 # - Chromium and ChromeDriver, for the console's end-to-end tests in a headless browser;
 # - Prometheus's promtool, for scripts/probes.sh's check of /metrics.
 missing=()
 pg_bindir >/dev/null || missing+=(postgresql)
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

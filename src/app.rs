@@ -22,6 +22,8 @@ use crate::supervisor::BackgroundLoop;
 
 pub struct Application {
     listener: TcpListener,
+    /// The SMTP submission server's listeners (none when both are off).
+    smtp: crate::submission::Listeners,
     state: AppState,
 }
 
@@ -58,6 +60,12 @@ impl Application {
                 addr: settings.http.listen,
                 reason: e.to_string(),
             })?;
+        let smtp = crate::submission::Listeners::bind(&settings.smtp)
+            .await
+            .map_err(|e| match e {
+                crate::submission::StartError::Listen { addr, reason } => StartupError::Listen { addr, reason },
+                crate::submission::StartError::Tls(reason) => StartupError::Submission(reason),
+            })?;
         tracing::info!(
             database = %redact_url(&settings.database.url),
             backend = services.store.backend().name(),
@@ -66,12 +74,23 @@ impl Application {
         );
         Ok(Application {
             listener,
+            smtp,
             state: AppState::new(services),
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The SMTP submission listener's address (plain, with STARTTLS when configured), if it is on.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.plain_addr()
+    }
+
+    /// The SMTPS (implicit TLS) listener's address, if it is on.
+    pub fn smtps_addr(&self) -> Option<SocketAddr> {
+        self.smtp.implicit_addr()
     }
 
     pub fn state(&self) -> &AppState {
@@ -81,7 +100,7 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
     /// `HERALD_SHUTDOWN_TIMEOUT` and closes the database.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Application { listener, state } = self;
+        let Application { listener, smtp, state } = self;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
@@ -125,6 +144,9 @@ impl Application {
             let period = Some(state.settings.alerts.interval);
             supervisor.spawn(BackgroundLoop::AlertEvaluation, period, workers_stopped.clone(), run)
         });
+        // The SMTP listeners stop with the HTTP server; their sessions get the same grace.
+        let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
+        let smtp = tokio::spawn(smtp.serve(state.clone(), smtp_stopped));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let limits = ConnectionLimits {
@@ -137,6 +159,7 @@ impl Application {
             let drained = crate::http::server::serve(listener, router, limits, metrics, async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing requests in flight");
+                let _ = stop_smtp.send(true);
                 notify.notify_one();
             })
             .await;
@@ -147,6 +170,12 @@ impl Application {
             () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("requests still in flight after {}; stopping anyway", humantime::format_duration(grace));
             }
+        }
+        if tokio::time::timeout(grace, smtp).await.is_err() {
+            tracing::warn!(
+                "SMTP sessions still open after {}; stopping anyway",
+                humantime::format_duration(grace)
+            );
         }
         let _ = stop_workers.send(true);
         if let Some(alerts) = alerts {

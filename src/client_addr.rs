@@ -98,6 +98,22 @@ impl TrustedProxies {
     }
 }
 
+/// Address blocks whose SMTP clients may submit mail without AUTH (`HERALD_SMTP_TRUSTED_NETWORKS`);
+/// empty by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedNetworks(Vec<IpNet>);
+
+impl TrustedNetworks {
+    /// Parses a comma-separated list of addresses and CIDR blocks; None if any entry is invalid.
+    pub fn parse(list: &str) -> Option<TrustedNetworks> {
+        TrustedProxies::parse(list).map(|proxies| TrustedNetworks(proxies.0))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+}
+
 /// The client's address for a request from `peer` with these headers.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();

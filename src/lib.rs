@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!  faces     http/ (the JSON API, the Xray and mail-queue seeds)   console/ (admin pages)   cli/
+//!            submission/ (the SMTP submission server)
 //!              |                                                       |                      |
 //!  services  auth/ (users, tokens, sessions, throttling)   integrations/ (model, checks, sweep)
 //!            mail/ (queue, retries, delivery)   cluster/ (nodes, heartbeats, drain)   alerts/
@@ -55,6 +56,7 @@ pub mod secret;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod submission;
 pub mod supervisor;
 pub mod telemetry;
 pub mod timefmt;

@@ -3,8 +3,10 @@
 
 mod exposition;
 mod relays;
+mod smtp;
 
 pub use relays::RelayMetrics;
+pub use smtp::{SmtpMetrics, SmtpRejection, SmtpTlsMode};
 
 use std::time::Duration;
 
@@ -54,6 +56,7 @@ pub struct Metrics {
     pub alerts_firing: Gauge,
     pub loops: LoopMetrics,
     pub relays: RelayMetrics,
+    pub smtp: SmtpMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,7 +178,9 @@ impl Metrics {
         );
         let loops = LoopMetrics::register(&mut registry);
         let relays = RelayMetrics::register(&mut registry);
+        let smtp = SmtpMetrics::register(&mut registry);
         Self {
+            smtp,
             loops,
             relays,
             alerts_sent,

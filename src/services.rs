@@ -44,6 +44,8 @@ pub enum StartupError {
     SecretKeyMismatch,
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: std::net::SocketAddr, reason: String },
+    #[error("SMTP submission: {0}")]
+    Submission(String),
     #[error("{0}")]
     Secrets(#[from] SecretsError),
 }

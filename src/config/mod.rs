@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::alerts::AlertSettings;
 use crate::auth::AuthSettings;
-use crate::client_addr::TrustedProxies;
+use crate::client_addr::{TrustedNetworks, TrustedProxies};
 use crate::cluster::ClusterSettings;
 use crate::integrations::CheckSettings;
 use crate::mail::MailSettings;
@@ -73,6 +73,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub console: ConsoleSettings,
     pub mail: MailSettings,
+    pub smtp: SmtpSettings,
     pub checks: CheckSettings,
     pub cluster: ClusterSettings,
     pub alerts: AlertSettings,
@@ -95,6 +96,33 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client's address.
     pub trusted_proxies: TrustedProxies,
+}
+
+/// The SMTP submission server (`crate::submission`): its listeners, TLS, who may submit without
+/// AUTH, and the limits it puts on clients. The largest message is the mail section's `max_size`.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// Plain SMTP with STARTTLS (when a certificate is set); `None`: off.
+    pub listen: Option<SocketAddr>,
+    /// Implicit TLS (SMTPS); `None`: off.
+    pub smtps_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key for STARTTLS and SMTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Clients from these blocks may submit without AUTH.
+    pub trusted_networks: TrustedNetworks,
+    /// Sessions served at once; further clients are answered 421 and closed.
+    pub max_connections: u32,
+    /// Recipients per message; further RCPTs are answered 452.
+    pub max_recipients: usize,
+    /// Time a client has to send each command.
+    pub command_timeout: Duration,
+    /// Time a client has to send each part of a message during DATA.
+    pub data_timeout: Duration,
+    /// Failed commands in a session before it is closed.
+    pub max_errors: u32,
+    /// How long the server waits before its greeting; a client that speaks first is refused.
+    pub greet_wait: Duration,
 }
 
 /// What start-up opens: the data dir, the database, and the key that seals stored secrets.
@@ -150,6 +178,7 @@ impl Settings {
             auth: sections::auth::read(&layers)?,
             console: sections::console::read(&layers)?,
             mail: sections::mail::read(&layers)?,
+            smtp: sections::smtp::read(&layers)?,
             checks: sections::checks::read(&layers)?,
             cluster: sections::cluster::read(&layers)?,
             alerts: sections::alerts::read(&layers)?,

@@ -1,11 +1,11 @@
 //! Keeps Herald's modules pointing one way.
 //!
-//! Data flows from the faces (the HTTP API, the console, the CLI, and `app`, which wires them) to the services
+//! Data flows from the faces (the HTTP API, the console, the CLI, the SMTP submission server, and `app`, which wires them) to the services
 //! (domain) and on to the store and the outbound clients. These tests read every `src/**/*.rs`, collect which
 //! top-level modules each module names (`crate::x`, `super::x` that climbs to the crate root, `herald::x` in the
 //! binary), and fail when
 //! - the top-level modules form a cycle (the cycle is printed), or
-//! - a module other than a face names a face (`http`, `console`, `cli`, `app`), or
+//! - a module other than a face names a face (`http`, `console`, `cli`, `submission`, `app`), or
 //! - anything but the binary (`main` and its `cli`) names `app`, the wiring.
 //!
 //! The reader is a small tokenizer, not a Rust parser: comments, string and character literals are skipped, so a
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The faces: they translate requests, pages and commands into service calls. Nothing below them names them.
-const FACES: &[&str] = &["app", "http", "console", "cli"];
+const FACES: &[&str] = &["app", "http", "console", "cli", "submission"];
 /// What may name `app` besides the binary (`main.rs` and the modules it declares): the command groups.
 const APP_USERS: &[&str] = &["cli"];
 

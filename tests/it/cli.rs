@@ -180,6 +180,8 @@ async fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
             "json",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--smtp-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

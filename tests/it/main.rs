@@ -30,5 +30,6 @@ mod mail_crash;
 mod mail_raw;
 mod mail_relays;
 mod schema;
+mod smtp_submission;
 mod store;
 mod users_tokens;

@@ -14,6 +14,7 @@ pub(super) mod database;
 pub(super) mod http;
 pub(super) mod logging;
 pub(super) mod mail;
+pub(super) mod smtp;
 
 use super::declare::Meta;
 
@@ -26,6 +27,7 @@ pub(super) fn all() -> impl Iterator<Item = &'static Meta> {
         auth::KEYS,
         console::KEYS,
         mail::KEYS,
+        smtp::KEYS,
         checks::KEYS,
         cluster::KEYS,
         alerts::KEYS,

@@ -9,6 +9,7 @@ pub mod pg_cluster;
 pub mod process;
 pub mod recipient_relay;
 pub mod smtp;
+pub mod smtp_client;
 pub mod tls_proxy;
 
 use std::io::Write;
@@ -88,6 +89,7 @@ impl TestDatabase {
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::for_data_dir(self.dir.path(), self.url.clone());
         settings.http.listen = "127.0.0.1:0".parse().unwrap();
+        settings.smtp.listen = Some("127.0.0.1:0".parse().unwrap());
         settings.auth.admin_password = Some(herald::secret::Secret::new(ADMIN_PASSWORD));
         settings.database.timeout = Duration::from_secs(3);
         settings.database.max_connections = 4;
@@ -131,6 +133,9 @@ pub async fn create_postgres_database(admin_url: &str) -> String {
 /// A running Herald, in this process, on a free loopback port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The SMTP submission listener (plain, STARTTLS) and the SMTPS one, when on.
+    smtp: Option<SocketAddr>,
+    smtps: Option<SocketAddr>,
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
@@ -172,6 +177,7 @@ pub async fn start_with_clock(db: TestDatabase, settings: Settings, clock: heral
         .await
         .expect("Herald starts");
     let addr = app.local_addr().expect("bound address");
+    let (smtp, smtps) = (app.smtp_addr(), app.smtps_addr());
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
@@ -179,6 +185,8 @@ pub async fn start_with_clock(db: TestDatabase, settings: Settings, clock: heral
     }));
     TestApp {
         addr,
+        smtp,
+        smtps,
         base: format!("http://{addr}"),
         client: http_client(),
         state,
@@ -193,6 +201,16 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The SMTP submission listener's address (on port 0 in tests; `smtp_listen` must be on).
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp.expect("the SMTP submission listener is on")
+    }
+
+    /// The SMTPS (implicit TLS) listener's address (`smtps_listen` must be on).
+    pub fn smtps_addr(&self) -> SocketAddr {
+        self.smtps.expect("the SMTPS listener is on")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,0 +1,179 @@
+//! The SMTP submission server: Jira, and any application that speaks SMTP, hands its mail to
+//! Herald's durable queue (RFC 5321 ESMTP, with RFC 6409's submission rules where they apply).
+//!
+//! A face like `http`: it translates SMTP into calls of the services (the authenticator, the mail
+//! queue, the cluster's drain state) and their answers into replies; no service imports it. The
+//! promise it keeps is the queue's: `250` after the final dot means the message is committed and
+//! survives a crash; anything not answered yet is the client's to retry.
+//!
+//! - [`listener`]: accept loops, the connection limit, shutdown.
+//! - [`session`]: the state machine of one session (EHLO, STARTTLS, AUTH, order rules, errors);
+//!   [`transaction`]: MAIL, RCPT, DATA and the commit.
+//! - [`conn`]: the connection's bounded buffers and deadlines; [`data`]: reading DATA (dot-unstuffing,
+//!   bare CR/LF, size and line limits); [`auth`]: PLAIN and LOGIN; [`tls`]: the certificate;
+//!   [`trace`]: the `Received:` header; [`reply`]: reply codes and texts; [`intake`]: the queue call.
+//!
+//! Commands are parsed by Stalwart's `smtp-proto`, the parser of a production MTA; everything
+//! around it (I/O, limits, the order rules) is here, on tokio and tokio-rustls.
+
+mod auth;
+mod conn;
+mod data;
+mod intake;
+mod listener;
+mod reply;
+mod session;
+mod tls;
+mod trace;
+mod transaction;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::SmtpSettings;
+use crate::state::AppState;
+
+/// Why the submission server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("SMTP submission: {0}")]
+    Tls(String),
+}
+
+/// What every session shares: the services, the settings, the TLS acceptor, the stop signal.
+pub(crate) struct Shared {
+    state: AppState,
+    settings: SmtpSettings,
+    /// The largest message (`HERALD_MAIL_MAX_SIZE`), as SIZE advertises it.
+    max_size: usize,
+    /// The name in the greeting, EHLO and trace headers.
+    hostname: String,
+    tls: Option<TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+}
+
+/// The bound listeners, before they serve.
+pub struct Listeners {
+    plain: Option<TcpListener>,
+    implicit: Option<TcpListener>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Listeners {
+    /// Loads the certificate (when set) and binds the configured addresses (port 0 picks a free port).
+    /// SMTPS without a certificate, or half a certificate, is refused here, at start-up.
+    pub async fn bind(settings: &SmtpSettings) -> Result<Listeners, StartError> {
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(StartError::Tls)?),
+            (None, None) => None,
+            _ => {
+                return Err(StartError::Tls(
+                    "HERALD_SMTP_TLS_CERT and HERALD_SMTP_TLS_KEY must be set together".to_owned(),
+                ));
+            }
+        };
+        if settings.smtps_listen.is_some() && tls.is_none() {
+            return Err(StartError::Tls(
+                "HERALD_SMTPS_LISTEN needs a certificate: set HERALD_SMTP_TLS_CERT and HERALD_SMTP_TLS_KEY".to_owned(),
+            ));
+        }
+        Ok(Listeners {
+            plain: bind(settings.listen).await?,
+            implicit: bind(settings.smtps_listen).await?,
+            tls,
+        })
+    }
+
+    /// The plain listener's address (STARTTLS), if it is on.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The implicit-TLS listener's address, if it is on.
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Starts accepting; the future completes once `stop` turned true and every session has ended
+    /// (the caller bounds how long it waits).
+    pub fn serve(self, state: AppState, stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+        let settings = state.settings.smtp.clone();
+        let max_size = state.settings.mail.max_size;
+        let max_connections = settings.max_connections;
+        let shared = Arc::new(Shared {
+            state,
+            settings,
+            max_size,
+            hostname: hostname(),
+            tls: self.tls,
+            stop: stop.clone(),
+        });
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(max_connections).unwrap_or(Semaphore::MAX_PERMITS),
+        ));
+        let mut loops = Vec::new();
+        for (listener, implicit) in [(self.plain, false), (self.implicit, true)] {
+            let Some(listener) = listener else { continue };
+            if let Ok(addr) = listener.local_addr() {
+                let tls = if implicit {
+                    "implicit TLS"
+                } else if shared.tls.is_some() {
+                    "STARTTLS"
+                } else {
+                    "no TLS"
+                };
+                tracing::info!(%addr, tls, "SMTP submission listening");
+            }
+            loops.push(tokio::spawn(listener::accept_loop(
+                listener,
+                implicit,
+                shared.clone(),
+                slots.clone(),
+                stop.clone(),
+            )));
+        }
+        async move {
+            for accept_loop in loops {
+                let _ = accept_loop.await;
+            }
+            drop(shared);
+            // Every session holds a slot: all of them free means every session has ended.
+            let _ = slots.acquire_many(max_connections).await;
+        }
+    }
+}
+
+/// Completes when `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr).await.map(Some).map_err(|e| StartError::Listen {
+        addr,
+        reason: e.to_string(),
+    })
+}
+
+/// This machine's name, for the greeting and trace headers.
+fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
