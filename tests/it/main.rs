@@ -30,6 +30,7 @@ mod mail_crash;
 mod mail_raw;
 mod mail_relays;
 mod schema;
+mod smtp_crash;
 mod smtp_submission;
 mod store;
 mod users_tokens;

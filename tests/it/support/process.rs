@@ -58,9 +58,13 @@ pub fn serve_command_at(addr: SocketAddr, data_dir: &Path, extra_args: &[&str]) 
     command
         .arg("serve")
         .args(extra_args)
-        .args(["--listen", &addr.to_string()])
+        .args(["--listen", &addr.to_string()]);
+    if !extra_args.contains(&"--smtp-listen") {
         // Its own free port for SMTP submission too: the default 2525 would be shared by every server.
-        .args(["--smtp-listen", "127.0.0.1:0", "--data-dir"])
+        command.args(["--smtp-listen", "127.0.0.1:0"]);
+    }
+    command
+        .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
