@@ -35,10 +35,12 @@ pub enum SmtpRejection {
     Pipelining,
     Storage,
     Invalid,
+    /// The memory budget for messages was spent (`452 4.3.1`).
+    Memory,
 }
 
 impl SmtpRejection {
-    pub const ALL: [SmtpRejection; 16] = [
+    pub const ALL: [SmtpRejection; 17] = [
         SmtpRejection::AuthRequired,
         SmtpRejection::AuthFailed,
         SmtpRejection::Throttled,
@@ -55,6 +57,7 @@ impl SmtpRejection {
         SmtpRejection::Pipelining,
         SmtpRejection::Storage,
         SmtpRejection::Invalid,
+        SmtpRejection::Memory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl SmtpRejection {
             SmtpRejection::Pipelining => "pipelining",
             SmtpRejection::Storage => "storage",
             SmtpRejection::Invalid => "invalid",
+            SmtpRejection::Memory => "memory",
         }
     }
 }
@@ -98,6 +102,8 @@ impl SmtpTlsMode {
 pub struct SmtpMetrics {
     sessions: Counter,
     pub sessions_active: Gauge,
+    /// Bytes of the memory budget that sessions' messages hold now (`HERALD_SMTP_DATA_MEMORY`).
+    pub data_memory: Gauge,
     auth_failures: Counter,
     tls_sessions: Family<TlsModeLabels, Counter>,
     messages_accepted: Counter,
@@ -118,6 +124,12 @@ impl SmtpMetrics {
             "smtp_sessions_active",
             "SMTP submission sessions open now",
             sessions_active.clone(),
+        );
+        let data_memory = Gauge::default();
+        registry.register(
+            "smtp_data_memory_bytes",
+            "Bytes of the SMTP listener's memory budget for messages (HERALD_SMTP_DATA_MEMORY) held by sessions now",
+            data_memory.clone(),
         );
         let auth_failures = Counter::default();
         registry.register(
@@ -158,6 +170,7 @@ impl SmtpMetrics {
         SmtpMetrics {
             sessions,
             sessions_active,
+            data_memory,
             auth_failures,
             tls_sessions,
             messages_accepted,

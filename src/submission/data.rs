@@ -10,11 +10,17 @@
 //! - **Dot-stuffing** (RFC 5321 §4.5.2): a line that starts with `.` loses that dot.
 //! - **Size.** Only the first `max` bytes of the message are kept; past them the rest is read and
 //!   dropped until the end-of-data line, then the message is refused `552 5.3.4`.
+//! - **Memory.** What is kept is paid for from the listener's [`MemoryBudget`](super::budget), a
+//!   chunk at a time; when the budget is spent the message is no longer kept, read to its end, and
+//!   refused for now (`452 4.3.1`), unless it is also refused for good (too large, bare CR/LF, a
+//!   long line), which wins: a client must not retry a message that can never pass.
 //! - **Line length.** A line longer than 1000 octets with its CRLF (§4.5.3.1.6) is refused too
 //!   (`550 5.6.0`): relays may split or refuse such a line, which would break what was signed.
 //!
 //! [`DataReader`] is a pure state machine fed by the session with whatever arrived, so the rules are
 //! unit-tested here byte by byte.
+
+use super::budget::Reservation;
 
 /// Longest line of a message, without its CRLF (RFC 5321 §4.5.3.1.6: 1000 octets with it).
 pub(super) const MAX_LINE: usize = 998;
@@ -39,6 +45,8 @@ pub(super) enum Refusal {
     TooLarge,
     BareLineEnding,
     LineTooLong,
+    /// The listener's memory budget is spent: a temporary refusal.
+    NoMemory,
 }
 
 pub(super) struct DataReader {
@@ -47,6 +55,10 @@ pub(super) struct DataReader {
     out: Vec<u8>,
     prefix_len: usize,
     max: usize,
+    /// Bytes of the message read so far (kept or not), against `max`.
+    seen: usize,
+    /// What `out` holds of the memory budget.
+    reservation: Reservation,
     line_len: usize,
     refusal: Option<Refusal>,
     done: bool,
@@ -54,17 +66,25 @@ pub(super) struct DataReader {
 
 impl DataReader {
     /// A reader for a message of at most `max` bytes, appended after `prefix` (the trace header),
-    /// which does not count.
-    pub fn new(prefix: Vec<u8>, max: usize) -> DataReader {
-        DataReader {
+    /// which does not count; what it keeps is paid for by `reservation`.
+    pub fn new(prefix: Vec<u8>, max: usize, reservation: Reservation) -> DataReader {
+        let mut reader = DataReader {
             state: State::LineStart,
             prefix_len: prefix.len(),
-            out: prefix,
+            out: Vec::new(),
             max,
+            seen: 0,
+            reservation,
             line_len: 0,
             refusal: None,
             done: false,
+        };
+        if reader.reserve(prefix.len()) {
+            reader.out.extend_from_slice(&prefix);
+        } else {
+            reader.refuse(Refusal::NoMemory);
         }
+        reader
     }
 
     /// Whether the end-of-data line has been read.
@@ -84,15 +104,18 @@ impl DataReader {
         input.len()
     }
 
-    /// The prefix and the message, or why it is refused. Call once [`DataReader::is_done`].
-    pub fn finish(self) -> Result<Vec<u8>, Refusal> {
-        match self.refusal {
+    /// The prefix and the message, or why it is refused, and what the bytes hold of the memory
+    /// budget (to keep until they are stored). Call once [`DataReader::is_done`].
+    pub fn finish(self) -> (Result<Vec<u8>, Refusal>, Reservation) {
+        let verdict = match self.refusal {
             Some(refusal) => Err(refusal),
             None => Ok(self.out),
-        }
+        };
+        (verdict, self.reservation)
     }
 
     /// Bytes of the message kept so far (without the prefix).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.out.len() - self.prefix_len
     }
@@ -141,34 +164,63 @@ impl DataReader {
     }
 
     fn emit(&mut self, byte: u8) {
+        self.seen = self.seen.saturating_add(1);
+        if self.seen > self.max {
+            self.refuse(Refusal::TooLarge);
+        }
         if self.refusal.is_some() {
             return;
         }
-        if self.len() >= self.max {
-            self.refuse(Refusal::TooLarge);
+        if self.out.len() >= self.reservation.held() && !self.reserve(self.out.len() + 1) {
+            self.refuse(Refusal::NoMemory);
             return;
         }
         self.out.push(byte);
     }
 
-    /// Records the first reason to refuse the message and lets go of what was kept: the rest is
-    /// only read to find the end.
-    fn refuse(&mut self, refusal: Refusal) {
-        if self.refusal.is_none() {
-            self.refusal = Some(refusal);
-            self.out = Vec::new();
-            self.prefix_len = 0;
+    /// Makes `out` able to hold `needed` bytes, paid for from the budget (a chunk at a time, never
+    /// more than the prefix and a message of `max` bytes). False when the budget is spent.
+    fn reserve(&mut self, needed: usize) -> bool {
+        let ceiling = self.prefix_len.saturating_add(self.max);
+        if !self.reservation.ensure(needed, ceiling) {
+            return false;
         }
+        let room = self.reservation.held().saturating_sub(self.out.len());
+        self.out.reserve_exact(room);
+        true
+    }
+
+    /// Records the reason to refuse the message and lets go of what was kept (and of its budget):
+    /// the rest is only read to find the end. The first reason stays, except that a refusal for
+    /// good replaces the temporary one (no memory).
+    fn refuse(&mut self, refusal: Refusal) {
+        let replaces = match self.refusal {
+            None => true,
+            Some(Refusal::NoMemory) => refusal != Refusal::NoMemory,
+            Some(_) => false,
+        };
+        if replaces {
+            self.refusal = Some(refusal);
+        }
+        self.out = Vec::new();
+        self.prefix_len = 0;
+        self.reservation.release();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::{CHUNK, MemoryBudget};
     use super::*;
+    use prometheus_client::metrics::gauge::Gauge;
+
+    fn unlimited() -> Reservation {
+        Reservation::new(MemoryBudget::new(usize::MAX, Gauge::default()))
+    }
 
     /// Feeds `input` in pieces of `chunk` bytes; returns the verdict and the bytes left unread.
     fn read(input: &[u8], max: usize, chunk: usize) -> (Option<Result<Vec<u8>, Refusal>>, Vec<u8>) {
-        let mut reader = DataReader::new(Vec::new(), max);
+        let mut reader = DataReader::new(Vec::new(), max, unlimited());
         let mut rest = input;
         while !rest.is_empty() && !reader.is_done() {
             let piece = &rest[..chunk.min(rest.len())];
@@ -176,7 +228,7 @@ mod tests {
             rest = &rest[used..];
         }
         let done = reader.is_done();
-        (done.then(|| reader.finish()), rest.to_vec())
+        (done.then(|| reader.finish().0), rest.to_vec())
     }
 
     fn whole(input: &[u8]) -> Result<Vec<u8>, Refusal> {
@@ -245,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_refused_message_keeps_nothing() {
-        let mut reader = DataReader::new(Vec::new(), 10);
+        let mut reader = DataReader::new(Vec::new(), 10, unlimited());
         reader.feed(&b"y".repeat(500));
         assert_eq!(reader.len(), 0);
         assert!(reader.out.capacity() <= 16, "{}", reader.out.capacity());
@@ -264,15 +316,71 @@ mod tests {
 
     #[test]
     fn the_prefix_is_kept_and_not_counted() {
-        let mut reader = DataReader::new(b"Received: x\r\n".to_vec(), 6);
+        let mut reader = DataReader::new(b"Received: x\r\n".to_vec(), 6, unlimited());
         reader.feed(b"abcd\r\n.\r\n");
         assert!(reader.is_done());
-        assert_eq!(reader.finish(), Ok(b"Received: x\r\nabcd\r\n".to_vec()));
+        assert_eq!(reader.finish().0, Ok(b"Received: x\r\nabcd\r\n".to_vec()));
     }
 
     #[test]
     fn eight_bit_and_utf8_bytes_pass_unchanged() {
         let text = "Subject: Grüße ✓\r\n\r\nçà\r\n".as_bytes();
         assert_eq!(whole(&[text, b".\r\n"].concat()), Ok(text.to_vec()));
+    }
+
+    #[test]
+    fn what_is_kept_is_paid_for_from_the_budget_and_given_back() {
+        let budget = MemoryBudget::new(4 * CHUNK, Gauge::default());
+        let body = [b"x".repeat(100), b"\r\n".to_vec()].concat().repeat(1000);
+        let mut reader = DataReader::new(b"Received: x\r\n".to_vec(), 1 << 20, Reservation::new(budget.clone()));
+        reader.feed(&body);
+        assert!(
+            budget.used() >= reader.len(),
+            "{} held for {} kept",
+            budget.used(),
+            reader.len()
+        );
+        assert!(budget.used() <= reader.len() + 13 + CHUNK);
+        reader.feed(b".\r\n");
+        let (verdict, reservation) = reader.finish();
+        assert_eq!(verdict.map(|b| b.len()), Ok(13 + body.len()));
+        assert!(budget.used() > 0, "held until the message is stored");
+        drop(reservation);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_message_the_budget_cannot_hold_is_read_to_its_end_and_refused_for_now() {
+        let budget = MemoryBudget::new(2 * CHUNK, Gauge::default());
+        let mut other = Reservation::new(budget.clone());
+        assert!(other.ensure(1, usize::MAX));
+        let mut reader = DataReader::new(Vec::new(), 1 << 20, Reservation::new(budget.clone()));
+        let line = [b"y".repeat(998), b"\r\n".to_vec()].concat();
+        let used = reader.feed(&[line.repeat(100), b".\r\nQUIT\r\n".to_vec()].concat());
+        assert!(reader.is_done());
+        assert_eq!(used, 1000 * 100 + 3);
+        assert_eq!(reader.len(), 0);
+        let (verdict, reservation) = reader.finish();
+        assert_eq!(verdict, Err(Refusal::NoMemory));
+        assert_eq!(reservation.held(), 0, "nothing is held once refused");
+        assert_eq!(budget.used(), CHUNK, "only the other session's");
+    }
+
+    #[test]
+    fn a_refusal_for_good_wins_over_no_memory() {
+        let budget = MemoryBudget::new(CHUNK, Gauge::default());
+        let mut other = Reservation::new(budget.clone());
+        assert!(other.ensure(CHUNK, usize::MAX));
+        let read = |input: &[u8], max: usize| {
+            let mut reader = DataReader::new(Vec::new(), max, Reservation::new(budget.clone()));
+            reader.feed(input);
+            assert!(reader.is_done());
+            reader.finish().0
+        };
+        let long = [b"z\r\n".repeat(100), b".\r\n".to_vec()].concat();
+        assert_eq!(read(&long, 10), Err(Refusal::TooLarge));
+        assert_eq!(read(b"a\nb\r\n.\r\n", 100), Err(Refusal::BareLineEnding));
+        assert_eq!(read(b"ab\r\n.\r\n", 100), Err(Refusal::NoMemory));
+        assert_eq!(budget.used(), CHUNK);
     }
 }

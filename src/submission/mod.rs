@@ -9,6 +9,7 @@
 //! - [`listener`]: accept loops, the connection limit, shutdown.
 //! - [`session`]: the state machine of one session (EHLO, STARTTLS, AUTH, order rules, errors);
 //!   [`transaction`]: MAIL, RCPT, DATA and the commit.
+//! - [`budget`]: the memory all sessions' messages may hold together.
 //! - [`conn`]: the connection's bounded buffers and deadlines; [`data`]: reading DATA (dot-unstuffing,
 //!   bare CR/LF, size and line limits); [`auth`]: PLAIN and LOGIN; [`tls`]: the certificate;
 //!   [`trace`]: the `Received:` header; [`reply`]: reply codes and texts; [`intake`]: the queue call.
@@ -17,6 +18,7 @@
 //! around it (I/O, limits, the order rules) is here, on tokio and tokio-rustls.
 
 mod auth;
+mod budget;
 mod conn;
 mod data;
 mod intake;
@@ -56,6 +58,8 @@ pub(crate) struct Shared {
     /// The name in the greeting, EHLO and trace headers.
     hostname: String,
     tls: Option<TlsAcceptor>,
+    /// What the messages being received may hold in memory, all sessions together.
+    memory: Arc<budget::MemoryBudget>,
     stop: watch::Receiver<bool>,
 }
 
@@ -107,12 +111,17 @@ impl Listeners {
         let settings = state.settings.smtp.clone();
         let max_size = state.settings.mail.max_size;
         let max_connections = settings.max_connections;
+        let memory = budget::MemoryBudget::new(
+            data_memory(settings.data_memory, max_size),
+            state.metrics.smtp.data_memory.clone(),
+        );
         let shared = Arc::new(Shared {
             state,
             settings,
             max_size,
             hostname: hostname(),
             tls: self.tls,
+            memory,
             stop: stop.clone(),
         });
         let slots = Arc::new(Semaphore::new(
@@ -148,6 +157,20 @@ impl Listeners {
             let _ = slots.acquire_many(max_connections).await;
         }
     }
+}
+
+/// The memory budget for messages: as configured, but never less than one message of the largest
+/// size with its trace header (a message alone always fits, so none is refused for ever).
+fn data_memory(configured: usize, max_size: usize) -> usize {
+    let one_message = max_size.saturating_add(budget::CHUNK);
+    if configured < one_message {
+        tracing::info!(
+            configured,
+            raised_to = one_message,
+            "HERALD_SMTP_DATA_MEMORY is below one HERALD_MAIL_MAX_SIZE message; raised to fit one"
+        );
+    }
+    configured.max(one_message)
 }
 
 /// Completes when `stop` turns true (or its sender is gone).

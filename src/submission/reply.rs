@@ -147,6 +147,12 @@ pub(super) fn too_many_recipients(max: usize) -> Reply {
     Reply::new(452, "4.5.3", format!("Too many recipients: at most {max} per message"))
 }
 
+/// The listener's memory budget for messages (`HERALD_SMTP_DATA_MEMORY`) is spent (RFC 3463 4.3.1,
+/// mail system full): temporary, the client keeps the message and tries again.
+pub(super) fn insufficient_storage() -> Reply {
+    Reply::new(452, "4.3.1", "Insufficient system storage, try again later")
+}
+
 pub(super) fn bare_line_ending() -> Reply {
     Reply::new(
         550,

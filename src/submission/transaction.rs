@@ -12,6 +12,7 @@
 
 use smtp_proto::{MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8, MailFrom, RcptTo};
 
+use super::budget::Reservation;
 use super::conn::ReadError;
 use super::data::{DataReader, Refusal};
 use super::intake::{self, Received};
@@ -158,7 +159,8 @@ impl Session {
         .header();
         let trace_len = header.len();
         self.conn.queue(&Reply::bare(354, "End data with <CR><LF>.<CR><LF>"));
-        let mut reader = DataReader::new(header, self.shared.max_size);
+        let reservation = Reservation::new(self.shared.memory.clone());
+        let mut reader = DataReader::new(header, self.shared.max_size, reservation);
         loop {
             let used = reader.feed(self.conn.input());
             self.conn.consume(used);
@@ -175,8 +177,15 @@ impl Session {
                 Err(ReadError::Closed) => return Flow::Close,
             }
         }
-        let bytes = match reader.finish() {
+        // The reservation pays for `bytes` until they are stored (or refused), whatever happens.
+        let (verdict, _reservation) = reader.finish();
+        let bytes = match verdict {
             Ok(bytes) => bytes,
+            Err(Refusal::NoMemory) => {
+                tracing::info!(client = %self.client, transaction = %txn_id,
+                    "SMTP: the memory budget for messages is spent; answered 452");
+                return self.respond(reply::insufficient_storage(), Some(SmtpRejection::Memory));
+            }
             Err(Refusal::TooLarge) => {
                 return self.respond(reply::too_large(self.shared.max_size), Some(SmtpRejection::TooLarge));
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::client_addr::TrustedNetworks;
 use crate::config::declare::{Flag, Key, Section, keys};
 use crate::config::sources::Layers;
-use crate::config::values::{duration_between, whole};
+use crate::config::values::{duration_between, size_between, whole};
 use crate::config::{ConfigError, SmtpSettings};
 use crate::mail::MAX_RECIPIENTS;
 
@@ -56,6 +56,11 @@ keys! {
         "SMTP sessions served at once; a client beyond them is answered 421 and closed",
         "a whole number from 1 to 1000000", |s| whole(s, 1, 1_000_000))
         .flag(Flag::Serve("N")).default("1000");
+    SMTP_DATA_MEMORY: usize = Key::new(S, "smtp_data_memory",
+        "memory all SMTP sessions together may hold for the messages they are receiving (never less than \
+         one `mail_max_size` message); a message beyond it is answered `452 4.3.1` and the client retries",
+        "a size of at least 64KiB such as `256MiB`", |s| size_between(s, 64 << 10, usize::MAX))
+        .flag(Flag::Serve("SIZE")).default("256MiB");
     SMTP_MAX_RECIPIENTS: usize = Key::new(S, "smtp_max_recipients",
         "recipients of one message; further RCPT TO are answered 452",
         "a whole number from 1 to 500", |s| whole(s, 1, MAX_RECIPIENTS))
@@ -91,6 +96,7 @@ pub(in crate::config) fn read(layers: &Layers) -> Result<SmtpSettings, ConfigErr
         tls_key: layers.optional(&SMTP_TLS_KEY)?,
         trusted_networks: layers.required(&SMTP_TRUSTED_NETWORKS)?,
         max_connections: layers.required(&SMTP_MAX_CONNECTIONS)?,
+        data_memory: layers.required(&SMTP_DATA_MEMORY)?,
         max_recipients: layers.required(&SMTP_MAX_RECIPIENTS)?,
         command_timeout: layers.required(&SMTP_COMMAND_TIMEOUT)?,
         data_timeout: layers.required(&SMTP_DATA_TIMEOUT)?,
