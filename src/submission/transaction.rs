@@ -7,10 +7,13 @@
 //!   and SMTPUTF8. Parameters Herald does not offer (DSN's RET, ENVID, NOTIFY, ORCPT; BINARYMIME;
 //!   REQUIRETLS; …) are refused `555 5.5.4` rather than silently dropped. A non-ASCII address needs
 //!   SMTPUTF8 on MAIL (`553 5.6.7`, RFC 6531).
+//! - **Time.** Each line of the message must arrive within `HERALD_SMTP_DATA_TIMEOUT`, so a client
+//!   that trickles bytes cannot hold its session (and its connection slot) for ever.
 //! - **Size** is checked twice: SIZE= on MAIL above `HERALD_MAIL_MAX_SIZE` is refused at once, and
 //!   the DATA reader stops keeping bytes at the limit (`552 5.3.4` after the final dot).
 
 use smtp_proto::{MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8, MailFrom, RcptTo};
+use tokio::time::Instant;
 
 use super::budget::Reservation;
 use super::conn::ReadError;
@@ -161,13 +164,22 @@ impl Session {
         self.conn.queue(&Reply::bare(354, "End data with <CR><LF>.<CR><LF>"));
         let reservation = Reservation::new(self.shared.memory.clone());
         let mut reader = DataReader::new(header, self.shared.max_size, reservation);
+        // Each line of the message must arrive within the data timeout (Postfix's per-record
+        // deadline): a client that trickles a byte now and then cannot hold the session for ever.
+        let data_timeout = self.shared.settings.data_timeout;
+        let mut line_deadline = Instant::now() + data_timeout;
         loop {
-            let used = reader.feed(self.conn.input());
+            let input = self.conn.input();
+            let used = reader.feed(input);
+            if input[..used].contains(&b'\n') {
+                line_deadline = Instant::now() + data_timeout;
+            }
             self.conn.consume(used);
             if reader.is_done() {
                 break;
             }
-            match self.conn.read_more(self.shared.settings.data_timeout).await {
+            let left = line_deadline.saturating_duration_since(Instant::now());
+            match self.conn.read_more(left).await {
                 Ok(()) => {}
                 Err(ReadError::Timeout) => {
                     self.shared.state.metrics.smtp.rejected(SmtpRejection::Timeout);

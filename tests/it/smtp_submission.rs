@@ -13,6 +13,7 @@ use support::smtp_client::{RawSmtp, TestCa};
 use support::{Backend, TestApp, spawn_app_with};
 
 mod fuzz;
+mod hostile;
 mod memory;
 mod refusals;
 

@@ -71,8 +71,8 @@ keys! {
         |s| duration_between(s, Duration::from_secs(1), Duration::from_secs(3600)))
         .flag(Flag::Serve("DURATION")).default("5m");
     SMTP_DATA_TIMEOUT: Duration = Key::new(S, "smtp_data_timeout",
-        "time a client may go without sending any of a message during DATA; the session is then closed \
-         with 421",
+        "time a client has to send each line of a message during DATA (a client that trickles bytes is \
+         timed out too); the session is then closed with 421",
         "a duration from 1s to 1h such as `10m`",
         |s| duration_between(s, Duration::from_secs(1), Duration::from_secs(3600)))
         .flag(Flag::Serve("DURATION")).default("10m");
