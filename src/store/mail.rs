@@ -204,7 +204,7 @@ fn sqlite_rows_json(rows: &[&NewMail]) -> String {
                 m.size_bytes,
                 m.submitted_by,
                 m.now,
-                m.raw.as_deref().map(hex),
+                m.raw.as_deref().filter(|raw| super::mail_raw::inline(raw)).map(hex),
                 m.envelope_params,
                 m.protocol,
                 m.client_addr,
@@ -290,6 +290,7 @@ impl Store {
                         .bind(sqlite_rows_json(&to_store))
                         .execute(&mut *tx)
                         .await?;
+                    super::mail_raw::attach_large(&mut tx, &to_store).await?;
                 }
                 tx.commit().await?;
                 Ok(outcomes)

@@ -8,6 +8,7 @@ mod alerts;
 mod cluster;
 mod integrations;
 mod mail;
+mod mail_raw;
 mod meta;
 mod relays;
 mod sessions;
