@@ -38,7 +38,7 @@ const MAX_TOKEN: usize = 255;
 pub struct MailAttachment {
     /// The file name shown to the recipient: 1 to 255 characters, one line, no control characters.
     /// Non-ASCII names are encoded per RFC 2231.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f]{1,255}$")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,255}$")]
     pub filename: String,
     /// A MIME type such as `application/pdf` or `text/csv; charset=utf-8`; not `multipart/*`.
     #[schema(
@@ -285,6 +285,16 @@ mod tests {
                 ..ok()
             }),
             "attachments[0].filename"
+        );
+        let every_allowed = "a!#$&^_.+-/b!#$&^_.+-; c!#$&^_.+-=d!#$&^_.+-;e=f";
+        assert!(check_all(&[attachment(every_allowed, "YQ", None)]).is_ok());
+        assert_eq!(
+            field_of(MailAttachment {
+                filename: "a\u{85}b".into(),
+                ..ok()
+            }),
+            "attachments[0].filename",
+            "C1 controls are control characters too"
         );
         for bad in ["pdf", "multipart/mixed", "text/plain; charset", "a/b\r\nBcc: x", "é/x"] {
             assert_eq!(
