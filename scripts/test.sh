@@ -44,6 +44,12 @@ command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
+# Python's aiosmtpd (a real SMTP server library) plays a relay that answers each recipient on its own
+# (tests/it/support/recipient_relay.py): smtp-sink answers every recipient alike.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing: aiosmtpd (PyPI)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-input aiosmtpd
+fi
 PG_BIN=$(pg_bindir) || { log "PostgreSQL is not installed and could not be installed"; exit 1; }
 log "PostgreSQL binaries: $PG_BIN"
 

@@ -12,14 +12,13 @@ use rand::Rng;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::MailSettings;
-use super::message::ValidMail;
+use super::attempt::{Attempt, Outcome, Prepared, outcome, prepare};
 use super::relays::Relays;
 use super::retry::{Next, RetryPolicy};
-use super::smtp::{Connection, SendError, SmtpClient};
+use super::smtp::{Connection, Outgoing, SendError, SmtpClient};
 use crate::cluster::NodeId;
 use crate::metrics::Metrics;
 use crate::store::{ClaimedMail, Completion, Store, StoreError, now_ms};
-use lettre::address::Envelope;
 
 /// How long a claimed message stays reserved for this node before it may be claimed again.
 const LEASE: Duration = Duration::from_secs(600);
@@ -47,12 +46,6 @@ fn until(at: i64) -> Duration {
     Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).max(5)).min(IDLE_POLL)
 }
 
-/// What one attempt came to, before the retry policy is applied.
-struct Attempt {
-    claimed: ClaimedMail,
-    result: Result<(), SendError>,
-}
-
 /// Counts of one [`Delivery::deliver_due_batch`] step.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BatchReport {
@@ -61,30 +54,6 @@ pub struct BatchReport {
     pub parked: usize,
     /// Put back in the queue uncharged: no relay could be reached.
     pub released: usize,
-}
-
-/// A claimed message as SMTP input: a complete message as it was received, or a JSON submission
-/// rendered (the same way on every attempt).
-fn outgoing(claimed: &ClaimedMail) -> Result<(Envelope, Vec<u8>), SendError> {
-    let unreadable = |e: &dyn std::fmt::Display| SendError::Permanent(format!("stored message is unreadable: {e}"));
-    match &claimed.raw {
-        Some(raw) => {
-            let recipients: Vec<String> = serde_json::from_str(&claimed.recipients).map_err(|e| unreadable(&e))?;
-            let parse = |a: &str| a.parse::<lettre::Address>().map_err(|e| unreadable(&e));
-            let from = (!claimed.envelope_from.is_empty())
-                .then(|| parse(&claimed.envelope_from))
-                .transpose()?;
-            let to = recipients.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
-            let envelope = Envelope::new(from, to).map_err(|e| unreadable(&e))?;
-            Ok((envelope, raw.clone()))
-        }
-        None => serde_json::from_str::<ValidMail>(&claimed.content)
-            .map_err(|e| unreadable(&e))
-            .and_then(|mail| {
-                mail.render(&claimed.id, claimed.created_at)
-                    .map_err(|e| SendError::Permanent(e.to_string()))
-            }),
-    }
 }
 
 impl Delivery {
@@ -110,8 +79,15 @@ impl Delivery {
     }
 
     fn decide(&self, attempt: Attempt, now: i64, jitter: f64) -> Completion {
-        let Attempt { claimed, result } = attempt;
+        let outcome = outcome(&attempt);
+        let claimed = attempt.claimed;
         let attempts = claimed.attempts.saturating_add(1);
+        let result = match outcome {
+            Outcome::Delivered => Ok(()),
+            Outcome::Failed(e) => Err((e, None)),
+            Outcome::Deferred { recipients, error } => Err((SendError::Transient(error), Some(recipients))),
+            Outcome::Refused { recipients, error } => Err((SendError::Permanent(error), Some(recipients))),
+        };
         match result {
             Ok(()) => {
                 let latency = Duration::from_millis(u64::try_from(now - claimed.created_at).unwrap_or(0));
@@ -119,10 +95,10 @@ impl Delivery {
                 Completion::Delivered { id: claimed.id }
             }
             // The relay's fault, not the message's: back to the queue uncharged, unless it is too old.
-            Err(SendError::Unreachable(error)) if !self.policy.expired(claimed.created_at, now) => {
+            Err((SendError::Unreachable(error), _)) if !self.policy.expired(claimed.created_at, now) => {
                 Completion::Release { id: claimed.id, error }
             }
-            Err(SendError::Unreachable(error)) => {
+            Err((SendError::Unreachable(error), _)) => {
                 self.metrics.mail_failed("error");
                 tracing::warn!(id = %claimed.id, error, "not delivered within HERALD_MAIL_MAX_AGE; moved to the error queue");
                 Completion::Park {
@@ -131,9 +107,10 @@ impl Delivery {
                     error: format!(
                         "not delivered within HERALD_MAIL_MAX_AGE (the relay could not be reached: {error})"
                     ),
+                    recipients: None,
                 }
             }
-            Err(err) => {
+            Err((err, recipients)) => {
                 let permanent = matches!(err, SendError::Permanent(_));
                 let attempts_u32 = u32::try_from(attempts).unwrap_or(u32::MAX);
                 match self
@@ -148,6 +125,7 @@ impl Delivery {
                             attempts,
                             next_attempt_at: at,
                             error: err.text().to_owned(),
+                            recipients,
                         }
                     }
                     Next::Park => {
@@ -157,6 +135,7 @@ impl Delivery {
                             id: claimed.id,
                             attempts,
                             error: err.text().to_owned(),
+                            recipients,
                         }
                     }
                 }
@@ -175,6 +154,8 @@ impl Delivery {
                 .into_iter()
                 .map(|claimed| Attempt {
                     claimed,
+                    recipients: Vec::new(),
+                    sending: Vec::new(),
                     result: Err(SendError::Unreachable(reason.clone())),
                 })
                 .collect();
@@ -210,24 +191,33 @@ impl Delivery {
         conn: &mut Option<Connection>,
         claimed: Vec<ClaimedMail>,
     ) -> Vec<Attempt> {
-        let rendered: Vec<Result<(Envelope, Vec<u8>), SendError>> = claimed.iter().map(outgoing).collect();
-        let sendable: Vec<(&Envelope, &[u8])> = rendered
+        let prepared: Vec<Result<Prepared, SendError>> = claimed.iter().map(prepare).collect();
+        let sendable: Vec<&Outgoing> = prepared
             .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|(e, b)| (e, b.as_slice()))
+            .filter_map(|p| p.as_ref().ok())
+            .map(|p| &p.outgoing)
             .collect();
         let mut sent = client.send_many(conn, &sendable).await.into_iter();
         claimed
             .into_iter()
-            .zip(rendered)
-            .map(|(claimed, rendered)| {
-                let result = match rendered {
-                    Ok(_) => sent
+            .zip(prepared)
+            .map(|(claimed, prepared)| match prepared {
+                Ok(Prepared {
+                    recipients, sending, ..
+                }) => Attempt {
+                    claimed,
+                    recipients,
+                    sending,
+                    result: sent
                         .next()
                         .unwrap_or_else(|| Err(SendError::Transient("not sent".into()))),
-                    Err(e) => Err(e),
-                };
-                Attempt { claimed, result }
+                },
+                Err(e) => Attempt {
+                    claimed,
+                    recipients: Vec::new(),
+                    sending: Vec::new(),
+                    result: Err(e),
+                },
             })
             .collect()
     }

@@ -3,6 +3,7 @@
 //! failing.
 
 mod attachments;
+mod attempt;
 mod delivery;
 mod message;
 mod queue;
@@ -23,7 +24,7 @@ pub use raw::{EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, normal
 pub use relay::{SmtpTarget, TlsMode};
 pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};
-pub use smtp::{Connection, SendError, SmtpClient};
+pub use smtp::{Connection, Outgoing, SendError, Sent, SmtpClient};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use crate::secret::Secret;
 pub struct MailSettings {
     /// Sender of mail submitted without `from`.
     pub from: String,
-    /// Largest mail submission accepted (the JSON body), in bytes.
+    /// Largest message accepted, in bytes: an HTTP submission's body, an SMTP message's content.
     pub max_size: usize,
     /// Whether this node delivers its queue (off: it only accepts and stores mail).
     pub delivery: bool,

@@ -66,11 +66,14 @@ pub enum Completion {
         attempts: i32,
         next_attempt_at: i64,
         error: String,
+        /// The recipients' new states (`recipients` column), when the attempt changed them.
+        recipients: Option<String>,
     },
     Park {
         id: String,
         attempts: i32,
         error: String,
+        recipients: Option<String>,
     },
     /// Back to the queue as it was, uncharged: it was not tried (its relay could not be reached).
     Release {
@@ -224,16 +227,19 @@ macro_rules! complete_in {
                     attempts,
                     next_attempt_at,
                     error,
+                    recipients,
                 } => {
                     sqlx::query(
                         "UPDATE mail_messages SET state = 'queued', attempts = $1, next_attempt_at = $2, \
-                         last_error = $3, lease_until = NULL, updated_at = $4 WHERE id = $5 AND state = 'sending'",
+                         last_error = $3, lease_until = NULL, updated_at = $4, recipients = COALESCE($6, recipients) \
+                         WHERE id = $5 AND state = 'sending'",
                     )
                     .bind(attempts)
                     .bind(next_attempt_at)
                     .bind(error)
                     .bind($now)
                     .bind(id)
+                    .bind(recipients)
                     .execute(&mut *$tx)
                     .await?;
                 }
@@ -248,15 +254,22 @@ macro_rules! complete_in {
                     .execute(&mut *$tx)
                     .await?;
                 }
-                Completion::Park { id, attempts, error } => {
+                Completion::Park {
+                    id,
+                    attempts,
+                    error,
+                    recipients,
+                } => {
                     sqlx::query(
                         "UPDATE mail_messages SET state = 'error', attempts = $1, last_error = $2, \
-                         lease_until = NULL, updated_at = $3 WHERE id = $4 AND state = 'sending'",
+                         lease_until = NULL, updated_at = $3, recipients = COALESCE($5, recipients) \
+                         WHERE id = $4 AND state = 'sending'",
                     )
                     .bind(attempts)
                     .bind(error)
                     .bind($now)
                     .bind(id)
+                    .bind(recipients)
                     .execute(&mut *$tx)
                     .await?;
                 }

@@ -361,6 +361,7 @@ async fn park_queued_mail(app: &TestApp) -> usize {
             id: m.id.clone(),
             attempts: 1,
             error: "550 5.1.1 mailbox unavailable".to_owned(),
+            recipients: None,
         })
         .collect();
     store.complete_mail(&parked, now_ms()).await.unwrap();

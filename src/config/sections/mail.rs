@@ -17,9 +17,11 @@ keys! {
         "an email address such as herald@example.com",
         |s| s.parse::<lettre::message::Mailbox>().ok().map(|_| s.to_owned()))
         .flag(Flag::Global("ADDRESS")).default("herald@localhost");
-    MAIL_MAX_SIZE: usize = Key::new(S, "mail_max_size", "largest mail submission, 1KiB to 64MiB (413 above)",
-        "a size from 1KiB to 64MiB such as `2MiB`", |s| size_between(s, 1 << 10, 64 << 20))
-        .flag(Flag::Serve("SIZE")).default("2MiB");
+    MAIL_MAX_SIZE: usize = Key::new(S, "mail_max_size",
+        "largest message, 1KiB to 64MiB: an HTTP submission above it gets 413, an SMTP message `552 5.3.4` \
+         (the listener announces it as SIZE)",
+        "a size from 1KiB to 64MiB such as `10MiB`", |s| size_between(s, 1 << 10, 64 << 20))
+        .flag(Flag::Serve("SIZE")).default("10MiB");
     MAIL_DELIVERY: bool = Key::new(S, "mail_delivery",
         "`false`: this node accepts and stores mail but does not deliver", "`true` or `false`", parse_bool)
         .flag(Flag::Serve("BOOL")).default("true");

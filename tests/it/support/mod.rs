@@ -7,6 +7,7 @@ pub mod integrations;
 pub mod jira_sim;
 pub mod pg_cluster;
 pub mod process;
+pub mod recipient_relay;
 pub mod smtp;
 pub mod tls_proxy;
 

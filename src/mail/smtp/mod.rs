@@ -10,21 +10,22 @@
 //! it is offered, sends the envelope commands in one write and reads their replies afterwards: two
 //! round trips per message instead of three plus one per recipient.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::commands::Ehlo;
+use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
-use super::message::lines;
 use super::relay::{SmtpTarget, TlsMode};
+
+mod transaction;
+
+pub use transaction::{Outgoing, Sent};
 
 /// How a failed attempt is treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,22 +102,8 @@ impl AsyncTokioStream for TlsStream {
 pub struct Connection {
     inner: AsyncSmtpConnection,
     pipelining: bool,
-}
-
-/// MAIL, every RCPT and DATA, written at once (RFC 2920 pipelining).
-struct Pipelined<'a> {
-    mail: Mail,
-    rcpts: &'a [Rcpt],
-}
-
-impl fmt::Display for Pipelined<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.mail)?;
-        for rcpt in self.rcpts {
-            write!(f, "{rcpt}")?;
-        }
-        write!(f, "{Data}")
-    }
+    /// The relay's SIZE (RFC 1870): `Some(0)` when it announces no limit, `None` without SIZE.
+    size: Option<usize>,
 }
 
 /// Opens connections to the relay and sends messages over them.
@@ -240,9 +227,11 @@ impl SmtpClient {
                 let pipelining = ehlo
                     .message()
                     .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
+                let size = ehlo.message().find_map(announced_size);
                 Ok(Connection {
                     inner: conn,
                     pipelining,
+                    size,
                 })
             })
             .await;
@@ -253,13 +242,14 @@ impl SmtpClient {
     }
 
     /// Sends several messages over `conn` (opening one when needed), back to back with pipelining
-    /// when the relay offers it. Returns one result per message, in order. After a failure the
-    /// connection is replaced and the remaining messages go on over a new one.
+    /// when the relay offers it. Returns one result per message, in order: what the relay said about
+    /// each recipient, or why the message as a whole was not taken. After a failure that leaves the
+    /// connection unusable it is replaced, and the remaining messages go on over a new one.
     pub async fn send_many(
         &self,
         conn: &mut Option<Connection>,
-        messages: &[(&Envelope, &[u8])],
-    ) -> Vec<Result<(), SendError>> {
+        messages: &[&Outgoing],
+    ) -> Vec<Result<Sent, SendError>> {
         let mut results = Vec::with_capacity(messages.len());
         while results.len() < messages.len() {
             let start = results.len();
@@ -277,22 +267,9 @@ impl SmtpClient {
                     }
                 },
             };
-            let outcome = if connection.pipelining {
-                pipelined_run(&mut connection, &messages[start..], &mut results, self.timeout).await
-            } else {
-                let (envelope, body) = messages[start];
-                match self.within("send", transaction(&mut connection, envelope, body)).await {
-                    Ok(()) => {
-                        results.push(Ok(()));
-                        Ok(())
-                    }
-                    Err(e) => Err((0, e)),
-                }
-            };
-            match outcome {
+            match transaction::run(&mut connection, &messages[start..], &mut results, self.timeout).await {
                 Ok(()) => *conn = Some(connection),
-                Err((failed_at, error)) => {
-                    results.truncate(start + failed_at);
+                Err(error) => {
                     results.push(Err(error));
                     // Whatever the relay still has to say is dropped with the connection; closing
                     // politely is best effort, the relay may already have gone.
@@ -309,155 +286,13 @@ impl SmtpClient {
     }
 }
 
-/// The envelope commands of one message, after checking what the relay supports.
-fn envelope_commands(conn: &Connection, envelope: &Envelope, message: &[u8]) -> Result<(Mail, Vec<Rcpt>), SendError> {
-    let info = conn.inner.server_info();
-    let mut parameters = Vec::new();
-    let non_ascii = envelope.from().is_some_and(|a| !a.to_string().is_ascii())
-        || envelope.to().iter().any(|a| !a.to_string().is_ascii());
-    if non_ascii {
-        if !info.supports_feature(Extension::SmtpUtfEight) {
-            return Err(SendError::Permanent(
-                "an address is not ASCII and the relay does not support SMTPUTF8".into(),
-            ));
-        }
-        parameters.push(MailParameter::SmtpUtfEight);
+/// The limit in an EHLO line `SIZE <n>` (`SIZE` alone: no limit announced).
+fn announced_size(line: &str) -> Option<usize> {
+    let mut words = line.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("SIZE") {
+        return None;
     }
-    if !message.is_ascii() {
-        if !info.supports_feature(Extension::EightBitMime) {
-            return Err(SendError::Permanent(
-                "the message is not ASCII and the relay does not support 8BITMIME".into(),
-            ));
-        }
-        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
-    let rcpts = envelope.to().iter().map(|to| Rcpt::new(to.clone(), vec![])).collect();
-    Ok((Mail::new(envelope.from().cloned(), parameters), rcpts))
-}
-
-/// Message content (dot-stuffed, ended by `.`), then optionally the next message's envelope: one
-/// write, as RFC 2920 allows (the end of data may be followed by the next transaction's commands).
-///
-/// This is the only writer of message content. It does not trust the message to end its lines with
-/// CRLF: a bare CR or LF also ends a line here and is written as CRLF, so every line a relay could
-/// see is dot-stuffed and no body can end the data early and smuggle in commands.
-struct DataThenNext<'a> {
-    body: &'a str,
-    next: Option<&'a Pipelined<'a>>,
-}
-
-impl fmt::Display for DataThenNext<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in lines(self.body) {
-            if line.starts_with('.') {
-                f.write_str(".")?;
-            }
-            f.write_str(line)?;
-            f.write_str("\r\n")?;
-        }
-        f.write_str(".\r\n")?;
-        if let Some(next) = self.next {
-            write!(f, "{next}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads the replies to the RCPT and DATA commands of an envelope whose MAIL reply was read.
-async fn read_envelope_replies(conn: &mut Connection, rcpts: usize) -> Result<(), SendError> {
-    for _ in 0..rcpts {
-        conn.inner.read_response().await.map_err(|e| classify(&e))?;
-    }
-    conn.inner.read_response().await.map_err(|e| classify(&e))?; // 354 for DATA
-    Ok(())
-}
-
-fn timed_out(what: &str, timeout: Duration) -> SendError {
-    SendError::Transient(format!(
-        "{what}: no answer within {}",
-        humantime::format_duration(timeout)
-    ))
-}
-
-/// Sends messages back to back over one pipelining connection: the end of each message and the next
-/// envelope share one write, so a message costs one round trip. On the first failure it stops and
-/// returns the index of the message that failed; the results of the messages before it are pushed.
-async fn pipelined_run(
-    conn: &mut Connection,
-    messages: &[(&Envelope, &[u8])],
-    results: &mut Vec<Result<(), SendError>>,
-    timeout: Duration,
-) -> Result<(), (usize, SendError)> {
-    let mut envelopes = Vec::with_capacity(messages.len());
-    for (i, (envelope, body)) in messages.iter().enumerate() {
-        match envelope_commands(conn, envelope, body) {
-            Ok(commands) => envelopes.push(commands),
-            Err(e) if i == 0 => return Err((0, e)),
-            // Send up to the one that cannot be sent; the caller goes on from it.
-            Err(_) => break,
-        }
-    }
-    let first = Pipelined {
-        mail: envelopes[0].0.clone(),
-        rcpts: &envelopes[0].1,
-    };
-    let rcpts = envelopes[0].1.len();
-    let sent = tokio::time::timeout(timeout, async {
-        conn.inner.command(first).await.map_err(|e| classify(&e))?;
-        read_envelope_replies(conn, rcpts).await
-    })
-    .await;
-    sent.unwrap_or_else(|_| Err(timed_out("envelope", timeout)))
-        .map_err(|e| (0, e))?;
-    // `k` also names the next envelope and the failed message's position.
-    #[allow(clippy::needless_range_loop)]
-    for k in 0..envelopes.len() {
-        let body = std::str::from_utf8(messages[k].1)
-            .map_err(|_| (k, SendError::Permanent("the message is not valid UTF-8".into())))?;
-        let next = envelopes.get(k + 1).map(|(mail, rcpts)| Pipelined {
-            mail: mail.clone(),
-            rcpts,
-        });
-        let data = DataThenNext {
-            body,
-            next: next.as_ref(),
-        };
-        let done = tokio::time::timeout(timeout, conn.inner.command(data)).await;
-        match done {
-            Ok(Ok(_)) => results.push(Ok(())),
-            Ok(Err(e)) => return Err((k, classify(&e))),
-            Err(_) => return Err((k, timed_out("message", timeout))),
-        }
-        if let Some(next) = &next {
-            let replies = tokio::time::timeout(timeout, async {
-                conn.inner.read_response().await.map_err(|e| classify(&e))?; // MAIL
-                read_envelope_replies(conn, next.rcpts.len()).await
-            })
-            .await;
-            replies
-                .unwrap_or_else(|_| Err(timed_out("envelope", timeout)))
-                .map_err(|e| (k + 1, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// One mail transaction without pipelining (the relay does not offer it): a command at a time, and
-/// the content through the same writer as the pipelined path (lettre's own would pass a bare CR on).
-async fn transaction(conn: &mut Connection, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
-    let body =
-        std::str::from_utf8(message).map_err(|_| SendError::Permanent("the message is not valid UTF-8".into()))?;
-    let (mail, rcpts) = envelope_commands(conn, envelope, message)?;
-    conn.inner.command(mail).await.map_err(|e| classify(&e))?;
-    for rcpt in rcpts {
-        conn.inner.command(rcpt).await.map_err(|e| classify(&e))?;
-    }
-    conn.inner.command(Data).await.map_err(|e| classify(&e))?;
-    conn.inner
-        .command(DataThenNext { body, next: None })
-        .await
-        .map(|_| ())
-        .map_err(|e| classify(&e))
+    Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 fn local_hostname() -> String {
@@ -472,31 +307,11 @@ fn local_hostname() -> String {
 mod tests {
     use super::*;
 
-    fn data(body: &str) -> String {
-        DataThenNext { body, next: None }.to_string()
-    }
-
     #[test]
-    fn content_is_dot_stuffed_and_ended_by_a_lone_dot() {
-        assert_eq!(data("a\r\n.b\r\n..c\r\n"), "a\r\n..b\r\n...c\r\n.\r\n");
-        assert_eq!(data(".first\r\nlast"), "..first\r\nlast\r\n.\r\n");
-        assert_eq!(data("a\r\n\r\nb\r\n"), "a\r\n\r\nb\r\n.\r\n");
-    }
-
-    #[test]
-    fn bare_cr_and_lf_end_lines_as_crlf_so_no_body_ends_the_data_early() {
-        let smuggled = "line1\r.\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z@y>\r\nDATA\r\nevil\r\n.\r\n";
-        assert_eq!(
-            data(smuggled),
-            "line1\r\n..\r\nMAIL FROM:<x@y>\r\nRCPT TO:<z@y>\r\nDATA\r\nevil\r\n..\r\n.\r\n"
-        );
-        assert_eq!(data("a\n.\nMAIL FROM:<x@y>\n"), "a\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n");
-        assert_eq!(data("a\r\r\n.\r"), "a\r\n\r\n..\r\n.\r\n");
-        let written = data("x\r.\ry\n.\n\r\n.");
-        assert!(
-            !written.replace("\r\n", "").contains(['\r', '\n']),
-            "only CRLF line breaks: {written:?}"
-        );
-        assert_eq!(written.matches("\r\n.\r\n").count(), 1, "one end of data: {written:?}");
+    fn size_is_read_from_the_ehlo_reply() {
+        assert_eq!(announced_size("SIZE 10240000"), Some(10_240_000));
+        assert_eq!(announced_size("size"), Some(0));
+        assert_eq!(announced_size("PIPELINING"), None);
+        assert_eq!(announced_size(""), None);
     }
 }
