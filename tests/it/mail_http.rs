@@ -12,6 +12,7 @@ use mail_parser::MimeHeaders;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::console::ConsoleClient;
+use support::recipient_relay::RecipientRelay;
 use support::smtp::SmtpSink;
 use support::{ADMIN_PASSWORD, Backend, TestApp, problem, spawn_app, spawn_app_with};
 
@@ -25,6 +26,7 @@ backend_tests!(
     bad_attachment_fields_get_400_naming_the_field,
     the_api_shows_how_each_message_arrived_and_its_recipients_states,
     the_console_shows_how_each_message_arrived_and_its_recipients_states,
+    each_recipients_delivery_shows_in_the_api_and_the_console,
 );
 
 /// An app that does not deliver by itself: tests drive delivery one batch at a time.
@@ -417,4 +419,71 @@ async fn the_console_shows_how_each_message_arrived_and_its_recipients_states(ba
         "escaped: {row}"
     );
     assert!(body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{row}");
+}
+
+async fn each_recipients_delivery_shows_in_the_api_and_the_console(backend: Backend) {
+    let Some(relay) = RecipientRelay::start(true) else {
+        return;
+    };
+    let url = relay.url();
+    let Some(app) = spawn_app_with(backend, move |s| {
+        s.mail.smtp_url = herald::secret::Secret::new(url);
+        s.mail.delivery = false;
+        s.mail.smtp_timeout = Duration::from_secs(2);
+    })
+    .await
+    else {
+        return;
+    };
+    let id = accepted_id(
+        post_message(
+            &app,
+            "?to=ok1@example.com&to=reject1@example.com&to=defer1@example.com",
+            b"Subject: three\n\nbody\n",
+        )
+        .await,
+    )
+    .await;
+    app.state.delivery.deliver_due_batch(10).await.unwrap();
+    assert_eq!(relay.taken().len(), 1);
+    let listed = app.admin_json(&format!("/api/v1/mail/{id}")).await;
+    let states = listed["recipient_states"].as_array().unwrap();
+    let each: Vec<(&str, &str)> = states
+        .iter()
+        .map(|r| (r["address"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        each,
+        [
+            ("ok1@example.com", "delivered"),
+            ("reject1@example.com", "failed"),
+            ("defer1@example.com", "pending")
+        ],
+        "{listed}"
+    );
+    assert!(states[1]["reply"].as_str().unwrap().contains("550"), "{listed}");
+    assert!(states[2]["reply"].as_str().unwrap().contains("450"), "{listed}");
+    assert_eq!(
+        listed["recipients"],
+        json!(["ok1@example.com", "reject1@example.com", "defer1@example.com"])
+    );
+    let mut console = ConsoleClient::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let (_, _, body) = console.get("/console/mail").await;
+    let row = &body[body.find(&format!("<tr data-id=\"{id}\"")).expect("the message's row")..];
+    assert!(
+        row.contains(
+            "<li class=\"rcpt-delivered\">ok1@example.com <span class=\"ok-text\">\u{2713} delivered</span></li>"
+        ),
+        "{row}"
+    );
+    assert!(
+        row.contains("<li class=\"rcpt-failed\">reject1@example.com <span class=\"bad-text\">\u{2717} failed: "),
+        "{row}"
+    );
+    assert!(
+        row.contains("<li class=\"rcpt-pending\">defer1@example.com <span class=\"muted\">\u{2026} pending: "),
+        "{row}"
+    );
+    app.stop().await;
 }
