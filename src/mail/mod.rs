@@ -2,6 +2,7 @@
 //! over SMTP as soon as it is due, retried with backoff, and parked in an error queue when it keeps
 //! failing.
 
+mod attachments;
 mod attempt;
 mod delivery;
 mod message;
@@ -12,8 +13,10 @@ mod relay;
 mod relay_health;
 mod relays;
 mod retry;
+pub mod rfc822;
 mod smtp;
 
+pub use attachments::{MAX_ATTACHMENTS, MailAttachment};
 pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MAX_RECIPIENTS, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};

@@ -27,6 +27,7 @@ mod integrations_logs;
 mod integrations_status;
 mod mail;
 mod mail_crash;
+mod mail_http;
 mod mail_raw;
 mod mail_relays;
 mod schema;
