@@ -1,6 +1,8 @@
 //! A Jira simulator: an axum server on 127.0.0.1:0 that answers the REST calls of Herald's check with
 //! Jira's own bodies (tests/fixtures/jira), as Jira Cloud, Data Center, or a pre-8.4 server would, and
 //! with every fault Herald must recognise. Counts requests per path so tests can prove coalescing.
+//! The ticket endpoints (create, search, transitions, comments) and their faults are in
+//! `jira_sim_tickets.rs` and `jira_sim_ticket_routes.rs`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -16,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+
+use super::jira_sim_tickets::Tickets;
 
 const SERVER_INFO_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__serverInfo.cloud.200.json");
 const SERVER_INFO_DC: &str =
@@ -129,6 +133,7 @@ struct SimState {
     counts: Mutex<HashMap<String, usize>>,
     failed_logins: Mutex<usize>,
     base: Mutex<String>,
+    tickets: Tickets,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -159,6 +164,7 @@ fn new_state(config: SimConfig) -> Arc<SimState> {
         counts: Mutex::new(HashMap::new()),
         failed_logins: Mutex::new(0),
         base: Mutex::new(String::new()),
+        tickets: Tickets::default(),
     })
 }
 
@@ -249,6 +255,11 @@ impl JiraSim {
         self.state.counts.lock().unwrap().values().sum()
     }
 
+    /// The issues, the ticket knobs (429s, rate limit, field errors, lost answers) and counters.
+    pub fn tickets(&self) -> &Tickets {
+        &self.state.tickets
+    }
+
     pub fn reset_counts(&self) {
         self.state.counts.lock().unwrap().clear();
     }
@@ -286,6 +297,12 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
     };
     let query = request.uri().query().unwrap_or("").to_owned();
     *state.counts.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+    let method = request.method().clone();
+    if let Some(throttled) = state.tickets.admit(&method, &path) {
+        return throttled;
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }
@@ -363,7 +380,7 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
     if !path.starts_with("/rest/") {
         return login_page();
     }
-    match authenticate(&state, &config, request.headers()) {
+    match authenticate(&state, &config, &parts.headers) {
         Caller::Refused(response) => return response,
         Caller::Anonymous => {
             let mut r = errors(
@@ -375,6 +392,10 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
             return r;
         }
         Caller::User => {}
+    }
+    let base = state.base.lock().unwrap().clone();
+    if let Some(answer) = state.tickets.route(&config, &base, &method, &path, &query, &body).await {
+        return answer;
     }
     route(&config, &path, &query)
 }
