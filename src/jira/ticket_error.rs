@@ -133,11 +133,9 @@ impl Classified for TicketError {
             // Herald's credentials or permissions in Jira contradict what the integration is for:
             // the caller's own credentials are not at fault, so not `Unauthenticated`.
             TicketErrorKind::Unauthorized | TicketErrorKind::Forbidden => ErrorKind::Conflict,
-            TicketErrorKind::RateLimited => match self.retry {
-                Retry::After(wait) => ErrorKind::Throttled { retry_after: wait },
-                _ => ErrorKind::Unavailable,
-            },
-            TicketErrorKind::Unreachable
+            // Jira throttles Herald, not whoever asked Herald: an upstream that is busy for now.
+            TicketErrorKind::RateLimited
+            | TicketErrorKind::Unreachable
             | TicketErrorKind::Timeout
             | TicketErrorKind::UnknownOutcome
             | TicketErrorKind::ServerError
