@@ -340,7 +340,17 @@ impl TicketClient {
             }
             if status.is_success() {
                 // A 200 can still be a refusal: an SSO login page, or Seraph saying the login failed.
-                if let Some(denial) = auth_denial(&answer).filter(|d| !matches!(d, AuthDenial::Forbidden { .. })) {
+                // (Not Cloud's password message: a 2xx body may quote a comment that says anything.)
+                let refusal = auth_denial(&answer).filter(|d| {
+                    matches!(
+                        d,
+                        AuthDenial::HtmlLoginPage
+                            | AuthDenial::AuthenticatedFailed
+                            | AuthDenial::AuthenticationDenied
+                            | AuthDenial::CaptchaChallenge { .. }
+                    )
+                });
+                if let Some(denial) = refusal {
                     return Err(TicketError::new(
                         TicketErrorKind::Unauthorized,
                         Retry::Never,

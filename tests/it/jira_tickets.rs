@@ -472,3 +472,15 @@ async fn a_read_that_times_out_is_a_timeout_not_an_unknown_outcome() {
     let err = client.find_by_label("SEC", "x").await.unwrap_err();
     assert_eq!((err.kind, err.retry), (TicketErrorKind::Timeout, Retry::Backoff));
 }
+
+#[tokio::test]
+async fn a_login_page_instead_of_an_answer_is_refused_credentials() {
+    let sim = sim(Flavour::DataCenter).await;
+    sim.fault("/rest/api/2/search", Fault::HtmlLoginPage);
+    let err = client(&sim, Flavour::DataCenter)
+        .find_by_label("SEC", "x")
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind, err.retry), (TicketErrorKind::Unauthorized, Retry::Never));
+    assert!(err.message.contains("login page"), "{err}");
+}
