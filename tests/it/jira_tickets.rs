@@ -333,10 +333,13 @@ async fn a_429_pauses_every_request_for_the_retry_after_jira_asked() {
         let client = client.clone();
         async move { client.create_issue(&issue("dedup-429", json!("x"))).await }
     });
-    // Once the 429 went out, a search of the same integration must wait for the pause too.
-    while sim.tickets().throttled() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Once the client has read the 429 (the integration is paused), a search of the same integration
+    // must wait for the pause too.
+    let paused = crate::support::eventually(Duration::from_secs(10), || async {
+        sim.tickets().throttled() > 0 && client.limiter().blocked_until().is_some()
+    })
+    .await;
+    assert!(paused, "the 429 never paused the integration");
     let searching = tokio::spawn({
         let client = client.clone();
         async move { client.find_by_label("SEC", "dedup-429").await }
