@@ -24,16 +24,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::dir_watch::watch_closes;
 use common::herald_process::Herald;
 use common::postgres::Postgres;
+use common::smtp_client::SmtpClient;
 use common::smtp_sink::Sink;
 use common::{cpu_time, env_secs, env_usize, free_port, loadavg, mib};
 
@@ -284,64 +285,6 @@ fn end_to_end_throughput() {
     );
 }
 
-/// A blocking SMTP client, enough for the benchmark: lockstep commands, no pipelining.
-struct SmtpClient {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-    line: String,
-}
-
-impl SmtpClient {
-    /// Connects and reads the `220` greeting.
-    fn connect(addr: SocketAddr) -> SmtpClient {
-        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut client = SmtpClient {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-            line: String::new(),
-        };
-        client.expect(220);
-        client
-    }
-
-    /// Reads one reply (all its lines) and checks its code.
-    fn expect(&mut self, code: u16) {
-        loop {
-            self.line.clear();
-            let n = self.reader.read_line(&mut self.line).expect("read an SMTP reply");
-            assert!(n > 0, "the server closed the connection");
-            let got: u16 = self.line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-            assert_eq!(got, code, "unexpected reply: {}", self.line.trim_end());
-            if self.line.as_bytes().get(3) != Some(&b'-') {
-                return;
-            }
-        }
-    }
-
-    fn command(&mut self, line: &str, code: u16) {
-        self.writer.write_all(line.as_bytes()).unwrap();
-        self.writer.write_all(b"\r\n").unwrap();
-        self.expect(code);
-    }
-
-    /// One transaction; returns when the `250` after the final dot has been read.
-    fn send(&mut self, content: &[u8]) {
-        self.command("MAIL FROM:<bench@example.com>", 250);
-        self.command("RCPT TO:<sink@example.com>", 250);
-        self.command("DATA", 354);
-        self.writer.write_all(content).unwrap();
-        self.expect(250);
-    }
-
-    fn quit(&mut self) {
-        let _ = self.writer.write_all(b"QUIT\r\n");
-        self.line.clear();
-        let _ = self.reader.read_line(&mut self.line);
-    }
-}
-
 /// A message of about 1 KiB with a unique Message-ID, ending with the final dot.
 fn message(id: &str) -> Vec<u8> {
     let mut m = format!(
@@ -352,52 +295,6 @@ fn message(id: &str) -> Vec<u8> {
     }
     m.push_str(".\r\n");
     m.into_bytes()
-}
-
-/// Watches a directory for files closed after writing (inotify IN_CLOSE_WRITE) and records, for
-/// each file name, the monotonic time at which this thread woke up for the event.
-fn watch_closes(dir: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(String, Instant)>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    // SAFETY: plain system calls on a descriptor this function owns; the buffer outlives each read.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    assert!(fd >= 0, "inotify_init1 failed");
-    let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CLOSE_WRITE) };
-    assert!(wd >= 0, "inotify_add_watch failed");
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        while !stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one pollfd we own.
-            if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
-                continue;
-            }
-            // SAFETY: reads into our buffer, within its length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            let at = Instant::now();
-            if n <= 0 {
-                continue;
-            }
-            let mut offset = 0;
-            let header = std::mem::size_of::<libc::inotify_event>();
-            while offset + header <= n as usize {
-                // SAFETY: the kernel wrote a whole event at `offset`; read_unaligned copes with alignment.
-                let event: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[offset..].as_ptr().cast()) };
-                let name = &buf[offset + header..offset + header + event.len as usize];
-                let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                seen.push((String::from_utf8_lossy(name).into_owned(), at));
-                offset += header + event.len as usize;
-            }
-        }
-        // SAFETY: our descriptor, closed once.
-        unsafe { libc::close(fd) };
-        seen
-    })
 }
 
 /// (2b) Latency from the client's `250` to arrival at the sink.
