@@ -298,6 +298,7 @@ impl Alerts {
             html: None,
             // RFC 3834: machine-made mail, not to be answered by vacation responders.
             headers: BTreeMap::from([("Auto-Submitted".to_owned(), "auto-generated".to_owned())]),
+            attachments: Vec::new(),
         }
         .validate(&config.from)?)
     }

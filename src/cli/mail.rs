@@ -55,6 +55,8 @@ pub enum MailCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// One message in the queue or the error queue: its envelope, how it arrived, each recipient's state.
+    Show { id: String },
     /// Put errored mail back in this node's queue: one by id, or --all.
     Resend {
         id: Option<String>,
@@ -74,6 +76,40 @@ pub enum MailCommand {
         node: Option<String>,
     },
 }
+/// `via HTTP by admin from 127.0.0.1, Message-ID <…>`: how a message arrived.
+fn arrival(m: &crate::store::MailSummary) -> String {
+    let mut line = format!("via {} by {}", m.protocol.to_ascii_uppercase(), m.submitted_by);
+    if let Some(client) = &m.client_addr {
+        line.push_str(&format!(" from {client}"));
+    }
+    if let Some(id) = &m.message_id {
+        line.push_str(&format!(", Message-ID <{id}>"));
+    }
+    line
+}
+
+/// `dev@example.com ✓ delivered, ops@example.com ✗ failed: 550 …`: where each recipient stands.
+fn recipient_states(column: &str) -> String {
+    use crate::mail::recipients::{self, RecipientState};
+    let Ok(all) = recipients::parse(column) else {
+        return column.to_owned();
+    };
+    all.iter()
+        .map(|r| {
+            let mark = match r.state {
+                RecipientState::Delivered => '\u{2713}',
+                RecipientState::Failed => '\u{2717}',
+                RecipientState::Pending => '\u{2026}',
+            };
+            match &r.reply {
+                Some(reply) => format!("{} {mark} {}: {reply}", r.address, r.state.as_str()),
+                None => format!("{} {mark} {}", r.address, r.state.as_str()),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn one_or_all(id: Option<String>, all: bool, verb: &str) -> anyhow::Result<Option<String>> {
     match (id, all) {
         (Some(id), false) => Ok(Some(id)),
@@ -93,7 +129,7 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
         );
         for m in items {
             let subject: String = m.subject.chars().take(30).collect();
-            let error: String = m.last_error.unwrap_or_default().chars().take(60).collect();
+            let error: String = m.last_error.as_deref().unwrap_or_default().chars().take(60).collect();
             println!(
                 "{:<36} {:<8} {:>8} {:<20} {:<30} {}",
                 m.id,
@@ -103,6 +139,8 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
                 subject,
                 error
             );
+            println!("    {}", arrival(&m));
+            println!("    {}", recipient_states(&m.recipients));
         }
     };
     match cmd {
@@ -143,6 +181,7 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
                 text,
                 html,
                 headers,
+                attachments: Vec::new(),
             };
             let valid = submission.validate(&settings.mail.from)?;
             let key = idempotency_key
@@ -183,6 +222,18 @@ pub async fn run(cmd: MailCommand, services: &Services) -> anyhow::Result<()> {
                 limit,
             };
             print_list(queue.list(&filter).await?);
+        }
+        MailCommand::Show { id } => {
+            let m = queue.get(&id).await?;
+            println!("id: {}\nstate: {}\nnode: {}", m.id, m.state, m.node_id);
+            println!("subject: {}\nfrom: <{}>", m.subject, m.envelope_from);
+            println!("recipients: {}", recipient_states(&m.recipients));
+            println!("arrived: {}", arrival(&m));
+            println!("size: {} bytes\nattempts: {}", m.size_bytes, m.attempts);
+            println!("created: {}", rfc3339_ms(m.created_at));
+            if let Some(error) = &m.last_error {
+                println!("last error: {error}");
+            }
         }
         MailCommand::Resend { id, all } => {
             let n = queue.resend(one_or_all(id, all, "resend")?.as_deref()).await?;

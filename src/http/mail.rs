@@ -1,114 +1,19 @@
-//! `/api/v1/mail`: submission (admin or the `mail` role), and the queue's admin operations.
+//! `/api/v1/mail`: the queue's admin operations (submission is in `submission.rs`).
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{RequireAdmin, RequireMailSender};
+use super::auth::RequireAdmin;
 use super::error::{ApiError, Problem};
-use super::json::{ApiJson, ApiQuery};
+use super::json::ApiQuery;
 use super::paging::{Cursor, PageLimit};
-use crate::client_addr::ClientAddr;
-use crate::mail::{IdempotencyKey, MailError, MailSubmission, Origin, Protocol, recipients};
+use crate::mail::MailError;
+use crate::mail::recipients::{self, Recipient};
 use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary};
 use crate::timefmt::rfc3339_ms;
-
-/// The documented body of `POST /api/v1/mail`: a `MailSubmission` with a recipient and a body.
-pub struct MailBody;
-
-impl utoipa::PartialSchema for MailBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        use utoipa::openapi::schema::Type;
-        super::openapi::requiring_one_of_each(
-            "MailSubmission",
-            &[
-                &[("to", Type::Array), ("cc", Type::Array), ("bcc", Type::Array)],
-                &[("text", Type::String), ("html", Type::String)],
-            ],
-        )
-    }
-}
-
-impl utoipa::ToSchema for MailBody {
-    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
-        schemas.push((
-            "MailSubmission".to_owned(),
-            <MailSubmission as utoipa::PartialSchema>::schema(),
-        ));
-        <MailSubmission as utoipa::ToSchema>::schemas(schemas);
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Submitted {
-    /// The message id (a UUIDv7).
-    id: String,
-    /// Always `queued`: the message is stored and will be delivered.
-    status: &'static str,
-}
-
-/// Submits a message. Answered 202 only once the message is durably stored. With an
-/// `Idempotency-Key` header, a retried submission returns the first one's id and queues nothing.
-#[utoipa::path(
-    post, path = "/api/v1/mail", tag = "mail", security(("basic" = []), ("bearer" = [])),
-    request_body = MailBody,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x21-\x7e]{1,255}$",
-             description = "Makes retries safe: 1 to 255 visible ASCII characters")),
-    responses(
-        (status = 202, body = Submitted), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, description = "Idempotency-Key reused with a different message", body = Problem),
-        (status = 413, body = Problem), (status = 503, body = Problem)
-    )
-)]
-pub async fn submit(
-    State(state): State<AppState>,
-    RequireMailSender(sender): RequireMailSender,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    ApiJson(submission): ApiJson<MailSubmission>,
-) -> Result<Response, ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::bad_request("invalid_header", "the Idempotency-Key header must be visible ASCII")
-            })?;
-            Some(IdempotencyKey::try_from(text).map_err(|e| ApiError::bad_request("invalid_header", e))?)
-        }
-    };
-    if !state.cluster.accepts_work() {
-        return Err(ApiError::unavailable(format!(
-            "node `{}` is draining and takes no new mail; send it to another node",
-            state.node_id
-        )));
-    }
-    let mail = submission.validate(&state.settings.mail.from)?;
-    let origin = Origin {
-        protocol: Protocol::Http,
-        user: sender.username.to_string(),
-        client: Some(client),
-    };
-    let accepted = state.mail.submit(&mail, &origin, key.as_ref()).await?;
-    let location = format!("/api/v1/mail/{}", accepted.id);
-    let mut response = (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(Submitted {
-            id: accepted.id,
-            status: "queued",
-        }),
-    )
-        .into_response();
-    if !accepted.created {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", header::HeaderValue::from_static("true"));
-    }
-    Ok(response)
-}
 
 /// A message in the queue or the error queue.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -117,11 +22,26 @@ pub struct QueuedMail {
     node_id: String,
     /// `queued`, `sending` or `error`.
     state: String,
+    /// The envelope sender (empty for the null sender `<>`).
     from: String,
+    /// The envelope recipients.
     recipients: Vec<String>,
+    /// Each envelope recipient with its state: `pending` (not delivered yet), `delivered`, or `failed`
+    /// (refused for good; the message is in the error queue for it), and the relay's last reply about it.
+    recipient_states: Vec<Recipient>,
     subject: String,
     size_bytes: i64,
+    /// The user who submitted it (`trusted-network` for SMTP without AUTH; `alerts` or `cli` for mail
+    /// Herald wrote itself).
     submitted_by: String,
+    /// How it arrived: `http` (`POST /api/v1/mail`), `smtp` (the submission listener) or `internal`
+    /// (Herald's alerts, `herald mail send`).
+    #[schema(pattern = "^(http|smtp|internal)$")]
+    protocol: String,
+    /// The submitting client's address (HTTP and SMTP).
+    client_addr: Option<String>,
+    /// The Message-ID header, without angle brackets.
+    message_id: Option<String>,
     attempts: i32,
     created_at: String,
     next_attempt_at: Option<String>,
@@ -131,10 +51,10 @@ pub struct QueuedMail {
 
 impl From<MailSummary> for QueuedMail {
     fn from(m: MailSummary) -> Self {
+        let recipient_states = recipients::parse(&m.recipients).unwrap_or_default();
         QueuedMail {
-            recipients: recipients::parse(&m.recipients)
-                .map(|all| all.into_iter().map(|r| r.address).collect())
-                .unwrap_or_default(),
+            recipients: recipient_states.iter().map(|r| r.address.clone()).collect(),
+            recipient_states,
             next_attempt_at: (m.state == "queued").then(|| rfc3339_ms(m.next_attempt_at)),
             id: m.id,
             node_id: m.node_id,
@@ -143,6 +63,9 @@ impl From<MailSummary> for QueuedMail {
             subject: m.subject,
             size_bytes: m.size_bytes,
             submitted_by: m.submitted_by,
+            protocol: m.protocol,
+            client_addr: m.client_addr,
+            message_id: m.message_id,
             attempts: m.attempts,
             created_at: rfc3339_ms(m.created_at),
             last_error: m.last_error,

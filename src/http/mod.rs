@@ -12,6 +12,7 @@ pub mod negotiate;
 mod openapi;
 mod paging;
 pub mod server;
+mod submission;
 mod system;
 mod ticketing;
 mod tokens;
@@ -75,7 +76,7 @@ impl Modify for SecuritySchemes {
 /// larger than other requests.
 fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
     let submission = OpenApiRouter::new()
-        .routes(routes!(mail::submit))
+        .routes(routes!(submission::submit))
         .layer(axum::extract::DefaultBodyLimit::max(mail_body_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::livez))

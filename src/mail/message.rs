@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::message::{Mailbox, Message};
 use lettre::{Address, address::Envelope};
 use serde::{Deserialize, Serialize};
+
+use super::attachments::{self, MailAttachment};
 
 /// The JSON body of `POST /api/v1/mail`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -46,6 +48,10 @@ pub struct MailSubmission {
     #[serde(default)]
     #[schema(schema_with = headers_schema)]
     pub headers: BTreeMap<String, String>,
+    /// Files, and inline parts for the HTML body (`content_id`): at most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub attachments: Vec<MailAttachment>,
 }
 
 /// `headers`' schema, the rule `validate` applies: at most [`MAX_HEADERS`] names of 1 to 76 visible
@@ -100,6 +106,9 @@ pub struct ValidMail {
     pub text: Option<String>,
     pub html: Option<String>,
     pub headers: BTreeMap<String, String>,
+    /// Kept as submitted (base64), so that every attempt renders the same message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<MailAttachment>,
 }
 
 /// What is wrong with a submission, and in which field.
@@ -294,6 +303,7 @@ impl MailSubmission {
             }
             check_text_line(&field, value)?;
         }
+        attachments::check_all(&self.attachments)?;
         Ok(ValidMail {
             from,
             to,
@@ -306,6 +316,7 @@ impl MailSubmission {
             text: self.text,
             html: self.html,
             headers: self.headers,
+            attachments: self.attachments,
         })
     }
 }
@@ -316,6 +327,13 @@ impl MailSubmission {
 pub struct RenderError(String);
 
 impl ValidMail {
+    /// What the message carries, in bytes: its bodies and its attachments decoded. This is what
+    /// `HERALD_MAIL_MAX_SIZE` bounds, besides the request that brought it.
+    pub fn content_size(&self) -> usize {
+        let bodies = self.text.as_ref().map_or(0, String::len) + self.html.as_ref().map_or(0, String::len);
+        bodies + self.attachments.iter().map(MailAttachment::decoded_len).sum::<usize>()
+    }
+
     /// Every envelope recipient: to, cc and bcc.
     pub fn recipients(&self) -> Vec<String> {
         self.to.iter().chain(&self.cc).chain(&self.bcc).cloned().collect()
@@ -363,11 +381,9 @@ impl ValidMail {
             let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| RenderError(e.to_string()))?;
             builder = builder.raw_header(HeaderValue::new(name, value.clone()));
         }
-        let message = match (text, html) {
-            (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
-            (Some(text), None) => builder.singlepart(SinglePart::plain(text)),
-            (None, Some(html)) => builder.singlepart(SinglePart::html(html)),
-            (None, None) => return Err(RenderError("no body".into())),
+        let message = match attachments::body(text, html, &self.attachments, message_id).map_err(RenderError)? {
+            attachments::Body::Single(part) => builder.singlepart(part),
+            attachments::Body::Multi(parts) => builder.multipart(parts),
         }
         .map_err(|e| RenderError(e.to_string()))?;
         Ok((message.envelope().clone(), message.formatted()))

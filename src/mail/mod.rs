@@ -2,6 +2,7 @@
 //! over SMTP as soon as it is due, retried with backoff, and parked in an error queue when it keeps
 //! failing.
 
+mod attachments;
 mod attempt;
 mod delivery;
 mod message;
@@ -12,12 +13,16 @@ mod relay;
 mod relay_health;
 mod relays;
 mod retry;
+pub mod rfc822;
 mod smtp;
 
+pub use attachments::{MAX_ATTACHMENTS, MailAttachment};
 pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MAX_RECIPIENTS, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
-pub use raw::{EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, normalize_line_breaks};
+pub use raw::{
+    EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, check_envelope_address, normalize_line_breaks,
+};
 pub use relay::{SmtpTarget, TlsMode};
 pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};

@@ -119,8 +119,11 @@ impl MailQueue {
     ) -> Result<Accepted, MailError> {
         let content_json = serde_json::to_string(mail).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let recipients = mail.recipients();
+        let id = uuid::Uuid::now_v7().to_string();
         let row = NewMail {
-            id: uuid::Uuid::now_v7().to_string(),
+            // What `ValidMail::render` writes in the Message-ID header.
+            message_id: Some(format!("{id}@herald")),
+            id,
             node_id: self.node_id.to_string(),
             envelope_from: mail.envelope_from(),
             recipients_json: serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -133,7 +136,6 @@ impl MailQueue {
             envelope_params: String::new(),
             protocol: origin.protocol.as_str(),
             client_addr: origin.client.map(|ip| ip.to_string()),
-            message_id: None,
             now: now_ms(),
         };
         self.store_row(row).await

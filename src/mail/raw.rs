@@ -145,21 +145,23 @@ fn invalid(field: &str, message: impl Into<String>) -> InvalidMail {
     }
 }
 
-/// Checks one envelope address: a bare `local@domain`, ASCII unless the envelope says SMTPUTF8.
-fn check_address(field: &str, address: &str, smtputf8: bool) -> Result<(), InvalidMail> {
+/// Checks one envelope address: a bare `local@domain` of at most 320 characters, ASCII unless the
+/// envelope says SMTPUTF8. The error says what is wrong, for a reply or a problem detail.
+pub fn check_envelope_address(address: &str, smtputf8: bool) -> Result<(), String> {
     if address.len() > 320 {
-        return Err(invalid(field, "an address must be at most 320 characters long"));
+        return Err("an address must be at most 320 characters long".to_owned());
     }
     if !smtputf8 && !address.is_ascii() {
-        return Err(invalid(
-            field,
-            format!("`{address}` is not ASCII; a UTF-8 address needs SMTPUTF8"),
-        ));
+        return Err(format!("`{address}` is not ASCII; a UTF-8 address needs SMTPUTF8"));
     }
     address
         .parse::<Address>()
         .map(|_| ())
-        .map_err(|e| invalid(field, format!("`{address}` is not a valid email address ({e})")))
+        .map_err(|e| format!("`{address}` is not a valid email address ({e})"))
+}
+
+fn check_address(field: &str, address: &str, smtputf8: bool) -> Result<(), InvalidMail> {
+    check_envelope_address(address, smtputf8).map_err(|message| invalid(field, message))
 }
 
 impl RawMail {

@@ -22,6 +22,7 @@ use super::intake::{self, Received};
 use super::reply::{self, Reply};
 use super::session::{Flow, Session};
 use super::trace::Trace;
+use crate::mail::check_envelope_address;
 use crate::metrics::SmtpRejection;
 
 /// The envelope of the transaction in progress.
@@ -80,6 +81,16 @@ impl Session {
         if !smtputf8 && !from.address.is_ascii() {
             return self.respond(non_ascii(), Some(SmtpRejection::Invalid));
         }
+        if !from.address.is_empty() {
+            if let Err(why) = check_envelope_address(&from.address, smtputf8) {
+                let reply = Reply::new(
+                    553,
+                    "5.1.7",
+                    format!("Bad sender address: {}", reply::printable(&why, 300)),
+                );
+                return self.respond(reply, Some(SmtpRejection::Invalid));
+            }
+        }
         self.tx = Some(Transaction {
             from: from.address,
             body_8bit: from.flags & MAIL_BODY_8BITMIME != 0,
@@ -110,6 +121,13 @@ impl Session {
             ))
         } else if !tx.smtputf8 && !to.address.is_ascii() {
             Some((non_ascii(), SmtpRejection::Invalid))
+        } else if let Err(why) = check_envelope_address(&to.address, tx.smtputf8) {
+            let reply = Reply::new(
+                553,
+                "5.1.3",
+                format!("Bad recipient address: {}", reply::printable(&why, 300)),
+            );
+            Some((reply, SmtpRejection::Invalid))
         } else if tx.recipients.len() >= max && !tx.recipients.contains(&to.address) {
             Some((reply::too_many_recipients(max), SmtpRejection::TooManyRecipients))
         } else {

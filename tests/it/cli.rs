@@ -408,6 +408,17 @@ fn mail_is_sent_and_the_queue_managed_from_the_command_line() {
         queue.contains(&id) && queue.contains("Backup done") && queue.contains("queued"),
         "{queue}"
     );
+    let arrival = format!("    via INTERNAL by cli, Message-ID <{id}@herald>\n    ops@example.com \u{2026} pending\n");
+    assert!(queue.contains(&arrival), "{queue}");
+    let shown = text(&herald(d, &["mail", "show", &id], None).stdout);
+    for line in [
+        format!("id: {id}"),
+        "subject: Backup done".to_owned(),
+        "recipients: ops@example.com \u{2026} pending".to_owned(),
+        format!("arrived: via INTERNAL by cli, Message-ID <{id}@herald>"),
+    ] {
+        assert!(shown.lines().any(|l| l == line), "no `{line}` in\n{shown}");
+    }
     assert_eq!(
         text(&herald(d, &["mail", "errors"], None).stdout).lines().count(),
         1,

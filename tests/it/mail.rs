@@ -233,8 +233,8 @@ async fn malformed_submissions_get_400_naming_the_field(backend: Backend) {
         (json!({"to": "a@example.com", "subject": "s", "text": "t"}), "to"),
         (json!({"to": ["a@example.com"], "subject": 5, "text": "t"}), "subject"),
         (
-            json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachments": []}),
-            "attachments",
+            json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachment": []}),
+            "attachment",
         ),
     ];
     for (body, field) in cases {

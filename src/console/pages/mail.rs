@@ -10,6 +10,7 @@ use super::{NodeFigures, node_figures};
 use crate::console::error::ConsoleError;
 use crate::console::session::{Change, CsrfForm, Session};
 use crate::console::view::{Chrome, When, encode_component, html};
+use crate::mail::recipients::{self, Recipient, RecipientState};
 use crate::state::AppState;
 use crate::store::{MailFilter, MailSummary, now_ms};
 
@@ -21,7 +22,12 @@ pub struct MailRow {
     pub href: String,
     pub subject: String,
     pub from: String,
-    pub to: String,
+    pub recipients: Vec<RecipientLine>,
+    /// `HTTP`, `SMTP` or `internal`.
+    pub protocol: &'static str,
+    pub submitted_by: String,
+    pub client_addr: Option<String>,
+    pub message_id: Option<String>,
     pub node_id: String,
     pub attempts: i32,
     pub created: When,
@@ -30,10 +36,54 @@ pub struct MailRow {
     pub last_error: String,
 }
 
+/// One recipient of a message and where it stands: `dev@example.com ✓ delivered`.
+pub struct RecipientLine {
+    pub address: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: &'static str,
+    /// `✓`, `✗` or `…`.
+    pub mark: &'static str,
+    /// `ok-text`, `bad-text` or `muted`.
+    pub class: &'static str,
+    /// The relay's last reply about this recipient, or empty.
+    pub reply: String,
+}
+
+fn recipient_line(r: Recipient) -> RecipientLine {
+    let (mark, class) = match r.state {
+        RecipientState::Delivered => ("\u{2713}", "ok-text"),
+        RecipientState::Failed => ("\u{2717}", "bad-text"),
+        RecipientState::Pending => ("\u{2026}", "muted"),
+    };
+    RecipientLine {
+        address: r.address,
+        state: r.state.as_str(),
+        mark,
+        class,
+        reply: r.reply.unwrap_or_default(),
+    }
+}
+
+fn protocol_label(protocol: &str) -> &'static str {
+    match protocol {
+        "http" => "HTTP",
+        "smtp" => "SMTP",
+        _ => "internal",
+    }
+}
+
 fn mail_row(m: MailSummary, now: i64) -> MailRow {
-    let to = crate::mail::recipients::parse(&m.recipients)
-        .map(|all| all.into_iter().map(|r| r.address).collect::<Vec<_>>().join(", "))
-        .unwrap_or(m.recipients);
+    let recipients = match recipients::parse(&m.recipients) {
+        Ok(all) => all.into_iter().map(recipient_line).collect(),
+        // A column this version cannot read is shown as it is rather than hidden.
+        Err(_) => vec![RecipientLine {
+            address: m.recipients,
+            state: "unknown",
+            mark: "?",
+            class: "muted",
+            reply: String::new(),
+        }],
+    };
     MailRow {
         href: encode_component(&m.id),
         subject: if m.subject.is_empty() {
@@ -42,7 +92,11 @@ fn mail_row(m: MailSummary, now: i64) -> MailRow {
             m.subject
         },
         from: m.envelope_from,
-        to,
+        recipients,
+        protocol: protocol_label(&m.protocol),
+        submitted_by: m.submitted_by,
+        client_addr: m.client_addr,
+        message_id: m.message_id,
         attempts: m.attempts,
         created: When::at(m.created_at, now),
         next_attempt: (m.state == "queued").then(|| When::at(m.next_attempt_at, now)),

@@ -266,6 +266,37 @@ async fn recipients_over_the_limit_get_452_and_the_rest_is_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_address_is_refused_at_its_own_command_and_the_rest_is_kept() {
+    let app = app_with(trusted_loopback).await;
+    let mut client = RawSmtp::open(app.smtp_addr()).await;
+    ehlo(&mut client).await;
+    // smtp-proto's parser refuses most bad addresses (501); Herald checks what it lets through with the
+    // queue's own rule (553), so an address is refused at its command, never at the final dot.
+    for bad in [
+        "MAIL FROM:<no-domain>",
+        "MAIL FROM:<a@example..com>",
+        "MAIL FROM:<a@[300.1.1.1]>",
+    ] {
+        expect(&client.command(bad).await, "5");
+    }
+    expect(&client.command("MAIL FROM:<a@example.com>").await, "250");
+    expect(&client.command("RCPT TO:<b@example.com>").await, "250 2.1.5");
+    for bad in [
+        "RCPT TO:<not an address>",
+        "RCPT TO:<c@[300.1.1.1]>",
+        "RCPT TO:<c@@example.com>",
+    ] {
+        expect(&client.command(bad).await, "5");
+    }
+    expect(&client.command("DATA").await, "354 ");
+    client.send(b"Subject: one\r\n\r\nx\r\n.\r\n").await;
+    expect(&client.reply().await, "250 2.0.0");
+    let items = queued(&app).await;
+    assert_eq!(items[0]["recipients"], serde_json::json!(["b@example.com"]));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_lf_is_refused_550_and_smuggles_nothing() {
     let app = app_with(trusted_loopback).await;
     let mut client = RawSmtp::open(app.smtp_addr()).await;
