@@ -81,16 +81,45 @@ macro_rules! claim_keys_in {
     }};
 }
 
-/// One statement stores a whole batch: every statement is a round trip (to SQLite's worker thread,
+/// A batch is stored with few statements: every statement is a round trip (to SQLite's worker thread,
 /// or to PostgreSQL), so a statement per message would cost more than the messages themselves.
-/// A complete message of up to [`INLINE_RAW_MAX`] travels in the JSON as hex (`unhex` turns it back
-/// into a BLOB); a larger one is bound as a BLOB by [`attach_large_raws`].
-const SQLITE_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
-     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, \
-     protocol, client_addr, message_id) \
-     SELECT value ->> 0, value ->> 1, 'queued', value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-     value ->> 7, 0, value ->> 8, value ->> 8, value ->> 8, unhex(value ->> 9), value ->> 10, value ->> 11, \
-     value ->> 12, value ->> 13 FROM json_each($1)";
+///
+/// On SQLite, one multi-row `INSERT … VALUES` per chunk, every value bound (the message as a BLOB).
+/// Chunks have power-of-two sizes up to [`SQLITE_CHUNK`], so at most nine statement texts exist and
+/// each stays prepared in the connection's cache. (A batch passed as one JSON document, as before,
+/// cost more than the SQL: the JSON, the message in hex, and SQLite parsing both back.)
+const SQLITE_CHUNK: usize = 256;
+/// Values bound per row of [`sqlite_insert`].
+const SQLITE_ROW: &str = "(?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The INSERT of `rows` messages (16 values each: 16 × 256 stays far below SQLite's 32,766).
+fn sqlite_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, content, size_bytes, \
+         submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, protocol, \
+         client_addr, message_id) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(SQLITE_ROW);
+    }
+    sql
+}
+
+/// The batch cut into chunks of power-of-two sizes, largest first.
+fn sqlite_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = SQLITE_CHUNK.min(1 << rows.len().ilog2());
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
 
 const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
      content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, \
@@ -102,61 +131,6 @@ const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, stat
      AS t(id, node_id, envelope_from, recipients, subject, content, size_bytes, submitted_by, now, raw, envelope_params, \
      protocol, client_addr, message_id)";
 
-/// The largest message that travels inside the batch's JSON. A message of megabytes there meant a
-/// dozen copies of it at once (hex, JSON value, JSON text, SQLite's JSON parse, `unhex`): a 9 MiB
-/// message peaked at 490 MB while committed, which no limit of the SMTP listener could bound.
-const INLINE_RAW_MAX: usize = 64 * 1024;
-
-/// Stores the bytes of the messages that did not travel inline: one statement each, in the batch's
-/// transaction, the bytes bound as they are.
-async fn attach_large_raws(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &[&NewMail]) -> Result<(), sqlx::Error> {
-    for row in rows {
-        if let Some(raw) = row.raw.as_deref().filter(|raw| raw.len() > INLINE_RAW_MAX) {
-            sqlx::query("UPDATE mail_messages SET raw = $1 WHERE id = $2")
-                .bind(raw)
-                .bind(&row.id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
-    String::from_utf8(out).unwrap_or_default()
-}
-
-fn sqlite_rows_json(rows: &[&NewMail]) -> String {
-    let rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|m| {
-            serde_json::json!([
-                m.id,
-                m.node_id,
-                m.envelope_from,
-                m.recipients_json,
-                m.subject,
-                m.content_json,
-                m.size_bytes,
-                m.submitted_by,
-                m.now,
-                m.raw.as_deref().filter(|raw| raw.len() <= INLINE_RAW_MAX).map(hex),
-                m.envelope_params,
-                m.protocol,
-                m.client_addr,
-                m.message_id
-            ])
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
-}
-
 impl Store {
     /// Stores a batch of submissions in one transaction: all are durable when this returns Ok.
     pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
@@ -164,12 +138,29 @@ impl Store {
             Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
-                if !to_store.is_empty() {
-                    sqlx::query(SQLITE_BULK_INSERT)
-                        .bind(sqlite_rows_json(&to_store))
-                        .execute(&mut *tx)
-                        .await?;
-                    attach_large_raws(&mut tx, &to_store).await?;
+                for chunk in sqlite_chunks(&to_store) {
+                    let sql = sqlite_insert(chunk.len());
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    for m in chunk {
+                        query = query
+                            .bind(m.id.as_str())
+                            .bind(m.node_id.as_str())
+                            .bind(m.envelope_from.as_str())
+                            .bind(m.recipients_json.as_str())
+                            .bind(m.subject.as_str())
+                            .bind(m.content_json.as_str())
+                            .bind(m.size_bytes)
+                            .bind(m.submitted_by.as_str())
+                            .bind(m.now)
+                            .bind(m.now)
+                            .bind(m.now)
+                            .bind(m.raw.as_deref())
+                            .bind(m.envelope_params.as_str())
+                            .bind(m.protocol)
+                            .bind(m.client_addr.as_deref())
+                            .bind(m.message_id.as_deref());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(outcomes)
@@ -211,5 +202,22 @@ impl Store {
                 Ok(outcomes)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_power_of_two_chunks() {
+        let sizes = |n: usize| sqlite_chunks(&vec![0u8; n]).map(<[u8]>::len).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(7), [4, 2, 1]);
+        assert_eq!(sizes(1024), [256, 256, 256, 256]);
+        assert_eq!(sizes(300), [256, 32, 8, 4]);
+        assert_eq!(sqlite_insert(2).matches("'queued'").count(), 2);
+        assert_eq!(sqlite_insert(1).matches('?').count(), 16);
     }
 }
