@@ -1,6 +1,6 @@
 //! Regressions for what `bench/hostile/smtp_hostile.py` found: a client trickling bytes inside DATA
-//! held its session for ever, and a large message cost about 50 times its size in memory while it
-//! was committed (SQLite).
+//! held its session for ever; a large message cost about 50 times its size in memory while SQLite
+//! committed it (hex in JSON), so a large message must still be stored byte for byte as a BLOB.
 
 use super::support;
 
