@@ -174,8 +174,8 @@ impl Notification {
             group_labels: self.group_labels.clone(),
             common_labels: self.common_labels.clone(),
             common_annotations: self.common_annotations.clone(),
-            external_url: self.external_url.clone(),
-            receiver: self.receiver.clone(),
+            external_url: Some(self.external_url.clone()),
+            receiver: Some(self.receiver.clone()),
         }
     }
 
@@ -207,7 +207,7 @@ impl Notification {
                     ends_at: ends_at.and_then(rfc3339),
                     integration: integration.to_string(),
                     source: EventSource::Alertmanager,
-                    group: Some(self.group(self.alerts.iter().map(Alert::context).collect())),
+                    group: self.group(self.alerts.iter().map(Alert::context).collect()),
                 };
                 Ok(vec![event])
             }
@@ -232,7 +232,7 @@ impl Notification {
                         ends_at: context.ends_at.clone(),
                         integration: integration.to_string(),
                         source: EventSource::Alertmanager,
-                        group: Some(self.group(vec![context])),
+                        group: self.group(vec![context]),
                     }
                 })
                 .collect()),
@@ -360,7 +360,7 @@ mod tests {
         );
         assert_eq!(events[1].url.as_deref(), Some("http://alertmanager:9093"));
         assert_eq!(events[1].ends_at.as_deref(), Some("2024-05-01T09:00:00Z"));
-        assert_eq!(events[0].group.as_ref().unwrap().alerts.len(), 1);
+        assert_eq!(events[0].group.alerts.len(), 1);
     }
 
     #[test]

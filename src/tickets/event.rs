@@ -264,15 +264,16 @@ impl EventSubmission {
             ends_at: None,
             integration: integration.to_string(),
             source: EventSource::Api,
-            group: None,
+            group: AlertGroup::default(),
         })
     }
 }
 
-/// A valid event. It serialises as its template context, with exactly these keys: `status`,
+/// A valid event. It serialises as its template context, with exactly these keys, always present
+/// (the contract with the ticket templates, `tickets::template::EventContext`): `status`,
 /// `dedup_key`, `summary`, `description`, `labels`, `annotations`, `url`, `starts_at`, `ends_at`
-/// (RFC 3339 or null), `integration`, `source`, and for Alertmanager's events also those of
-/// [`AlertGroup`].
+/// (RFC 3339 or null), `integration`, `source`, and those of [`AlertGroup`] (`alerts` empty, maps
+/// empty, `external_url` and `receiver` null for Herald's own events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub status: EventStatus,
@@ -288,20 +289,20 @@ pub struct Event {
     pub ends_at: Option<String>,
     pub integration: String,
     pub source: EventSource,
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<AlertGroup>,
+    #[serde(flatten)]
+    pub group: AlertGroup,
 }
 
 /// What an Alertmanager notification adds to the context: its alerts (all of the group's, or the one
 /// alert an event is about with `?per=alert`) and the group's shared labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertGroup {
     pub alerts: Vec<AlertContext>,
     pub group_labels: BTreeMap<String, String>,
     pub common_labels: BTreeMap<String, String>,
     pub common_annotations: BTreeMap<String, String>,
-    pub external_url: String,
-    pub receiver: String,
+    pub external_url: Option<String>,
+    pub receiver: Option<String>,
 }
 
 /// One alert in the context.
@@ -366,6 +367,12 @@ mod tests {
         let context = serde_json::to_value(&event).unwrap();
         let keys: Vec<&str> = context.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected = [
+            "alerts",
+            "group_labels",
+            "common_labels",
+            "common_annotations",
+            "external_url",
+            "receiver",
             "status",
             "dedup_key",
             "summary",
@@ -385,6 +392,10 @@ mod tests {
         assert_eq!(context["starts_at"], "2024-01-01T12:00:00Z");
         assert_eq!(context["ends_at"], serde_json::Value::Null);
         assert_eq!(context["source"], "api");
+        assert_eq!(
+            (&context["alerts"], &context["receiver"]),
+            (&json!([]), &serde_json::Value::Null)
+        );
         let back: Event = serde_json::from_value(context).unwrap();
         assert_eq!(back, event);
     }

@@ -9,5 +9,7 @@ pub mod event;
 mod queue;
 
 pub use alertmanager::{Grouping, Notification};
-pub use event::{AlertContext, AlertGroup, Event, EventSource, EventStatus, EventSubmission, InvalidEvent};
+// `EventStatus`, `EventSource` and `AlertContext` stay under `event::`: the ticket templates define the
+// context's types of the same names, with the same JSON.
+pub use event::{AlertGroup, Event, EventSubmission, InvalidEvent};
 pub use queue::{Accepted, EventError, Origin, TicketEvents, tickets_enabled};

@@ -92,12 +92,18 @@ async fn a_herald_event_is_stored_with_its_context_before_202(backend: Backend) 
     assert_eq!(
         keys,
         [
+            "alerts",
             "annotations",
+            "common_annotations",
+            "common_labels",
             "dedup_key",
             "description",
             "ends_at",
+            "external_url",
+            "group_labels",
             "integration",
             "labels",
+            "receiver",
             "source",
             "starts_at",
             "status",
@@ -111,6 +117,7 @@ async fn a_herald_event_is_stored_with_its_context_before_202(backend: Backend) 
     assert_eq!(context["summary"], "CVE-2024-3094 in app:1.4");
     assert!(context["starts_at"].as_str().unwrap().ends_with('Z'), "{context}");
     assert_eq!(context["ends_at"], Value::Null);
+    assert_eq!((&context["alerts"], &context["group_labels"]), (&json!([]), &json!({})));
 
     // The events of one key are ordered by id: a later post sorts after.
     let mut resolved = event();
