@@ -25,6 +25,7 @@ mod integrations_cli;
 mod integrations_faults;
 mod integrations_logs;
 mod integrations_status;
+mod jira_tickets;
 mod mail;
 mod mail_crash;
 mod mail_http;
