@@ -37,7 +37,8 @@ install_packages() {
 #   (only the tools are used; the Postfix daemon is not started);
 # - swaks (with Net::SSLeay for its STARTTLS and SMTPS): an SMTP client for the submission server's tests;
 # - Chromium and ChromeDriver, for the console's end-to-end tests in a headless browser;
-# - Prometheus's promtool, for scripts/probes.sh's check of /metrics.
+# - Prometheus's promtool, for scripts/probes.sh's check of /metrics;
+# - Prometheus's Alertmanager, a real webhook sender for the ticket intake's tests.
 missing=()
 pg_bindir >/dev/null || missing+=(postgresql)
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
@@ -46,6 +47,7 @@ perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
 # Python's aiosmtpd (a real SMTP server library) plays a relay that answers each recipient on its own
 # (tests/it/support/recipient_relay.py): smtp-sink answers every recipient alike.

@@ -16,10 +16,13 @@ pub enum Role {
     Monitor,
     /// May submit mail (`POST /api/v1/mail`) and nothing else: for applications that send mail.
     Mail,
+    /// May post events (`POST /api/v1/events`, `POST /api/v1/alertmanager/{integration}`) and nothing
+    /// else: for Alertmanager, scanners, CI and scripts that open Jira issues.
+    Events,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}`: expected `admin`, `monitor` or `mail`")]
+#[error("unknown role `{0}`: expected `admin`, `monitor`, `mail` or `events`")]
 pub struct UnknownRole(String);
 
 impl Role {
@@ -28,6 +31,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Monitor => "monitor",
             Role::Mail => "mail",
+            Role::Events => "events",
         }
     }
 
@@ -37,7 +41,14 @@ impl Role {
             Role::Admin => self == Role::Admin,
             Role::Monitor => matches!(self, Role::Admin | Role::Monitor),
             Role::Mail => matches!(self, Role::Admin | Role::Mail),
+            Role::Events => matches!(self, Role::Admin | Role::Events),
         }
+    }
+
+    /// Whether the role is for an application that only posts through the API (mail, events): such
+    /// users cannot sign in to the console.
+    pub fn api_only(self) -> bool {
+        matches!(self, Role::Mail | Role::Events)
     }
 }
 
@@ -48,6 +59,7 @@ impl FromStr for Role {
             "admin" => Ok(Role::Admin),
             "monitor" => Ok(Role::Monitor),
             "mail" => Ok(Role::Mail),
+            "events" => Ok(Role::Events),
             other => Err(UnknownRole(other.to_owned())),
         }
     }
@@ -133,6 +145,14 @@ mod tests {
         assert!(Role::Mail.satisfies(Role::Mail));
         assert!(!Role::Mail.satisfies(Role::Monitor));
         assert!(!Role::Monitor.satisfies(Role::Mail));
+        assert!(Role::Admin.satisfies(Role::Events));
+        assert!(Role::Events.satisfies(Role::Events));
+        assert!(!Role::Events.satisfies(Role::Mail));
+        assert!(!Role::Events.satisfies(Role::Monitor));
+        assert!(!Role::Mail.satisfies(Role::Events));
+        assert!(!Role::Monitor.satisfies(Role::Events));
+        assert_eq!("events".parse::<Role>().unwrap(), Role::Events);
+        assert!(Role::Events.api_only() && Role::Mail.api_only() && !Role::Monitor.api_only());
         assert_eq!("monitor".parse::<Role>().unwrap(), Role::Monitor);
         assert!("root".parse::<Role>().is_err());
     }

@@ -11,6 +11,7 @@
 //!              |                                                       |                      |
 //!  services  auth/ (users, tokens, sessions, throttling)   integrations/ (model, checks, sweep)
 //!            mail/ (queue, retries, delivery)   cluster/ (nodes, heartbeats, drain)   alerts/
+//!            tickets/ (events: intake; delivery to Jira)
 //!              |                                                       |
 //!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
 //!
@@ -59,4 +60,5 @@ pub mod store;
 pub mod submission;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tickets;
 pub mod timefmt;

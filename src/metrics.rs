@@ -4,9 +4,11 @@
 mod exposition;
 mod relays;
 mod smtp;
+mod tickets;
 
 pub use relays::RelayMetrics;
 pub use smtp::{SmtpMetrics, SmtpRejection, SmtpTlsMode};
+pub use tickets::{IntegrationFigures, TicketMetrics};
 
 use std::time::Duration;
 
@@ -57,6 +59,7 @@ pub struct Metrics {
     pub loops: LoopMetrics,
     pub relays: RelayMetrics,
     pub smtp: SmtpMetrics,
+    pub tickets: TicketMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,7 +182,9 @@ impl Metrics {
         let loops = LoopMetrics::register(&mut registry);
         let relays = RelayMetrics::register(&mut registry);
         let smtp = SmtpMetrics::register(&mut registry);
+        let tickets = TicketMetrics::register(&mut registry);
         Self {
+            tickets,
             smtp,
             loops,
             relays,

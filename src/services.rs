@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, SECRET_KEY_CHECK, Store, StoreError};
 use crate::supervisor::Supervisor;
+use crate::tickets::TicketEvents;
 
 /// Why Herald could not start. Each message is one line an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     pub node_id: NodeId,
     pub mail: MailQueue,
+    /// Accepts ticket events durably (group commit).
+    pub tickets: TicketEvents,
     /// The delivery engine (also when the background workers are off, so tools can drive it).
     pub delivery: Delivery,
     pub cluster: Cluster,
@@ -99,6 +102,7 @@ impl Services {
         let node_id = NodeId::load_or_create(settings.cluster.node_id.as_ref(), &settings.database.data_dir)
             .map_err(StartupError::NodeId)?;
         let mail = MailQueue::start(store.clone(), node_id.clone());
+        let tickets = TicketEvents::start(store.clone(), node_id.clone(), metrics.clone());
         let delivery = Delivery::new(
             &settings.mail,
             store.clone(),
@@ -132,6 +136,7 @@ impl Services {
             metrics,
             node_id,
             mail,
+            tickets,
             delivery,
             cluster,
             integrations,

@@ -206,8 +206,8 @@ impl Accounts {
     pub async fn set_role(&self, username: &str, role: Role) -> Result<UserRecord, AccountError> {
         let outcome = self.store.set_role(username, role, now_ms()).await?;
         self.changed();
-        if role == Role::Mail {
-            // `mail` users cannot use the console: their sessions end now.
+        if role.api_only() {
+            // `mail` and `events` users cannot use the console: their sessions end now.
             self.store.delete_user_sessions(username).await?;
         }
         match outcome {

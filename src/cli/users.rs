@@ -15,7 +15,8 @@ pub enum UsersCommand {
     /// random one is generated and printed once.
     Add {
         username: String,
-        /// admin (everything), monitor (read-only monitoring endpoints) or mail (may submit mail).
+        /// admin (everything), monitor (read-only monitoring endpoints), mail (may submit mail) or
+        /// events (may post events: Alertmanager, scripts).
         #[arg(long, default_value = "monitor")]
         role: String,
         /// Read the password from the first line of standard input.
@@ -29,7 +30,7 @@ pub enum UsersCommand {
     /// Change a user's role (the last admin cannot be demoted).
     SetRole {
         username: String,
-        /// admin, monitor or mail.
+        /// admin, monitor, mail or events.
         role: String,
     },
     /// Set a user's password (from standard input with --password-stdin, else generated and printed).

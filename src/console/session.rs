@@ -157,9 +157,9 @@ impl FromRequestParts<AppState> for Session {
         };
         let now = state.clock.now_ms();
         let idle = ms(state.settings.console.session_idle_timeout);
-        // The role is read with the session: a user changed to `mail`, which cannot use the
-        // console, is signed out at their next request.
-        if record.expires_at <= now || now - record.last_seen_at > idle || record.role == Role::Mail {
+        // The role is read with the session: a user changed to `mail` or `events`, which cannot use
+        // the console, is signed out at their next request.
+        if record.expires_at <= now || now - record.last_seen_at > idle || record.role.api_only() {
             state.store.delete_session(&id_hash).await?;
             return Err(sign_in());
         }
@@ -380,10 +380,17 @@ pub async fn sign_in(
         }
         Err(AuthError::Store(e)) => return Err(e.into()),
     };
-    if principal.role == Role::Mail {
+    if principal.role.api_only() {
+        let may = match principal.role {
+            Role::Events => "post events",
+            _ => "submit mail",
+        };
         return retry(
             StatusCode::FORBIDDEN,
-            "This user has the mail role, which may only submit mail. The console is for admin and monitor users.",
+            &format!(
+                "This user has the {} role, which may only {may}. The console is for admin and monitor users.",
+                principal.role
+            ),
         );
     }
     // A new id at every sign-in; the one the browser came with (possibly planted) ends here.

@@ -115,6 +115,11 @@ role_extractor!(
     Some(Role::Mail)
 );
 role_extractor!(
+    /// A user with the events or admin role: may post events.
+    RequireEventSender,
+    Some(Role::Events)
+);
+role_extractor!(
     /// A user with the admin role.
     RequireAdmin,
     Some(Role::Admin)

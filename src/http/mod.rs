@@ -4,6 +4,7 @@ mod alerts;
 pub mod auth;
 mod cross_site;
 pub mod error;
+mod events;
 mod integrations;
 pub mod json;
 mod mail;
@@ -58,6 +59,8 @@ use error::ApiError;
         (name = "integrations", description = "Ticketing integrations and their checks (admin only)"),
         (name = "ticketing", description = "JFrog Xray-compatible ticketing endpoints (admin only)"),
         (name = "alerts", description = "Health alerts mailed through the queue: what fires, and a test mail"),
+        (name = "events", description = "Events that open, update and resolve Jira issues: Herald's own format and \
+                                          Alertmanager's webhook (the events role or admin)"),
     )
 )]
 struct ApiDoc;
@@ -78,6 +81,9 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
     let submission = OpenApiRouter::new()
         .routes(routes!(submission::submit))
         .layer(axum::extract::DefaultBodyLimit::max(mail_body_limit));
+    let alertmanager = OpenApiRouter::new()
+        .routes(routes!(events::post_alertmanager))
+        .layer(axum::extract::DefaultBodyLimit::max(events::ALERTMANAGER_BODY_LIMIT));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::livez))
         .routes(routes!(system::readyz))
@@ -121,6 +127,8 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(ticketing::jira_integration_details))
         .routes(routes!(alerts::overview))
         .routes(routes!(alerts::send_test))
+        .routes(routes!(events::post_event))
+        .merge(alertmanager)
 }
 
 /// The OpenAPI document of every endpoint, as served by `/openapi.json`.

@@ -124,6 +124,9 @@ pub async fn metrics(
         let age_ms = oldest.map_or(0, |created| (crate::store::now_ms() - created).max(0));
         state.metrics.mail_oldest_queued_seconds.set(age_ms / 1000);
     }
+    if let Err(e) = state.tickets.update_metrics().await {
+        tracing::warn!(error = %e, "cannot read the ticket event figures for /metrics");
+    }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let exposition = if asks_for(accept, "application/openmetrics-text", "text/plain") {
         Exposition::OpenMetrics

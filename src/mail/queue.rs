@@ -75,6 +75,12 @@ impl TryFrom<&str> for IdempotencyKey {
     }
 }
 
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 struct Pending {
     row: NewMail,
     reply: oneshot::Sender<Result<EnqueueOutcome, String>>,

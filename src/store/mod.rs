@@ -12,6 +12,7 @@ mod mail_intake;
 mod meta;
 mod relays;
 mod sessions;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -32,6 +33,9 @@ pub use mail_intake::{EnqueueOutcome, NewMail};
 pub use meta::SECRET_KEY_CHECK;
 pub use relays::RelayRow;
 pub use sessions::SessionRecord;
+pub use tickets::{
+    NewEventPost, NewTicketEvent, PostOutcome, TicketEventFigures, TicketEventFilter, TicketEventRow, TicketRow,
+};
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{AdminGuarded, NewUser, UserRecord};
 

@@ -35,4 +35,8 @@ mod schema;
 mod smtp_crash;
 mod smtp_submission;
 mod store;
+mod tickets_alertmanager;
+mod tickets_crash;
+mod tickets_intake;
+mod tickets_store;
 mod users_tokens;

@@ -19,10 +19,14 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::StoreError;
 
-const ROLES: [(&str, &str); 3] = [
+const ROLES: [(&str, &str); 4] = [
     ("admin", "admin: sees and changes everything"),
     ("monitor", "monitor: sees everything, changes nothing"),
     ("mail", "mail: submits mail through the API only"),
+    (
+        "events",
+        "events: posts events (Alertmanager, scripts) through the API only",
+    ),
 ];
 
 pub struct UserRow {
@@ -73,7 +77,7 @@ struct UsersPage {
     page: Chrome,
     users: Vec<UserRow>,
     tokens: Vec<TokenRow>,
-    roles: [(&'static str, &'static str); 3],
+    roles: [(&'static str, &'static str); 4],
     drafts: Drafts,
     created: Option<NewToken>,
 }

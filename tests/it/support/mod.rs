@@ -12,6 +12,7 @@ pub mod process;
 pub mod recipient_relay;
 pub mod smtp;
 pub mod smtp_client;
+pub mod tickets;
 pub mod tls_proxy;
 
 use std::io::Write;
