@@ -66,10 +66,11 @@ keys! {
         "a whole number from 1 to 500", |s| whole(s, 1, MAX_RECIPIENTS))
         .flag(Flag::Serve("N")).default("500");
     SMTP_COMMAND_TIMEOUT: Duration = Key::new(S, "smtp_command_timeout",
-        "time a client has to send each command; an idle session is then closed with 421",
+        "time a client has to send each command; an idle session is then closed with 421 (RFC 5321 asks for at \
+         least 5 minutes; Jira keeps its connection open for 10)",
         "a duration from 1s to 1h such as `5m`",
         |s| duration_between(s, Duration::from_secs(1), Duration::from_secs(3600)))
-        .flag(Flag::Serve("DURATION")).default("5m");
+        .flag(Flag::Serve("DURATION")).default("10m");
     SMTP_DATA_TIMEOUT: Duration = Key::new(S, "smtp_data_timeout",
         "time a client has to send each line of a message during DATA (a client that trickles bytes is \
          timed out too); the session is then closed with 421",
