@@ -59,4 +59,5 @@ pub mod store;
 pub mod submission;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tickets;
 pub mod timefmt;

@@ -1,0 +1,25 @@
+//! Tickets: Herald turns alerts and events into Jira issues through its integrations, durably and
+//! exactly once per problem.
+//!
+//! An event (from Alertmanager's webhook or Herald's own event API) names an integration; the
+//! integration's ticket settings say what the issue looks like and how it is followed up: a new
+//! problem creates an issue, a repeat may comment, a resolution transitions it, a new firing soon
+//! after reopens it. Herald keeps its own map of dedup key → issue, and writes a dedup label on the
+//! issue so that a search can find an issue whose creation answer was lost.
+//!
+//! - [`settings`]: the `"tickets"` object of an integration and its validation.
+//! - [`template`]: Jinja templates (minijinja) and the event context they see: the contract
+//!   between the intake, which builds [`EventContext`], and the settings.
+//! - [`render`]: settings + event → summary, description (ADF or wiki markup), labels, priority,
+//!   fields and dedup key, within Jira's limits.
+//!
+//! `settings`, `template` and `render` name no other Herald module, so the integration model can
+//! hold ticket settings.
+
+pub mod render;
+pub mod settings;
+pub mod template;
+
+pub use render::{BodyFormat, RenderedIssue, dedup_label, render_issue};
+pub use settings::{FieldTemplate, InvalidTicketSettings, TicketSettings, TicketSettingsSpec};
+pub use template::{AlertContext, EventContext, EventSource, EventStatus, Template, TemplateError, TemplateFailure};
