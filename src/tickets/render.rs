@@ -285,8 +285,14 @@ fn adf_text(line: &str) -> Vec<Value> {
 fn split_links(line: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
     let mut rest = line;
-    while let Some(start) = [rest.find("https://"), rest.find("http://")].into_iter().flatten().min() {
-        let end = rest[start..].find(char::is_whitespace).map_or(rest.len(), |e| start + e);
+    while let Some(start) = [rest.find("https://"), rest.find("http://")]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        let end = rest[start..]
+            .find(char::is_whitespace)
+            .map_or(rest.len(), |e| start + e);
         // A link does not end with the punctuation that closes its sentence.
         let trimmed = rest[start..end].trim_end_matches(['.', ',', ';', ':', ')', '!', '?', '"', '\'']);
         let end = start + trimmed.len();
@@ -385,7 +391,11 @@ mod tests {
         EventContext {
             status: EventStatus::Firing,
             dedup_key: "group-1".into(),
-            labels: map(&[("alertname", "DiskFull"), ("team", "Site Reliability"), ("severity", "High")]),
+            labels: map(&[
+                ("alertname", "DiskFull"),
+                ("team", "Site Reliability"),
+                ("severity", "High"),
+            ]),
             annotations: map(&[("summary", "Disk almost full"), ("description", "Only 2% left on /var")]),
             starts_at: Some("2026-05-01T10:00:00Z".into()),
             url: Some("http://prometheus.example/graph?g0.expr=up".into()),
@@ -449,7 +459,12 @@ mod tests {
 
     #[test]
     fn the_defaults_make_a_useful_issue() {
-        let issue = render_issue(&settings(serde_json::json!({"enabled": true})), &event(), BodyFormat::Adf).unwrap();
+        let issue = render_issue(
+            &settings(serde_json::json!({"enabled": true})),
+            &event(),
+            BodyFormat::Adf,
+        )
+        .unwrap();
         assert_eq!(issue.summary, "DiskFull: Disk almost full");
         assert_eq!(issue.dedup_key, "group-1");
         assert_eq!(issue.labels, vec![issue.dedup_label.clone()]);
@@ -476,9 +491,15 @@ mod tests {
         assert_eq!(issue.summary.chars().count(), 255);
         assert!(issue.summary.ends_with("x…"));
         let folded = settings(serde_json::json!({"enabled": true, "summary": " a\n\tb  c "}));
-        assert_eq!(render_issue(&folded, &event(), BodyFormat::Adf).unwrap().summary, "a b c");
+        assert_eq!(
+            render_issue(&folded, &event(), BodyFormat::Adf).unwrap().summary,
+            "a b c"
+        );
         let blank = settings(serde_json::json!({"enabled": true, "summary": "{{ '' }}"}));
-        assert_eq!(render_issue(&blank, &event(), BodyFormat::Adf).unwrap().summary, "group-1");
+        assert_eq!(
+            render_issue(&blank, &event(), BodyFormat::Adf).unwrap().summary,
+            "group-1"
+        );
     }
 
     #[test]
@@ -510,11 +531,17 @@ mod tests {
     #[test]
     fn a_40000_character_description_fits_both_formats() {
         let s = settings(serde_json::json!({"enabled": true, "description": "{{ 'word ' * 8000 }}"}));
-        let adf = render_issue(&s, &event(), BodyFormat::Adf).unwrap().description.unwrap();
+        let adf = render_issue(&s, &event(), BodyFormat::Adf)
+            .unwrap()
+            .description
+            .unwrap();
         assert_valid_adf(&adf);
         assert!(adf.to_string().chars().count() <= MAX_DESCRIPTION_CHARS);
         assert!(text_of(&adf).ends_with('…'));
-        let wiki = render_issue(&s, &event(), BodyFormat::Wiki).unwrap().description.unwrap();
+        let wiki = render_issue(&s, &event(), BodyFormat::Wiki)
+            .unwrap()
+            .description
+            .unwrap();
         let wiki = wiki.as_str().unwrap();
         assert!(wiki.chars().count() <= MAX_DESCRIPTION_CHARS && wiki.chars().count() > 32_000);
         // Markup-heavy text (every character escaped) still fits.
@@ -535,12 +562,21 @@ mod tests {
         let content = doc["content"].as_array().unwrap();
         assert_eq!(content.len(), 4, "{doc}");
         assert_eq!(content[0]["content"][1], json!({"type": "hardBreak"}));
-        assert_eq!(content[1]["content"][1]["marks"][0]["attrs"]["href"], "https://grafana.example/d/1");
+        assert_eq!(
+            content[1]["content"][1]["marks"][0]["attrs"]["href"],
+            "https://grafana.example/d/1"
+        );
         assert_eq!(content[1]["content"][2]["text"], ", then act.");
-        assert_eq!(content[2], json!({"type": "codeBlock", "attrs": {"language": "sh"},
-            "content": [{"type": "text", "text": "df -h\n"}]}));
+        assert_eq!(
+            content[2],
+            json!({"type": "codeBlock", "attrs": {"language": "sh"},
+            "content": [{"type": "text", "text": "df -h\n"}]})
+        );
         assert_eq!(content[3], json!({"type": "codeBlock"}));
-        assert_eq!(body("", BodyFormat::Adf), json!({"type": "doc", "version": 1, "content": []}));
+        assert_eq!(
+            body("", BodyFormat::Adf),
+            json!({"type": "doc", "version": 1, "content": []})
+        );
     }
 
     #[test]
@@ -577,8 +613,10 @@ mod tests {
 
     #[test]
     fn priority_and_dedup_come_from_their_templates() {
-        let s = settings(serde_json::json!({"enabled": true, "priority": " {{ labels.severity }}\n",
-            "dedup": "{{ labels.alertname }}/{{ labels.team }}"}));
+        let s = settings(
+            serde_json::json!({"enabled": true, "priority": " {{ labels.severity }}\n",
+            "dedup": "{{ labels.alertname }}/{{ labels.team }}"}),
+        );
         let issue = render_issue(&s, &event(), BodyFormat::Adf).unwrap();
         assert_eq!(issue.priority.as_deref(), Some("High"));
         assert_eq!(issue.dedup_key, "DiskFull/Site Reliability");

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{AdditionalProperties, Array, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, Array, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
 
 use super::template::{MAX_TEMPLATE_CHARS, Template, TemplateError};
 
@@ -83,7 +85,9 @@ pub struct TicketSettingsSpec {
     /// How long after its resolution an issue is reopened rather than a new one created, `1m` to
     /// `365d` (default `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^(([1-9][0-9]{0,4}|[1-4][0-9]{5}|5[01][0-9]{4}|52[0-4][0-9]{3}|525[0-5][0-9]{2}|525600)m|([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-5][0-9]|8760)h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-5])d)$")]
+    #[schema(
+        pattern = r"^(([1-9][0-9]{0,4}|[1-4][0-9]{5}|5[01][0-9]{4}|52[0-4][0-9]{3}|525[0-5][0-9]{2}|525600)m|([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-5][0-9]|8760)h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-5])d)$"
+    )]
     pub reopen_window: Option<String>,
     /// The transition run when the problem is resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,7 +259,10 @@ fn one_line(field: &str, value: Option<String>) -> Result<Option<String>, Invali
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if value.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+    if value
+        .chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    {
         return Err(InvalidTicketSettings::new(
             field,
             "must be one line, without control characters",
@@ -374,7 +381,10 @@ mod tests {
         let settings = validate(given.clone()).unwrap();
         assert_eq!(settings.reopen_window, DEFAULT_REOPEN_WINDOW);
         assert!(matches!(settings.fields["components"], FieldTemplate::Literal(_)));
-        assert!(matches!(settings.fields["customfield_10010"], FieldTemplate::Template(_)));
+        assert!(matches!(
+            settings.fields["customfield_10010"],
+            FieldTemplate::Template(_)
+        ));
         let mut shown = serde_json::to_value(settings.to_spec()).unwrap();
         // The default window is not repeated back.
         shown["reopen_window"] = "7d".into();
@@ -384,7 +394,8 @@ mod tests {
     #[test]
     fn only_enabled_is_required_and_blank_means_unset() {
         assert!(serde_json::from_value::<TicketSettingsSpec>(serde_json::json!({})).is_err());
-        let settings = validate(serde_json::json!({"enabled": false, "summary": "  ", "reopen_transition": " "})).unwrap();
+        let settings =
+            validate(serde_json::json!({"enabled": false, "summary": "  ", "reopen_transition": " "})).unwrap();
         assert_eq!((settings.summary, settings.reopen_transition), (None, None));
         assert!(
             serde_json::from_value::<TicketSettingsSpec>(serde_json::json!({"enabled": true, "sumary": "x"})).is_err()
@@ -404,19 +415,40 @@ mod tests {
         for (json, field) in [
             (serde_json::json!({"summary": "{{ oops"}), "tickets.summary"),
             (serde_json::json!({"description": "{% if %}"}), "tickets.description"),
-            (serde_json::json!({"labels": ["ok", "{{ x | nope }}"]}), "tickets.labels[1]"),
+            (
+                serde_json::json!({"labels": ["ok", "{{ x | nope }}"]}),
+                "tickets.labels[1]",
+            ),
             (serde_json::json!({"priority": "{% endif %}"}), "tickets.priority"),
             (serde_json::json!({"dedup": "{{ }}"}), "tickets.dedup"),
-            (serde_json::json!({"fields": {"customfield_10010": "{{"}}), "tickets.fields.customfield_10010"),
-            (serde_json::json!({"fields": {"summary": "x"}}), "tickets.fields.summary"),
+            (
+                serde_json::json!({"fields": {"customfield_10010": "{{"}}),
+                "tickets.fields.customfield_10010",
+            ),
+            (
+                serde_json::json!({"fields": {"summary": "x"}}),
+                "tickets.fields.summary",
+            ),
             (serde_json::json!({"fields": {"bad id": "x"}}), "tickets.fields.bad id"),
-            (serde_json::json!({"reopen_transition": "a\nb"}), "tickets.reopen_transition"),
-            (serde_json::json!({"resolve_transition": "x".repeat(256)}), "tickets.resolve_transition"),
-            (serde_json::json!({"wont_fix_resolution": "a\u{2028}b"}), "tickets.wont_fix_resolution"),
+            (
+                serde_json::json!({"reopen_transition": "a\nb"}),
+                "tickets.reopen_transition",
+            ),
+            (
+                serde_json::json!({"resolve_transition": "x".repeat(256)}),
+                "tickets.resolve_transition",
+            ),
+            (
+                serde_json::json!({"wont_fix_resolution": "a\u{2028}b"}),
+                "tickets.wont_fix_resolution",
+            ),
             (serde_json::json!({"reopen_window": "30s"}), "tickets.reopen_window"),
             (serde_json::json!({"reopen_window": "366d"}), "tickets.reopen_window"),
             (serde_json::json!({"reopen_window": "soon"}), "tickets.reopen_window"),
-            (serde_json::json!({"labels": vec!["x"; MAX_LABELS + 1]}), "tickets.labels"),
+            (
+                serde_json::json!({"labels": vec!["x"; MAX_LABELS + 1]}),
+                "tickets.labels",
+            ),
         ] {
             let mut json = json;
             json["enabled"] = true.into();
@@ -424,7 +456,11 @@ mod tests {
             assert_eq!(err.field, field, "{json}: {err}");
         }
         let err = validate(serde_json::json!({"enabled": true, "summary": "a\n{{ x }"})).unwrap_err();
-        assert!(err.message.contains("syntax error") && err.message.contains(":2)"), "{}", err.message);
+        assert!(
+            err.message.contains("syntax error") && err.message.contains(":2)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -440,7 +440,11 @@ mod tests {
         assert_eq!(err.field, "tickets.description");
         assert_eq!(err.failure, TemplateFailure::Invalid);
         assert_eq!(err.line, Some(2));
-        assert!(err.message.starts_with("is not a valid template: syntax error"), "{}", err.message);
+        assert!(
+            err.message.starts_with("is not a valid template: syntax error"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("tickets.description:2"), "{}", err.message);
     }
 
@@ -503,7 +507,11 @@ mod tests {
     fn output_stops_at_its_bound() {
         let t = Template::parse("tickets.description", "{{ 'é' * 200000 }}").unwrap();
         let out = t.render(&alert_group()).unwrap();
-        assert!(out.len() <= MAX_OUTPUT_BYTES && out.len() > MAX_OUTPUT_BYTES - 4, "{}", out.len());
+        assert!(
+            out.len() <= MAX_OUTPUT_BYTES && out.len() > MAX_OUTPUT_BYTES - 4,
+            "{}",
+            out.len()
+        );
         assert!(out.chars().all(|c| c == 'é'));
     }
 
