@@ -96,7 +96,7 @@ impl IntegrationView {
             ca_cert_pem: s.ca_cert_pem.clone(),
             skip_proxy: s.skip_proxy,
             timeout: s.timeout.map(|d| humantime::format_duration(d).to_string()),
-            tickets: s.tickets.as_ref().map(TicketSettings::to_spec),
+            tickets: s.tickets.as_deref().map(TicketSettings::to_spec),
             revision: integration.revision,
             created_at: rfc3339_ms(integration.created_at),
             updated_at: rfc3339_ms(integration.updated_at),
@@ -312,7 +312,11 @@ fn tickets_patch_schema() -> RefOr<Schema> {
     if let RefOr::T(Schema::Object(object)) = &mut schema {
         object.required.clear();
         object.description = Some("Merged into the stored ticket settings; `null` removes a setting.".to_owned());
-        for property in object.properties.values_mut() {
+        for (name, property) in object.properties.iter_mut() {
+            // `null` values remove stored fields, so a patch may name more than the stored limit.
+            if let (RefOr::T(Schema::Object(fields)), "fields") = (&mut *property, name.as_str()) {
+                fields.max_properties = None;
+            }
             *property = openapi::nullable(std::mem::take(property));
         }
     }

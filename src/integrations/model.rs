@@ -109,8 +109,8 @@ pub struct IntegrationSettings {
     pub skip_proxy: bool,
     /// The check's overall budget; `HERALD_CHECK_TIMEOUT` when not set.
     pub timeout: Option<Duration>,
-    /// What tickets Herald creates through this integration, if any.
-    pub tickets: Option<TicketSettings>,
+    /// What tickets Herald creates through this integration, if any (boxed: most have none).
+    pub tickets: Option<Box<TicketSettings>>,
 }
 
 /// A value the admin sent that cannot be used, naming the field.
@@ -340,7 +340,7 @@ impl IntegrationSpec {
             })
             .transpose()?;
         let tickets = (self.tickets)
-            .map(|t| t.validate(project_key.as_deref(), issue_type.as_deref()))
+            .map(|t| t.validate(project_key.as_deref(), issue_type.as_deref()).map(Box::new))
             .transpose()
             .map_err(|e| InvalidIntegration::new(&e.field, &e.message))?;
         Ok(IntegrationSettings {
@@ -378,7 +378,7 @@ impl IntegrationSettings {
             ca_cert_pem: self.ca_cert_pem.clone(),
             skip_proxy: self.skip_proxy,
             timeout: self.timeout.map(|d| humantime::format_duration(d).to_string()),
-            tickets: self.tickets.as_ref().map(TicketSettings::to_spec),
+            tickets: self.tickets.as_deref().map(TicketSettings::to_spec),
         }
     }
 }

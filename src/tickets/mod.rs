@@ -10,16 +10,18 @@
 //! - [`settings`]: the `"tickets"` object of an integration and its validation.
 //! - [`template`]: Jinja templates (minijinja) and the event context they see: the contract
 //!   between the intake, which builds [`EventContext`], and the settings.
-//! - [`render`]: settings + event → summary, description (ADF or wiki markup), labels, priority,
-//!   fields and dedup key, within Jira's limits.
+//! - [`render`]: settings + event → summary, description, labels, priority, fields and dedup key,
+//!   within Jira's limits; [`body`]: plain text as ADF (Cloud) or wiki markup (Data Center).
 //!
-//! `settings`, `template` and `render` name no other Herald module, so the integration model can
+//! `settings`, `template`, `render` and `body` name no other Herald module, so the integration model can
 //! hold ticket settings.
 
+pub mod body;
 pub mod render;
 pub mod settings;
 pub mod template;
 
-pub use render::{BodyFormat, RenderedIssue, dedup_label, render_issue};
+pub use body::BodyFormat;
+pub use render::{RenderedIssue, dedup_label, render_issue};
 pub use settings::{FieldTemplate, InvalidTicketSettings, TicketSettings, TicketSettingsSpec};
 pub use template::{AlertContext, EventContext, EventSource, EventStatus, Template, TemplateError, TemplateFailure};

@@ -327,10 +327,10 @@ fn named_filters_and_tests(source: &str) -> Vec<(String, bool, usize)> {
                     let block_filter = next == Some(b'%') && k == 1 && words[0] == "filter";
                     if previous == Some("|") || block_filter {
                         found.push((token.clone(), false, *offset));
-                    } else if previous == Some("is") || (previous == Some("not") && k >= 2 && words[k - 2] == "is") {
-                        if token != "not" {
-                            found.push((token.clone(), true, *offset));
-                        }
+                    } else if (previous == Some("is") || (previous == Some("not") && k >= 2 && words[k - 2] == "is"))
+                        && token != "not"
+                    {
+                        found.push((token.clone(), true, *offset));
                     }
                 }
                 i = end;
