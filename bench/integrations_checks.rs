@@ -9,6 +9,10 @@
 mod common;
 #[path = "../tests/it/support/jira_sim.rs"]
 mod jira_sim;
+#[path = "../tests/it/support/jira_sim_ticket_routes.rs"]
+mod jira_sim_ticket_routes;
+#[path = "../tests/it/support/jira_sim_tickets.rs"]
+mod jira_sim_tickets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -20,9 +20,17 @@ pub struct Herald {
 
 impl Herald {
     pub fn start(data_dir: &Path, env: &[(&str, String)]) -> Herald {
+        Self::start_with_args(data_dir, &[], env)
+    }
+
+    /// As [`Herald::start`], with extra arguments to `herald serve` (e.g. `--smtp-listen`, which
+    /// otherwise goes to a port nobody knows).
+    pub fn start_with_args(data_dir: &Path, args: &[&str], env: &[(&str, String)]) -> Herald {
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut command = super::serve_command_at(addr, data_dir, &["--log", "warn"]);
+        let mut serve_args = vec!["--log", "warn"];
+        serve_args.extend_from_slice(args);
+        let mut command = super::serve_command_at(addr, data_dir, &serve_args);
         command
             .env("HERALD_ADMIN_PASSWORD", PASSWORD)
             .env("HERALD_NODE_ID", "bench-node")
@@ -43,6 +51,19 @@ impl Herald {
             std::thread::sleep(Duration::from_millis(5));
         }
         herald
+    }
+
+    /// The process id, for /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The text of `GET /metrics` (as the admin).
+    pub fn metrics(&self) -> String {
+        let auth = basic("admin", PASSWORD);
+        request(self.addr, "GET", "/metrics", &[("Authorization", &auth)], None)
+            .unwrap()
+            .text()
     }
 
     /// `(size, errorSize)` of `/rest/mailqueue/1.0/status`.

@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod dir_watch;
 pub mod herald_process;
 pub mod postgres;
 #[path = "../../tests/it/support/process.rs"]
 pub mod process;
+pub mod smtp_client;
 pub mod smtp_sink;
 /// `HERALD` is the binary under test, built by cargo with the bench (= release) profile.
 pub use process::{HERALD, free_port, serve_command_at, sigterm};

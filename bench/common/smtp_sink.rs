@@ -19,12 +19,18 @@ impl Sink {
 
     /// On a given port: a relay that comes back where it was.
     pub fn start_on(port: u16) -> Sink {
+        Self::start_with(port, &[])
+    }
+
+    /// On a given port, with extra options before the address (e.g. `-d <template>`).
+    pub fn start_with(port: u16, options: &[&str]) -> Sink {
         let mut command = Command::new("smtp-sink");
         if is_root() {
             // smtp-sink drops to `nobody` when started as root.
             command.args(["-u", "nobody"]);
         }
         let child = command
+            .args(options)
             .arg(format!("127.0.0.1:{port}"))
             .arg("256")
             .stdout(Stdio::null())
@@ -37,6 +43,11 @@ impl Sink {
             std::thread::sleep(super::POLL_INTERVAL);
         }
         Sink { child, port }
+    }
+
+    /// The process id, for /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {

@@ -6,7 +6,11 @@
 //! [`MAX_RETRY_AFTER`], so a hostile value can neither overflow the clock nor park a check.
 
 mod endpoint;
+mod limiter;
 mod signals;
+mod ticket_error;
+mod ticket_types;
+pub mod tickets;
 pub mod types;
 
 use std::time::Duration;
@@ -16,7 +20,13 @@ use http::{HeaderMap, StatusCode, header};
 use tokio::time::Instant;
 
 pub use endpoint::{Auth, JiraUrl};
+pub use limiter::{Limiter, LimiterSettings, Permit};
 pub use signals::{AuthDenial, auth_denial, looks_like_dc_personal_access_token};
+pub use ticket_error::{RateLimitHeaders, Retry, TicketError, TicketErrorKind};
+pub use ticket_types::{
+    CreatedIssue, FoundIssue, IssueState, StatusCategory, Transition, adf_from_text, jql_quote, label_jql,
+};
+pub use tickets::{ApiFlavor, NewIssue, TicketClient, TicketClientSettings};
 
 /// The largest answer Herald reads from Jira; a bigger one is not a Jira REST answer we need.
 pub const MAX_BODY: usize = 4 << 20;

@@ -27,6 +27,7 @@ mod integrations_faults;
 mod integrations_logs;
 mod integrations_status;
 mod integrations_tickets;
+mod jira_tickets;
 mod mail;
 mod mail_crash;
 mod mail_http;

@@ -1,6 +1,7 @@
 //! A Jira simulator: an axum server on 127.0.0.1:0 that answers the REST calls of Herald's check with
 //! Jira's own bodies (tests/fixtures/jira), as Jira Cloud, Data Center, or a pre-8.4 server would, and
 //! with every fault Herald must recognise. Counts requests per path so tests can prove coalescing.
+//! Sign-in is in `jira_sim_auth.rs`; tickets (issues, searches, transitions, faults) in `jira_sim_ticket*.rs`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -11,11 +12,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+
+use super::jira_sim_tickets::Tickets;
+#[path = "jira_sim_auth.rs"]
+mod auth;
+use auth::{Caller, authenticate, captcha, login_page, server_info};
 
 const SERVER_INFO_CLOUD: &str = include_str!("../../fixtures/jira/spec-example__serverInfo.cloud.200.json");
 const SERVER_INFO_DC: &str =
@@ -129,6 +133,7 @@ struct SimState {
     counts: Mutex<HashMap<String, usize>>,
     failed_logins: Mutex<usize>,
     base: Mutex<String>,
+    tickets: Tickets,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -159,6 +164,7 @@ fn new_state(config: SimConfig) -> Arc<SimState> {
         counts: Mutex::new(HashMap::new()),
         failed_logins: Mutex::new(0),
         base: Mutex::new(String::new()),
+        tickets: Tickets::default(),
     })
 }
 
@@ -249,6 +255,11 @@ impl JiraSim {
         self.state.counts.lock().unwrap().values().sum()
     }
 
+    /// The issues, the ticket knobs (429s, rate limit, field errors, lost answers) and counters.
+    pub fn tickets(&self) -> &Tickets {
+        &self.state.tickets
+    }
+
     pub fn reset_counts(&self) {
         self.state.counts.lock().unwrap().clear();
     }
@@ -271,13 +282,6 @@ fn fixture(text: &str) -> Value {
     serde_json::from_str(text).expect("fixture is JSON")
 }
 
-enum Caller {
-    Anonymous,
-    User,
-    /// Credentials Jira refuses, with how it says so.
-    Refused(Response),
-}
-
 async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> Response {
     let config = state.config.lock().unwrap().clone();
     let full_path = request.uri().path().to_owned();
@@ -286,6 +290,12 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
     };
     let query = request.uri().query().unwrap_or("").to_owned();
     *state.counts.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+    let method = request.method().clone();
+    if let Some(throttled) = state.tickets.admit(&method, &path) {
+        return throttled;
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }
@@ -363,7 +373,7 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
     if !path.starts_with("/rest/") {
         return login_page();
     }
-    match authenticate(&state, &config, request.headers()) {
+    match authenticate(&state, &config, &parts.headers) {
         Caller::Refused(response) => return response,
         Caller::Anonymous => {
             let mut r = errors(
@@ -376,118 +386,11 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request<Body>) -> R
         }
         Caller::User => {}
     }
+    let base = state.base.lock().unwrap().clone();
+    if let Some(answer) = state.tickets.route(&config, &base, &method, &path, &query, &body).await {
+        return answer;
+    }
     route(&config, &path, &query)
-}
-
-fn login_page() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
-        "<!DOCTYPE html><html><head><title>Log in - Jira</title></head><body><form id=\"login-form\" \
-         action=\"/login.jsp\"></form></body></html>",
-    )
-        .into_response()
-}
-
-fn captcha(state: &SimState) -> Response {
-    let base = state.base.lock().unwrap().clone();
-    let mut r = errors(StatusCode::FORBIDDEN, "CAPTCHA_CHALLENGE");
-    r.headers_mut().insert(
-        "x-authentication-denied-reason",
-        HeaderValue::from_str(&format!("CAPTCHA_CHALLENGE; login-url={base}/login.jsp")).unwrap(),
-    );
-    r.headers_mut().insert(
-        "x-seraph-loginreason",
-        HeaderValue::from_static("AUTHENTICATION_DENIED"),
-    );
-    r
-}
-
-fn server_info(state: &SimState, config: &SimConfig) -> Response {
-    let base = state.base.lock().unwrap().clone();
-    let mut info = match config.flavour {
-        Flavour::Cloud => {
-            let mut v = fixture(SERVER_INFO_CLOUD);
-            v["deploymentType"] = json!("Cloud");
-            v
-        }
-        Flavour::DataCenter => fixture(SERVER_INFO_DC),
-        Flavour::Legacy => {
-            let mut v = fixture(SERVER_INFO_DC);
-            v["version"] = json!("8.0.2");
-            v["versionNumbers"] = json!([8, 0, 2]);
-            v
-        }
-    };
-    info["baseUrl"] = json!(config.reported_base_url.clone().unwrap_or(base));
-    if config.omit_deployment_type {
-        info.as_object_mut().unwrap().remove("deploymentType");
-    }
-    json_response(StatusCode::OK, info)
-}
-
-fn refused_dc(state: &SimState, config: &SimConfig) -> Caller {
-    let mut failures = state.failed_logins.lock().unwrap();
-    *failures += 1;
-    if config.captcha_after > 0 && *failures > config.captcha_after {
-        drop(failures);
-        return Caller::Refused(captcha(state));
-    }
-    let mut r = errors(StatusCode::UNAUTHORIZED, "");
-    r.headers_mut()
-        .insert("x-seraph-loginreason", HeaderValue::from_static("AUTHENTICATED_FAILED"));
-    Caller::Refused(r)
-}
-
-fn authenticate(state: &SimState, config: &SimConfig, headers: &HeaderMap) -> Caller {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Caller::Anonymous;
-    };
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return match config.flavour {
-            Flavour::DataCenter if token == PAT => Caller::User,
-            Flavour::DataCenter => refused_dc(state, config),
-            // Cloud takes OAuth bearer tokens only; an API token there is simply not authenticated.
-            Flavour::Cloud | Flavour::Legacy => Caller::Refused(errors(
-                StatusCode::UNAUTHORIZED,
-                "Client must be authenticated to access this resource.",
-            )),
-        };
-    }
-    let Some(encoded) = value.strip_prefix("Basic ") else {
-        return Caller::Anonymous;
-    };
-    let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap_or_default()).unwrap_or_default();
-    let (user, secret) = decoded.split_once(':').unwrap_or(("", ""));
-    match config.flavour {
-        Flavour::Cloud => {
-            if user == USER && secret == API_TOKEN {
-                Caller::User
-            } else if user == USER && secret == PASSWORD {
-                Caller::Refused(
-                    (
-                        StatusCode::UNAUTHORIZED,
-                        [(header::CONTENT_TYPE, "text/plain")],
-                        "Basic authentication with passwords is deprecated.  For more information, see: \
-                         https://developer.atlassian.com/cloud/confluence/deprecation-notice-basic-auth/",
-                    )
-                        .into_response(),
-                )
-            } else {
-                Caller::Refused(errors(
-                    StatusCode::UNAUTHORIZED,
-                    "Client must be authenticated to access this resource.",
-                ))
-            }
-        }
-        Flavour::DataCenter | Flavour::Legacy => {
-            if user == USER && secret == PASSWORD {
-                Caller::User
-            } else {
-                refused_dc(state, config)
-            }
-        }
-    }
 }
 
 fn issue_type_json(config: &SimConfig, id: &str, name: &str) -> Value {

@@ -5,6 +5,8 @@ pub mod browser;
 pub mod console;
 pub mod integrations;
 pub mod jira_sim;
+pub mod jira_sim_ticket_routes;
+pub mod jira_sim_tickets;
 pub mod pg_cluster;
 pub mod process;
 pub mod recipient_relay;
