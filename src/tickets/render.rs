@@ -162,6 +162,7 @@ mod tests {
     use crate::tickets::body::tests::{assert_valid_adf, text_of};
     use crate::tickets::settings::TicketSettingsSpec;
     use crate::tickets::template::{AlertContext, EventSource, EventStatus};
+    use serde_json::json;
 
     fn settings(json: serde_json::Value) -> TicketSettings {
         serde_json::from_value::<TicketSettingsSpec>(json)
