@@ -36,9 +36,15 @@ pub const DEFAULT_REOPEN_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 const MIN_REOPEN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_REOPEN_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// At most this many label templates and extra fields.
-pub const MAX_LABELS: usize = 50;
-pub const MAX_FIELDS: usize = 100;
+/// At most this many label templates and extra fields, and the longest templates of each kind (in
+/// characters; a description's is [`MAX_TEMPLATE_CHARS`]). Together they keep the largest settings
+/// well within the API's 1 MiB body limit.
+pub const MAX_LABELS: usize = 20;
+pub const MAX_FIELDS: usize = 20;
+pub const MAX_LINE_TEMPLATE_CHARS: usize = 4096;
+pub const MAX_LABEL_TEMPLATE_CHARS: usize = 1024;
+pub const MAX_FIELD_TEMPLATE_CHARS: usize = 2048;
+pub const MAX_FIELD_ID_CHARS: usize = 255;
 /// Transition and resolution names: one line, at most this many characters.
 pub const MAX_NAME_CHARS: usize = 255;
 
@@ -55,7 +61,7 @@ pub struct TicketSettingsSpec {
     pub enabled: bool,
     /// The issue's summary (one line, cut at 255 characters). Blank: the default (docs/tickets.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 32767)]
+    #[schema(max_length = 4096)]
     pub summary: Option<String>,
     /// The issue's description, plain text (ADF on Cloud, wiki markup on Data Center). Blank: the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,7 +73,7 @@ pub struct TicketSettingsSpec {
     pub labels: Vec<String>,
     /// The priority's name; blank or rendering blank: Jira's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 32767)]
+    #[schema(max_length = 4096)]
     pub priority: Option<String>,
     /// Extra fields: field id → a template (a string; its result is used as JSON when it parses as
     /// JSON) or any other JSON value, sent as is. Set over the integration's own `fields`.
@@ -76,7 +82,7 @@ pub struct TicketSettingsSpec {
     pub fields: BTreeMap<String, serde_json::Value>,
     /// The dedup key; blank: the event's own `dedup_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 32767)]
+    #[schema(max_length = 4096)]
     pub dedup: Option<String>,
     /// The transition that reopens a resolved issue when its problem fires again within `reopen_window`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,11 +182,14 @@ impl TicketSettingsSpec {
                 ));
             }
         }
-        let template = |field: &str, source: Option<String>| {
-            source
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| Template::parse(field, &s))
-                .transpose()
+        // Measured before blank counts as unset, as the schema's `maxLength` measures it.
+        let template = |field: &str, source: Option<String>, max: usize| match source {
+            Some(s) if s.chars().count() > max => Err(InvalidTicketSettings::new(
+                field,
+                format!("must be at most {max} characters"),
+            )),
+            Some(s) if !s.trim().is_empty() => bounded(field, &s, max).map(Some),
+            _ => Ok(None),
         };
         if self.labels.len() > MAX_LABELS {
             return Err(InvalidTicketSettings::new(
@@ -192,7 +201,7 @@ impl TicketSettingsSpec {
             .labels
             .iter()
             .enumerate()
-            .map(|(i, source)| Template::parse(&format!("tickets.labels[{i}]"), source))
+            .map(|(i, source)| bounded(&format!("tickets.labels[{i}]"), source, MAX_LABEL_TEMPLATE_CHARS))
             .collect::<Result<Vec<_>, _>>()?;
         if self.fields.len() > MAX_FIELDS {
             return Err(InvalidTicketSettings::new(
@@ -203,10 +212,13 @@ impl TicketSettingsSpec {
         let mut fields = BTreeMap::new();
         for (id, value) in self.fields {
             let field = format!("tickets.fields.{id}");
-            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if id.is_empty()
+                || id.chars().count() > MAX_FIELD_ID_CHARS
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(InvalidTicketSettings::new(
                     &field,
-                    "is not a Jira field id (such as `components` or `customfield_10010`)",
+                    "is not a Jira field id (such as `components` or `customfield_10010`, at most 255 characters)",
                 ));
             }
             if RESERVED_FIELDS.contains(&id.as_str()) {
@@ -216,7 +228,9 @@ impl TicketSettingsSpec {
                 ));
             }
             let value = match value {
-                serde_json::Value::String(source) => FieldTemplate::Template(Template::parse(&field, &source)?),
+                serde_json::Value::String(source) => {
+                    FieldTemplate::Template(bounded(&field, &source, MAX_FIELD_TEMPLATE_CHARS)?)
+                }
                 other => FieldTemplate::Literal(other),
             };
             fields.insert(id, value);
@@ -235,12 +249,12 @@ impl TicketSettingsSpec {
         };
         Ok(TicketSettings {
             enabled: self.enabled,
-            summary: template("tickets.summary", self.summary)?,
-            description: template("tickets.description", self.description)?,
+            summary: template("tickets.summary", self.summary, MAX_LINE_TEMPLATE_CHARS)?,
+            description: template("tickets.description", self.description, MAX_TEMPLATE_CHARS)?,
             labels,
-            priority: template("tickets.priority", self.priority)?,
+            priority: template("tickets.priority", self.priority, MAX_LINE_TEMPLATE_CHARS)?,
             fields,
-            dedup: template("tickets.dedup", self.dedup)?,
+            dedup: template("tickets.dedup", self.dedup, MAX_LINE_TEMPLATE_CHARS)?,
             reopen_transition: one_line("tickets.reopen_transition", self.reopen_transition)?,
             reopen_window,
             resolve_transition: one_line("tickets.resolve_transition", self.resolve_transition)?,
@@ -248,6 +262,17 @@ impl TicketSettingsSpec {
             comment_on_repeat: self.comment_on_repeat,
         })
     }
+}
+
+/// A template of at most `max` characters.
+fn bounded(field: &str, source: &str, max: usize) -> Result<Template, InvalidTicketSettings> {
+    if source.chars().count() > max {
+        return Err(InvalidTicketSettings::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(Template::parse(field, source)?)
 }
 
 /// A transition or resolution name: one line of at most 255 characters; blank means none.
@@ -326,7 +351,7 @@ fn labels_schema() -> Array {
         .items(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .max_length(Some(MAX_TEMPLATE_CHARS)),
+                .max_length(Some(MAX_LABEL_TEMPLATE_CHARS)),
         )
         .max_items(Some(MAX_LABELS))
         .description(Some(
@@ -336,7 +361,7 @@ fn labels_schema() -> Array {
 }
 
 /// `fields`' schema: Jira field ids (not those Herald sets) → a template (a string of at most
-/// 32,767 characters) or any other JSON value.
+/// 2,048 characters) or any other JSON value.
 fn ticket_fields_schema() -> Object {
     let id = format!(
         r"^(?!({})$)[^{WHITE_SPACE_CHARS}\x00-\x1f\x7f-\x9f]+$",
@@ -344,7 +369,7 @@ fn ticket_fields_schema() -> Object {
     );
     let value = ObjectBuilder::new()
         .schema_type(SchemaType::AnyValue)
-        .max_length(Some(MAX_TEMPLATE_CHARS))
+        .max_length(Some(MAX_FIELD_TEMPLATE_CHARS))
         .build();
     ObjectBuilder::new()
         .schema_type(Type::Object)
@@ -352,7 +377,12 @@ fn ticket_fields_schema() -> Object {
             "Extra fields: field id → a template (a string; used as JSON when its result parses as JSON) \
              or any other JSON value, sent as is.",
         ))
-        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(id))))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_FIELD_ID_CHARS))
+                .pattern(Some(id)),
+        ))
         .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(value)))))
         .max_properties(Some(MAX_FIELDS))
         .build()
