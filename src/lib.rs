@@ -11,7 +11,7 @@
 //!              |                                                       |                      |
 //!  services  auth/ (users, tokens, sessions, throttling)   integrations/ (model, checks, sweep)
 //!            mail/ (queue, retries, delivery)   cluster/ (nodes, heartbeats, drain)   alerts/
-//!            tickets/ (events: intake; delivery to Jira)
+//!            tickets/ (events → Jira issues: intake, settings, templates, rendering)
 //!              |                                                       |
 //!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
 //!

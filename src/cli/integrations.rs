@@ -80,6 +80,10 @@ pub struct SettingsFlags {
     /// Budget of one check, e.g. 10s.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// A JSON file with the ticket settings (the `tickets` object, docs/tickets.md); on update it is
+    /// merged into the stored ones (JSON merge patch: `null` removes a setting).
+    #[arg(long, value_name = "FILE")]
+    tickets: Option<PathBuf>,
 }
 
 fn read_secret() -> anyhow::Result<String> {
@@ -111,6 +115,18 @@ impl SettingsFlags {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read --ca-cert {}: {e}", path.display()))?;
             put("ca_cert_pem", Some(Value::from(pem)));
+        }
+        if let Some(path) = &self.tickets {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --tickets {}: {e}", path.display()))?;
+            let tickets: Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("--tickets {} is not JSON: {e}", path.display()))?;
+            anyhow::ensure!(
+                tickets.is_object() || tickets.is_null(),
+                "--tickets {} must hold a JSON object (the ticket settings) or null",
+                path.display()
+            );
+            put("tickets", Some(tickets));
         }
         if !self.fields.is_empty() {
             let mut fields = serde_json::Map::new();

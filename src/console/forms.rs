@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::integrations::{Auth, AuthSpec, InstallationType, Integration, IntegrationSpec, InvalidIntegration};
 use crate::secret::Secret;
+use crate::tickets::TicketSettingsSpec;
 
 /// The form's fields, as posted (every field optional: a missing one is reported, not a 400).
 /// No `Debug`: it holds the secret as typed.
@@ -29,6 +30,19 @@ pub struct IntegrationForm {
     pub ca_cert_pem: String,
     pub skip_proxy: Option<String>,
     pub timeout: String,
+    /// The "Tickets" fieldset: `tickets.*` of the spec, the labels one per line, the fields as JSON.
+    pub tickets_enabled: Option<String>,
+    pub tickets_summary: String,
+    pub tickets_description: String,
+    pub tickets_labels: String,
+    pub tickets_priority: String,
+    pub tickets_fields: String,
+    pub tickets_dedup: String,
+    pub tickets_reopen_transition: String,
+    pub tickets_reopen_window: String,
+    pub tickets_resolve_transition: String,
+    pub tickets_wont_fix_resolution: String,
+    pub tickets_comment_on_repeat: Option<String>,
 }
 
 super::session::with_csrf!(IntegrationForm);
@@ -64,7 +78,60 @@ impl IntegrationForm {
             ca_cert_pem: spec.ca_cert_pem.unwrap_or_default(),
             skip_proxy: spec.skip_proxy.then(|| "on".to_owned()),
             timeout: spec.timeout.unwrap_or_default(),
+            ..IntegrationForm::default()
         }
+        .with_tickets(spec.tickets.unwrap_or_default())
+    }
+
+    fn with_tickets(self, t: TicketSettingsSpec) -> IntegrationForm {
+        let on = |b: bool| b.then(|| "on".to_owned());
+        IntegrationForm {
+            tickets_enabled: on(t.enabled),
+            tickets_summary: t.summary.unwrap_or_default(),
+            tickets_description: t.description.unwrap_or_default(),
+            tickets_labels: t.labels.join("\n"),
+            tickets_priority: t.priority.unwrap_or_default(),
+            tickets_fields: if t.fields.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string_pretty(&t.fields).unwrap_or_default()
+            },
+            tickets_dedup: t.dedup.unwrap_or_default(),
+            tickets_reopen_transition: t.reopen_transition.unwrap_or_default(),
+            tickets_reopen_window: t.reopen_window.unwrap_or_default(),
+            tickets_resolve_transition: t.resolve_transition.unwrap_or_default(),
+            tickets_wont_fix_resolution: t.wont_fix_resolution.unwrap_or_default(),
+            tickets_comment_on_repeat: on(t.comment_on_repeat),
+            ..self
+        }
+    }
+
+    /// The `tickets` object of the spec; none when the fieldset is untouched (off and empty).
+    fn tickets(&self) -> Result<Option<TicketSettingsSpec>, InvalidIntegration> {
+        let fields = match optional(&self.tickets_fields) {
+            None => BTreeMap::new(),
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                InvalidIntegration::new(
+                    "tickets.fields",
+                    &format!("must be a JSON object of field id to template or value, such as {{\"customfield_10010\": \"{{{{ labels.service }}}}\"}} ({e})"),
+                )
+            })?,
+        };
+        let spec = TicketSettingsSpec {
+            enabled: self.tickets_enabled.is_some(),
+            summary: optional(&self.tickets_summary),
+            description: optional(&self.tickets_description),
+            labels: self.tickets_labels.lines().filter_map(optional).collect(),
+            priority: optional(&self.tickets_priority),
+            fields,
+            dedup: optional(&self.tickets_dedup),
+            reopen_transition: optional(&self.tickets_reopen_transition),
+            reopen_window: optional(&self.tickets_reopen_window),
+            resolve_transition: optional(&self.tickets_resolve_transition),
+            wont_fix_resolution: optional(&self.tickets_wont_fix_resolution),
+            comment_on_repeat: self.tickets_comment_on_repeat.is_some(),
+        };
+        Ok((spec != TicketSettingsSpec::default()).then_some(spec))
     }
 
     /// The API's spec for these fields. The secret is left out when empty, which keeps the stored one.
@@ -109,6 +176,7 @@ impl IntegrationForm {
             ca_cert_pem: optional(&self.ca_cert_pem),
             skip_proxy: self.skip_proxy.is_some(),
             timeout: optional(&self.timeout),
+            tickets: self.tickets()?,
         })
     }
 }
@@ -154,6 +222,32 @@ mod tests {
             ..IntegrationForm::default()
         };
         assert_eq!(form.to_spec().unwrap_err().field, "auth.type");
+    }
+
+    #[test]
+    fn the_tickets_fieldset_becomes_the_tickets_object() {
+        let form = IntegrationForm {
+            tickets_enabled: Some("on".into()),
+            tickets_summary: "{{ labels.alertname }}".into(),
+            tickets_labels: "prometheus\r\n\r\nteam-{{ labels.team }}\n".into(),
+            tickets_fields: r#"{"customfield_10010": "{{ labels.service }}"}"#.into(),
+            tickets_reopen_window: " 2d ".into(),
+            tickets_comment_on_repeat: Some("on".into()),
+            ..IntegrationForm::default()
+        };
+        let tickets = form.to_spec().unwrap().tickets.unwrap();
+        assert!(tickets.enabled && tickets.comment_on_repeat);
+        assert_eq!(tickets.labels, ["prometheus", "team-{{ labels.team }}"]);
+        assert_eq!(tickets.reopen_window.as_deref(), Some("2d"));
+        assert_eq!(tickets.fields["customfield_10010"], "{{ labels.service }}");
+        assert_eq!(tickets.description, None);
+        // Untouched, the fieldset sets nothing; bad JSON names the field.
+        assert_eq!(IntegrationForm::default().to_spec().unwrap().tickets, None);
+        let bad = IntegrationForm {
+            tickets_fields: "[1]".into(),
+            ..IntegrationForm::default()
+        };
+        assert_eq!(bad.to_spec().unwrap_err().field, "tickets.fields");
     }
 
     #[test]

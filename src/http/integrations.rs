@@ -21,6 +21,7 @@ use crate::integrations::{
 };
 use crate::state::AppState;
 use crate::store::CheckRecord;
+use crate::tickets::{TicketSettings, TicketSettingsSpec};
 use crate::timefmt::rfc3339_ms;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -56,6 +57,9 @@ pub struct IntegrationView {
     /// The integration's own check budget, if set (HERALD_CHECK_TIMEOUT otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout: Option<String>,
+    /// The ticket settings, as given (docs/tickets.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tickets: Option<TicketSettingsSpec>,
     revision: i64,
     created_at: String,
     updated_at: String,
@@ -92,6 +96,7 @@ impl IntegrationView {
             ca_cert_pem: s.ca_cert_pem.clone(),
             skip_proxy: s.skip_proxy,
             timeout: s.timeout.map(|d| humantime::format_duration(d).to_string()),
+            tickets: s.tickets.as_deref().map(TicketSettings::to_spec),
             revision: integration.revision,
             created_at: rfc3339_ms(integration.created_at),
             updated_at: rfc3339_ms(integration.updated_at),
@@ -265,6 +270,7 @@ impl utoipa::PartialSchema for IntegrationPatch {
                 match field.as_str() {
                     "url" => {}
                     "auth" => *property = auth_patch_schema(),
+                    "tickets" => *property = tickets_patch_schema(),
                     _ => *property = openapi::nullable(std::mem::take(property)),
                 }
             }
@@ -300,10 +306,55 @@ fn auth_patch_schema() -> RefOr<Schema> {
         .into()
 }
 
-/// What `issue_type` and `fields` need: a `project_key` (they are checked within the project).
-fn project_rules() -> [RefOr<Schema>; 2] {
+/// A patch of `tickets`: any of its settings, each `null` to remove it (merged into the stored ones).
+fn tickets_patch_schema() -> RefOr<Schema> {
+    let mut schema = <TicketSettingsSpec as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.required.clear();
+        object.description = Some("Merged into the stored ticket settings; `null` removes a setting.".to_owned());
+        for (name, property) in object.properties.iter_mut() {
+            // `null` values remove stored fields, so a patch may name more than the stored limit.
+            if let (RefOr::T(Schema::Object(fields)), "fields") = (&mut *property, name.as_str()) {
+                fields.max_properties = None;
+            }
+            *property = openapi::nullable(std::mem::take(property));
+        }
+    }
+    openapi::nullable(schema)
+}
+
+/// What `issue_type` and `fields` need: a `project_key` (they are checked within the project); what
+/// enabled tickets need: a `project_key` and an `issue_type` (where issues are created).
+fn project_rules() -> [RefOr<Schema>; 3] {
     let blank = format!("^{}*$", crate::integrations::WHITE_SPACE_CLASS);
+    let not_blank = format!("[^{}]", {
+        let class = crate::integrations::WHITE_SPACE_CLASS;
+        &class[1..class.len() - 1]
+    });
+    let tickets_off = ObjectBuilder::new().property(
+        "tickets",
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .property(
+                "enabled",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            ),
+    );
+    let destination = ObjectBuilder::new()
+        .property(
+            "project_key",
+            ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)),
+        )
+        .property(
+            "issue_type",
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some(not_blank)),
+        )
+        .required("project_key")
+        .required("issue_type");
     [
+        openapi::any_of([tickets_off.into(), destination.into()]),
         openapi::needs(
             "issue_type",
             ObjectBuilder::new()

@@ -343,6 +343,7 @@ fn to_spec(
         ca_cert_pem: None,
         skip_proxy: false,
         timeout: None,
+        tickets: None,
     });
     spec.name = Some(name);
     spec.url = body.jira_server_url;

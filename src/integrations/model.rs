@@ -10,6 +10,7 @@ pub use super::spec_schema::WHITE_SPACE_CLASS;
 use super::spec_schema::{auth_spec_schema, ca_cert_pem_schema, field_map_schema};
 pub use crate::jira::{Auth, JiraUrl};
 use crate::secret::Secret;
+use crate::tickets::{TicketSettings, TicketSettingsSpec};
 
 /// A name as the admin chose it: 1–128 printable characters, unique, case-sensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,6 +109,8 @@ pub struct IntegrationSettings {
     pub skip_proxy: bool,
     /// The check's overall budget; `HERALD_CHECK_TIMEOUT` when not set.
     pub timeout: Option<Duration>,
+    /// What tickets Herald creates through this integration, if any (boxed: most have none).
+    pub tickets: Option<Box<TicketSettings>>,
 }
 
 /// A value the admin sent that cannot be used, naming the field.
@@ -172,6 +175,9 @@ pub struct IntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^([1-9][0-9]{2,4}ms|([1-9]|[1-9][0-9]|[12][0-9]{2}|300)s|[1-5]m)$")]
     pub timeout: Option<String>,
+    /// The issues Herald creates from events sent to this integration (docs/tickets.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<TicketSettingsSpec>,
 }
 
 fn auto() -> InstallationType {
@@ -333,6 +339,10 @@ impl IntegrationSpec {
                     })
             })
             .transpose()?;
+        let tickets = (self.tickets)
+            .map(|t| t.validate(project_key.as_deref(), issue_type.as_deref()).map(Box::new))
+            .transpose()
+            .map_err(|e| InvalidIntegration::new(&e.field, &e.message))?;
         Ok(IntegrationSettings {
             url,
             installation_type: self.installation_type,
@@ -343,6 +353,7 @@ impl IntegrationSpec {
             ca_cert_pem,
             skip_proxy: self.skip_proxy,
             timeout,
+            tickets,
         })
     }
 }
@@ -367,6 +378,7 @@ impl IntegrationSettings {
             ca_cert_pem: self.ca_cert_pem.clone(),
             skip_proxy: self.skip_proxy,
             timeout: self.timeout.map(|d| humantime::format_duration(d).to_string()),
+            tickets: self.tickets.as_deref().map(TicketSettings::to_spec),
         }
     }
 }

@@ -26,6 +26,17 @@ struct IntegrationFormPage {
     action: String,
     form: IntegrationForm,
     error: Option<String>,
+    /// The setting the error is about (`tickets.summary`), shown again next to its input.
+    error_field: Option<String>,
+}
+
+impl IntegrationFormPage {
+    /// The error, when it is about `field` or one of its parts (`tickets.labels` for `tickets.labels[1]`).
+    fn field_error(&self, field: &str) -> Option<&str> {
+        let at = self.error_field.as_deref()?;
+        let about = at == field || at.strip_prefix(field).is_some_and(|rest| rest.starts_with(['.', '[']));
+        if about { self.error.as_deref() } else { None }
+    }
 }
 
 fn form_page(
@@ -33,7 +44,7 @@ fn form_page(
     state: &AppState,
     editing: Option<&str>,
     form: IntegrationForm,
-    error: Option<String>,
+    error: Option<(String, Option<String>)>,
 ) -> IntegrationFormPage {
     let (title, action) = match editing {
         Some(name) => (format!("Edit {name}"), Link::IntegrationEdit(name).path()),
@@ -44,7 +55,8 @@ fn form_page(
         editing: editing.map(str::to_owned),
         action,
         form,
-        error,
+        error_field: error.as_ref().and_then(|(_, field)| field.clone()),
+        error: error.map(|(message, _)| message),
     }
 }
 
@@ -81,7 +93,7 @@ fn form_error(
     session: &Session,
     editing: Option<&str>,
     mut form: IntegrationForm,
-    error: String,
+    error: (String, Option<String>),
 ) -> Result<Response, ConsoleError> {
     form.secret.clear();
     html_with(
@@ -111,11 +123,12 @@ async fn save(state: &AppState, session: &Session, change: Save, verb: &str) -> 
     Ok(session.done(state, &Link::Integration(&name).path(), message).await)
 }
 
-/// A refusal the form shows with the values entered (a value at fault, a name already taken);
-/// anything else is an error page of its kind.
-fn invalid(e: IntegrationError) -> Result<String, ConsoleError> {
+/// A refusal the form shows with the values entered (a value at fault, a name already taken), with
+/// the field at fault; anything else is an error page of its kind.
+fn invalid(e: IntegrationError) -> Result<(String, Option<String>), ConsoleError> {
     match e.kind() {
-        ErrorKind::Invalid { .. } | ErrorKind::Conflict => Ok(sentence(&e.public_detail())),
+        ErrorKind::Invalid { field } => Ok((sentence(&e.public_detail()), Some(field))),
+        ErrorKind::Conflict => Ok((sentence(&e.public_detail()), None)),
         _ => Err(e.into()),
     }
 }
@@ -126,7 +139,7 @@ pub async fn create_integration(
 ) -> Result<Response, ConsoleError> {
     let spec = match form.to_spec() {
         Ok(spec) => spec,
-        Err(e) => return form_error(&state, &session, None, form, format!("{e}.")),
+        Err(e) => return form_error(&state, &session, None, form, (format!("{e}."), Some(e.field))),
     };
     match save(&state, &session, Save::Create(spec), "added").await {
         Ok(response) => Ok(response),
@@ -143,7 +156,7 @@ pub async fn update_integration(
     form.name = name.clone();
     let spec = match form.to_spec() {
         Ok(spec) => spec,
-        Err(e) => return form_error(&state, &session, Some(&name), form, format!("{e}.")),
+        Err(e) => return form_error(&state, &session, Some(&name), form, (format!("{e}."), Some(e.field))),
     };
     let change = Save::Replace {
         name: name.clone(),
