@@ -157,3 +157,47 @@ mod tests {
         assert!("root".parse::<Role>().is_err());
     }
 }
+
+/// An integration's name as the admin chose it: 1–128 printable characters, unique, case-sensitive.
+/// Here, below the services, because both the integrations and the ticket events name integrations.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationName(String);
+
+impl IntegrationName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IntegrationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<&str> for IntegrationName {
+    type Error = InvalidIntegrationName;
+    fn try_from(s: &str) -> Result<Self, InvalidIntegrationName> {
+        let count = s.chars().count();
+        if count == 0 || count > 128 {
+            return Err(InvalidIntegrationName("must be 1 to 128 characters long"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(InvalidIntegrationName("must contain only printable characters"));
+        }
+        if s == "." || s == ".." {
+            return Err(InvalidIntegrationName(
+                "must not be `.` or `..` (they cannot appear in a URL path)",
+            ));
+        }
+        if s.trim() != s {
+            return Err(InvalidIntegrationName("must not start or end with white space"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Why a text cannot be an integration's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidIntegrationName(pub &'static str);

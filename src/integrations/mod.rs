@@ -52,6 +52,12 @@ pub enum IntegrationError {
     Unreadable(String),
 }
 
+impl From<model::InvalidIntegrationName> for IntegrationError {
+    fn from(e: model::InvalidIntegrationName) -> Self {
+        IntegrationError::Invalid(e.into())
+    }
+}
+
 impl Classified for IntegrationError {
     fn kind(&self) -> ErrorKind {
         match self {

@@ -1,7 +1,6 @@
 //! The integration model: names, URLs, auth and the rest, parsed once at the edge.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,48 +11,11 @@ pub use crate::jira::{Auth, JiraUrl};
 use crate::secret::Secret;
 use crate::tickets::{TicketSettings, TicketSettingsSpec};
 
-/// A name as the admin chose it: 1–128 printable characters, unique, case-sensitive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IntegrationName(String);
+pub use crate::identity::{IntegrationName, InvalidIntegrationName};
 
-impl IntegrationName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for IntegrationName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<&str> for IntegrationName {
-    type Error = InvalidIntegration;
-    fn try_from(s: &str) -> Result<Self, InvalidIntegration> {
-        let count = s.chars().count();
-        if count == 0 || count > 128 {
-            return Err(InvalidIntegration::new("name", "must be 1 to 128 characters long"));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(InvalidIntegration::new(
-                "name",
-                "must contain only printable characters",
-            ));
-        }
-        if s == "." || s == ".." {
-            return Err(InvalidIntegration::new(
-                "name",
-                "must not be `.` or `..` (they cannot appear in a URL path)",
-            ));
-        }
-        if s.trim() != s {
-            return Err(InvalidIntegration::new(
-                "name",
-                "must not start or end with white space",
-            ));
-        }
-        Ok(Self(s.to_owned()))
+impl From<InvalidIntegrationName> for InvalidIntegration {
+    fn from(e: InvalidIntegrationName) -> Self {
+        InvalidIntegration::new("name", e.0)
     }
 }
 

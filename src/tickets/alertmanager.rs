@@ -19,7 +19,7 @@ use super::event::{
     AlertContext, AlertGroup, DEDUP_KEY_MAX, DESCRIPTION_MAX, Event, EventSource, EventStatus, InvalidEvent,
     SUMMARY_MAX, printable, valid_url,
 };
-use crate::integrations::IntegrationName;
+use crate::identity::IntegrationName;
 
 /// A webhook notification, as Alertmanager posts it. Fields Alertmanager adds later (such as
 /// `notification_reason`) are accepted and ignored.

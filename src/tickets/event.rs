@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error_kind::{Classified, ErrorKind};
-use crate::integrations::IntegrationName;
+use crate::identity::IntegrationName;
 
 /// Longest dedup key, in characters.
 pub const DEDUP_KEY_MAX: usize = 255;
@@ -220,8 +220,8 @@ fn annotation_map_schema() -> utoipa::openapi::schema::Object {
 impl EventSubmission {
     /// Checks every field; the first fault is named.
     pub fn validate(self) -> Result<Event, InvalidEvent> {
-        let integration = IntegrationName::try_from(self.integration.as_str())
-            .map_err(|e| InvalidEvent::new("integration", e.message))?;
+        let integration =
+            IntegrationName::try_from(self.integration.as_str()).map_err(|e| InvalidEvent::new("integration", e.0))?;
         check_dedup_key(&self.dedup_key, "dedup_key")?;
         let n = self.summary.chars().count();
         if n == 0 || n > SUMMARY_MAX || self.summary.trim().is_empty() {
