@@ -1,4 +1,4 @@
-//! Who someone is: user names and roles.
+//! Who someone is and what things are called: user names, roles, integration names.
 //!
 //! The store saves them and `auth` decides with them, so they sit below both: `auth` uses the store, and the
 //! store must not need `auth` to read a row. `auth` re-exports them, the name most code uses.

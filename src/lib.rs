@@ -15,7 +15,7 @@
 //!              |                                                       |
 //!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
 //!
-//!  leaves    clock, timefmt, identity (Role, Username), links (console paths), loops, secret/,
+//!  leaves    clock, timefmt, identity (Role, Username, IntegrationName), links (console paths), loops, secret/,
 //!            client_addr, error_kind: used anywhere, import nothing of the above
 //! ```
 //!
