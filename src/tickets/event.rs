@@ -33,41 +33,8 @@ pub const PRINTABLE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
 /// The JSON Schema pattern of a link, as [`valid_url`] checks.
 pub const URL_PATTERN: &str = r"^https?://[^\s\x00-\x1f\x7f-\x9f]+$";
 
-/// Whether a problem is going on or over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EventStatus {
-    Firing,
-    Resolved,
-}
-
-impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Firing => "firing",
-            EventStatus::Resolved => "resolved",
-        }
-    }
-}
-
-/// Where an event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventSource {
-    /// `POST /api/v1/alertmanager/{integration}`.
-    Alertmanager,
-    /// `POST /api/v1/events`.
-    Api,
-}
-
-impl EventSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Alertmanager => "alertmanager",
-            EventSource::Api => "api",
-        }
-    }
-}
+// One definition of each, shared with the templates: the stored context is what they read.
+pub use super::template::{AlertContext, EventSource, EventStatus};
 
 /// A value of an event that cannot be used; `field` is its path in the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -305,19 +272,6 @@ pub struct AlertGroup {
     pub receiver: Option<String>,
 }
 
-/// One alert in the context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertContext {
-    pub status: EventStatus,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub starts_at: Option<String>,
-    pub ends_at: Option<String>,
-    /// The alert's `generatorURL`.
-    pub url: Option<String>,
-    pub fingerprint: String,
-}
-
 impl Event {
     /// Fills the times an event of Herald's own format does not carry: a firing event starts, and a
     /// resolved one ends, when Herald accepts it.
@@ -327,6 +281,31 @@ impl Event {
                 EventStatus::Firing => self.starts_at = Some(accepted_at.to_owned()),
                 EventStatus::Resolved => self.ends_at = Some(accepted_at.to_owned()),
             }
+        }
+    }
+}
+
+impl From<Event> for super::template::EventContext {
+    /// The context the templates see: the same keys as the stored form.
+    fn from(e: Event) -> Self {
+        super::template::EventContext {
+            status: e.status,
+            dedup_key: e.dedup_key,
+            summary: e.summary,
+            description: e.description,
+            labels: e.labels,
+            annotations: e.annotations,
+            url: e.url,
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
+            integration: e.integration,
+            source: e.source,
+            alerts: e.group.alerts,
+            group_labels: e.group.group_labels,
+            common_labels: e.group.common_labels,
+            common_annotations: e.group.common_annotations,
+            external_url: e.group.external_url,
+            receiver: e.group.receiver,
         }
     }
 }
@@ -348,6 +327,15 @@ mod tests {
 
     fn valid() -> serde_json::Value {
         json!({"integration": "jira", "dedup_key": "scan/CVE-2024-1", "status": "firing", "summary": "CVE in app"})
+    }
+
+    #[test]
+    fn the_stored_form_is_the_context_the_templates_read() {
+        let event = submission(valid()).unwrap();
+        let stored = serde_json::to_value(&event).unwrap();
+        let read: super::super::template::EventContext = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(read, super::super::template::EventContext::from(event));
+        assert_eq!(serde_json::to_value(&read).unwrap(), stored, "the same keys, both ways");
     }
 
     fn with(key: &str, value: serde_json::Value) -> serde_json::Value {

@@ -32,8 +32,6 @@ pub mod template;
 
 pub use alertmanager::{Grouping, Notification};
 pub use body::BodyFormat;
-// The intake's `EventStatus`, `EventSource` and `AlertContext` stay under `event::`: the templates'
-// types of the same names (below) have the same JSON.
 pub use event::{AlertGroup, Event, EventSubmission, InvalidEvent};
 pub use queue::{Accepted, EventError, Origin, TicketEvents, tickets_enabled};
 pub use render::{RenderedIssue, dedup_label, render_issue};

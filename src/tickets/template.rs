@@ -88,7 +88,7 @@ pub struct AlertContext {
 }
 
 /// Whether the problem an event describes is going on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     #[default]
@@ -96,13 +96,33 @@ pub enum EventStatus {
     Resolved,
 }
 
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Firing => "firing",
+            EventStatus::Resolved => "resolved",
+        }
+    }
+}
+
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventSource {
+    /// `POST /api/v1/alertmanager/{integration}`.
     Alertmanager,
+    /// `POST /api/v1/events`.
     #[default]
     Api,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Alertmanager => "alertmanager",
+            EventSource::Api => "api",
+        }
+    }
 }
 
 /// A template that compiles, with the setting it belongs to (`tickets.summary`), which names it in
