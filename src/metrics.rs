@@ -52,6 +52,8 @@ pub struct Metrics {
     pub mail_oldest_queued_seconds: Gauge,
     mail_deliveries: Family<ReasonLabels, Counter>,
     mail_delivery_latency: Histogram,
+    mail_commit_duration: Histogram,
+    mail_commit_batch: Histogram,
     integration_healthy: Family<IntegrationLabels, Gauge>,
     integration_check_duration: Family<CheckLabels, Histogram>,
     alerts_sent: Counter,
@@ -154,6 +156,20 @@ impl Metrics {
             "Time from acceptance to delivery of delivered messages",
             mail_delivery_latency.clone(),
         );
+        // 100 µs .. ~3.3 s
+        let mail_commit_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "mail_commit_duration_seconds",
+            "Time of one group commit of accepted mail (one transaction, however many messages it holds)",
+            mail_commit_duration.clone(),
+        );
+        // 1 .. 1024
+        let mail_commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "mail_commit_batch_size",
+            "Messages stored by one group commit",
+            mail_commit_batch.clone(),
+        );
         let integration_healthy = Family::<IntegrationLabels, Gauge>::default();
         registry.register(
             "integration_healthy",
@@ -195,6 +211,8 @@ impl Metrics {
             mail_oldest_queued_seconds,
             mail_deliveries,
             mail_delivery_latency,
+            mail_commit_duration,
+            mail_commit_batch,
             integration_healthy,
             integration_check_duration,
             registry,
@@ -246,6 +264,12 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// One group commit of `messages` accepted messages took `took`.
+    pub fn mail_committed(&self, messages: usize, took: Duration) {
+        self.mail_commit_duration.observe(took.as_secs_f64());
+        self.mail_commit_batch.observe(messages as f64);
     }
 
     pub fn mail_delivered(&self, latency: Duration) {

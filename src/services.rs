@@ -101,7 +101,7 @@ impl Services {
             .with_initial_password_in(&settings.database.data_dir);
         let node_id = NodeId::load_or_create(settings.cluster.node_id.as_ref(), &settings.database.data_dir)
             .map_err(StartupError::NodeId)?;
-        let mail = MailQueue::start(store.clone(), node_id.clone());
+        let mail = MailQueue::start(store.clone(), node_id.clone(), metrics.clone());
         let tickets = TicketEvents::start(store.clone(), node_id.clone(), metrics.clone());
         let delivery = Delivery::new(
             &settings.mail,

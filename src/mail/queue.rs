@@ -10,6 +10,7 @@ use super::message::ValidMail;
 use super::raw::{Origin, RawMail};
 use crate::cluster::NodeId;
 use crate::error_kind::{Classified, ErrorKind};
+use crate::metrics::Metrics;
 use crate::store::{EnqueueOutcome, MailFilter, MailSummary, NewMail, Store, StoreError, now_ms};
 
 /// Largest number of submissions committed in one transaction.
@@ -99,10 +100,10 @@ pub struct MailQueue {
 impl MailQueue {
     /// Creates the queue and starts its committer task, which ends when every `MailQueue` clone is
     /// dropped.
-    pub fn start(store: Store, node_id: NodeId) -> MailQueue {
+    pub fn start(store: Store, node_id: NodeId, metrics: Arc<Metrics>) -> MailQueue {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let wake = Arc::new(Notify::new());
-        tokio::spawn(commit_loop(store.clone(), rx, wake.clone()));
+        tokio::spawn(commit_loop(store.clone(), rx, wake.clone(), metrics));
         MailQueue {
             store,
             node_id,
@@ -276,13 +277,15 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 }
 
 /// Group commit: takes every submission waiting, stores them in one transaction, answers each.
-async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
+async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let rows: Vec<NewMail> = batch.iter().map(|p| p.row.clone()).collect();
+        let started = std::time::Instant::now();
         let result = store.enqueue_mail(&rows).await;
         match result {
             Ok(outcomes) => {
+                metrics.mail_committed(rows.len(), started.elapsed());
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = pending.reply.send(Ok(outcome));
                 }

@@ -110,6 +110,8 @@ async fn accepted_mail_is_delivered_with_its_envelope_and_headers(backend: Backe
     for line in [
         "herald_mail_delivery_attempts_total{reason=\"delivered\"} 1",
         "herald_mail_delivery_latency_seconds_count 1",
+        "herald_mail_commit_batch_size_count 1",
+        "herald_mail_commit_batch_size_sum 1.0",
         "herald_mail_queue_size 0",
         "herald_mail_error_queue_size 0",
         "herald_mail_oldest_queued_age_seconds 0",
