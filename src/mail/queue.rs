@@ -280,22 +280,24 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let rows: Vec<NewMail> = batch.iter().map(|p| p.row.clone()).collect();
+        // The rows move out of the batch (a complete message may be megabytes: no copy of it is made).
+        let (rows, replies): (Vec<NewMail>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
         let started = std::time::Instant::now();
         let result = store.enqueue_mail(&rows).await;
+        drop(rows);
         match result {
             Ok(outcomes) => {
-                metrics.mail_committed(rows.len(), started.elapsed());
-                for (pending, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = pending.reply.send(Ok(outcome));
+                metrics.mail_committed(replies.len(), started.elapsed());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
                 wake.notify_one();
             }
             Err(e) => {
-                tracing::warn!(error = %e, messages = batch.len(), "cannot store submitted mail");
+                tracing::warn!(error = %e, messages = replies.len(), "cannot store submitted mail");
                 let text = e.to_string();
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(text.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(text.clone()));
                 }
                 // Do not spin on a database that is down.
                 tokio::time::sleep(Duration::from_millis(100)).await;
