@@ -33,7 +33,10 @@ env = dict(os.environ, HERALD_DATA_DIR=data, HERALD_LISTEN=f"{HOST}:{http_port}"
            HERALD_ADMIN_PASSWORD=ADMIN_PASSWORD, HERALD_MAIL_DELIVERY="false", HERALD_LOG="warn",
            HERALD_SMTP_COMMAND_TIMEOUT=f"{COMMAND_TIMEOUT}s", HERALD_SMTP_DATA_TIMEOUT=f"{DATA_TIMEOUT}s",
            HERALD_SMTP_TRUSTED_NETWORKS=TRUSTED, HERALD_SMTP_MAX_RECIPIENTS=str(MAX_RCPT),
-           HERALD_MAIL_MAX_SIZE=str(MAX_SIZE), HERALD_SMTP_DATA_MEMORY=str(DATA_MEMORY))
+           HERALD_MAIL_MAX_SIZE=str(MAX_SIZE), HERALD_SMTP_DATA_MEMORY=str(DATA_MEMORY),
+           # (a) holds 1,000 sessions from one address to test the global slots and the idle timeout; the
+           # per-address limit (default 50, tests/it/smtp_submission/refusals.rs) would refuse most at once.
+           HERALD_SMTP_MAX_CONNECTIONS_PER_CLIENT="1000000")
 if tls:
     env.update(HERALD_SMTP_TLS_CERT=cert, HERALD_SMTP_TLS_KEY=key)
 proc = subprocess.Popen([BIN, "serve"], env=env, stderr=subprocess.DEVNULL)

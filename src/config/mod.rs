@@ -113,6 +113,8 @@ pub struct SmtpSettings {
     pub trusted_networks: TrustedNetworks,
     /// Sessions served at once; further clients are answered 421 and closed.
     pub max_connections: u32,
+    /// Sessions one address (outside the trusted networks) may have open at once.
+    pub max_connections_per_client: u32,
     /// Bytes all sessions' messages may hold in memory together (raised to one largest message).
     pub data_memory: usize,
     /// Recipients per message; further RCPTs are answered 452.

@@ -5,6 +5,9 @@
 //!   `421 4.3.2` at once (on the plain listener: written without waiting, into the new socket's empty
 //!   send buffer) and closed; it costs no task. Unlike HTTP, an SMTP client that finds the server
 //!   busy should hear so and try again later, not hang in the listen backlog.
+//! - **Per client.** One address outside the trusted networks may hold at most
+//!   `HERALD_SMTP_MAX_CONNECTIONS_PER_CLIENT` of them (`421 4.7.0` beyond), so one client cannot take
+//!   every slot (see `per_client`).
 //! - **One session's failure is its own.** Each session is a task; an error, or a panic, ends that
 //!   task only, and its connection slot and the active-sessions gauge are given back on the way out
 //!   (a drop guard). The accept loop pauses a second only on errors that persist (out of file
@@ -21,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::Shared;
 use super::conn::Conn;
+use super::per_client::PerClient;
 use super::reply;
 use super::session::Session;
 use crate::metrics::{Metrics, SmtpRejection, SmtpTlsMode};
@@ -31,6 +35,7 @@ pub(super) async fn accept_loop(
     implicit_tls: bool,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -53,10 +58,25 @@ pub(super) async fn accept_loop(
             }
             continue;
         };
+        let client = if shared.settings.trusted_networks.contains(peer.ip()) {
+            None
+        } else {
+            match per_client.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.smtp.rejected(SmtpRejection::TooManyConnections);
+                    if !implicit_tls {
+                        let _ = stream.try_write(&reply::too_many_connections_from_client().to_bytes());
+                    }
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
             let _slot = Slot::take(permit, shared.state.metrics.clone());
+            let _client = client;
             serve_connection(stream, peer, implicit_tls, shared).await;
         });
     }

@@ -23,6 +23,7 @@ mod conn;
 mod data;
 mod intake;
 mod listener;
+mod per_client;
 mod reply;
 mod session;
 mod tls;
@@ -127,6 +128,7 @@ impl Listeners {
         let slots = Arc::new(Semaphore::new(
             usize::try_from(max_connections).unwrap_or(Semaphore::MAX_PERMITS),
         ));
+        let per_client = per_client::PerClient::new(shared.settings.max_connections_per_client);
         let mut loops = Vec::new();
         for (listener, implicit) in [(self.plain, false), (self.implicit, true)] {
             let Some(listener) = listener else { continue };
@@ -145,6 +147,7 @@ impl Listeners {
                 implicit,
                 shared.clone(),
                 slots.clone(),
+                per_client.clone(),
                 stop.clone(),
             )));
         }

@@ -111,6 +111,10 @@ pub(super) fn too_many_connections() -> Reply {
     Reply::new(421, "4.3.2", "Too many connections; try again later")
 }
 
+pub(super) fn too_many_connections_from_client() -> Reply {
+    Reply::new(421, "4.7.0", "Too many connections from your address; try again later")
+}
+
 pub(super) fn draining(node: &str) -> Reply {
     Reply::new(
         421,

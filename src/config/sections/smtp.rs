@@ -56,6 +56,11 @@ keys! {
         "SMTP sessions served at once; a client beyond them is answered 421 and closed",
         "a whole number from 1 to 1000000", |s| whole(s, 1, 1_000_000))
         .flag(Flag::Serve("N")).default("1000");
+    SMTP_MAX_CONNECTIONS_PER_CLIENT: u32 = Key::new(S, "smtp_max_connections_per_client",
+        "SMTP sessions one client address may have open at once (trusted networks are exempt); one more is \
+         answered 421 and closed",
+        "a whole number from 1 to 1000000", |s| whole(s, 1, 1_000_000))
+        .flag(Flag::Serve("N")).default("50");
     SMTP_DATA_MEMORY: usize = Key::new(S, "smtp_data_memory",
         "memory all SMTP sessions together may hold for the messages they are receiving (never less than \
          one `mail_max_size` message); a message beyond it is answered `452 4.3.1` and the client retries",
@@ -97,6 +102,7 @@ pub(in crate::config) fn read(layers: &Layers) -> Result<SmtpSettings, ConfigErr
         tls_key: layers.optional(&SMTP_TLS_KEY)?,
         trusted_networks: layers.required(&SMTP_TRUSTED_NETWORKS)?,
         max_connections: layers.required(&SMTP_MAX_CONNECTIONS)?,
+        max_connections_per_client: layers.required(&SMTP_MAX_CONNECTIONS_PER_CLIENT)?,
         data_memory: layers.required(&SMTP_DATA_MEMORY)?,
         max_recipients: layers.required(&SMTP_MAX_RECIPIENTS)?,
         command_timeout: layers.required(&SMTP_COMMAND_TIMEOUT)?,

@@ -457,6 +457,43 @@ async fn a_client_over_the_connection_limit_is_told_421() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_over_its_own_limit_is_told_421_and_trusted_networks_are_exempt() {
+    let app = app_with(|s| s.smtp.max_connections_per_client = 2).await;
+    let mut first = RawSmtp::open(app.smtp_addr()).await;
+    let _second = RawSmtp::open(app.smtp_addr()).await;
+    let mut third = RawSmtp::connect(app.smtp_addr()).await;
+    assert_eq!(
+        third.until_closed().await,
+        "421 4.7.0 Too many connections from your address; try again later\r\n"
+    );
+    expect(&first.command("QUIT").await, "221");
+    first.until_closed().await;
+    // The address's place is given back with the session.
+    let freed = eventually(Duration::from_secs(10), || async {
+        metric(&app, "herald_smtp_sessions_active").await == "1"
+    })
+    .await;
+    assert!(freed);
+    let mut fourth = RawSmtp::open(app.smtp_addr()).await;
+    expect(&fourth.command("QUIT").await, "221");
+    app.stop().await;
+
+    let trusted = app_with(|s| {
+        trusted_loopback(s);
+        s.smtp.max_connections_per_client = 1;
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(RawSmtp::open(trusted.smtp_addr()).await);
+    }
+    for session in &mut sessions {
+        expect(&session.command("NOOP").await, "250");
+    }
+    trusted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtps_without_a_certificate_is_refused_at_start_up() {
     let db = support::TestDatabase::new(Backend::Sqlite).await.unwrap();
     let mut settings = db.settings();
