@@ -57,14 +57,16 @@ fn address(stored: &str) -> Result<Address, SendError> {
 
 /// The message of a claimed row, as it goes to the relay: a complete message as received, or a JSON
 /// submission rendered the same way on every attempt; addressed to the recipients not yet delivered.
-pub(super) fn prepare(claimed: &ClaimedMail) -> Result<Prepared, SendError> {
+pub(super) fn prepare(claimed: &mut ClaimedMail) -> Result<Prepared, SendError> {
     let recipients = recipients::parse(&claimed.recipients).map_err(unreadable)?;
-    let (from, params, bytes) = match &claimed.raw {
+    // The message moves into the attempt: a row is claimed for one attempt, and its content may be
+    // megabytes.
+    let (from, params, bytes) = match claimed.raw.take() {
         Some(raw) => {
             let from = (!claimed.envelope_from.is_empty())
                 .then(|| address(&claimed.envelope_from))
                 .transpose()?;
-            (from, EnvelopeParams::from_column(&claimed.envelope_params), raw.clone())
+            (from, EnvelopeParams::from_column(&claimed.envelope_params), raw)
         }
         None => {
             let mail: ValidMail = serde_json::from_str(&claimed.content).map_err(unreadable)?;
@@ -165,8 +167,8 @@ mod tests {
     }
 
     fn attempt(recipients: &str, result: Result<Sent, SendError>) -> Attempt {
-        let claimed = claimed(recipients);
-        let prepared = prepare(&claimed).unwrap();
+        let mut claimed = claimed(recipients);
+        let prepared = prepare(&mut claimed).unwrap();
         Attempt {
             claimed,
             recipients: prepared.recipients,
@@ -179,7 +181,7 @@ mod tests {
     fn only_recipients_not_yet_delivered_are_sent_to() {
         let column = r#"[{"address":"b@example.com","state":"delivered"},"c@example.com",
             {"address":"d@example.com","state":"failed","reply":"550 no"}]"#;
-        let prepared = prepare(&claimed(column)).unwrap();
+        let prepared = prepare(&mut claimed(column)).unwrap();
         assert_eq!(prepared.sending, [1, 2]);
         let to: Vec<String> = prepared.outgoing.to.iter().map(ToString::to_string).collect();
         assert_eq!(to, ["c@example.com", "d@example.com"]);

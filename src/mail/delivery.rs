@@ -189,9 +189,9 @@ impl Delivery {
         &self,
         client: &SmtpClient,
         conn: &mut Option<Connection>,
-        claimed: Vec<ClaimedMail>,
+        mut claimed: Vec<ClaimedMail>,
     ) -> Vec<Attempt> {
-        let prepared: Vec<Result<Prepared, SendError>> = claimed.iter().map(prepare).collect();
+        let prepared: Vec<Result<Prepared, SendError>> = claimed.iter_mut().map(prepare).collect();
         let sendable: Vec<&Outgoing> = prepared
             .iter()
             .filter_map(|p| p.as_ref().ok())

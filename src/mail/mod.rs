@@ -20,13 +20,11 @@ pub use attachments::{MAX_ATTACHMENTS, MailAttachment};
 pub use delivery::{BatchReport, Delivery};
 pub use message::{InvalidMail, MAX_RECIPIENTS, MailSubmission, ValidMail};
 pub use queue::{Accepted, IdempotencyKey, MailError, MailQueue};
-pub use raw::{
-    EnvelopeParams, Origin, Protocol, RawMail, bare_line_break, check_envelope_address, normalize_line_breaks,
-};
+pub use raw::{EnvelopeParams, Origin, Protocol, RawMail, check_envelope_address, normalize_line_breaks};
 pub use relay::{SmtpTarget, TlsMode};
 pub use relays::{describe as describe_relay, parse_relay_list};
 pub use retry::{Next, RetryPolicy};
-pub use smtp::{Connection, Outgoing, SendError, Sent, SmtpClient};
+pub use smtp::{Connection, SendError, SmtpClient};
 
 use std::path::PathBuf;
 use std::time::Duration;
