@@ -81,14 +81,19 @@ macro_rules! claim_keys_in {
     }};
 }
 
-/// A batch is stored with few statements: every statement is a round trip (to SQLite's worker thread,
-/// or to PostgreSQL), so a statement per message would cost more than the messages themselves.
+/// A batch is stored with as few round trips as possible: every statement is one (to SQLite's worker
+/// thread, or to PostgreSQL), and at the acceptance rates SMTP reaches, the round trips cost more than
+/// the rows. A batch without idempotency keys that fits one statement is that statement alone, in
+/// autocommit (one statement is atomic, and durable once it returns); anything else is a transaction.
 ///
 /// On SQLite, one multi-row `INSERT … VALUES` per chunk, every value bound (the message as a BLOB).
-/// Chunks have power-of-two sizes up to [`SQLITE_CHUNK`], so at most nine statement texts exist and
-/// each stays prepared in the connection's cache. (A batch passed as one JSON document, as before,
-/// cost more than the SQL: the JSON, the message in hex, and SQLite parsing both back.)
+/// Up to [`SQLITE_EXACT`] rows are one chunk of exactly that size; larger batches are cut into
+/// power-of-two chunks up to [`SQLITE_CHUNK`] first. So at most 35 statement texts exist and each stays
+/// prepared in the connection's cache. (A batch passed as one JSON document, as before, cost more than
+/// the SQL: the JSON, the message in hex, and SQLite parsing both back.)
 const SQLITE_CHUNK: usize = 256;
+/// The largest chunk of any size; bigger batches are cut in powers of two.
+const SQLITE_EXACT: usize = 32;
 /// Values bound per row of [`sqlite_insert`].
 const SQLITE_ROW: &str = "(?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)";
 
@@ -108,17 +113,51 @@ fn sqlite_insert(rows: usize) -> String {
     sql
 }
 
-/// The batch cut into chunks of power-of-two sizes, largest first.
+/// The batch cut into chunks: power-of-two sizes, largest first, until at most [`SQLITE_EXACT`] rows
+/// are left, which are the last chunk.
 fn sqlite_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         if rows.is_empty() {
             return None;
         }
-        let size = SQLITE_CHUNK.min(1 << rows.len().ilog2());
+        let size = if rows.len() <= SQLITE_EXACT {
+            rows.len()
+        } else {
+            SQLITE_CHUNK.min(1 << rows.len().ilog2())
+        };
         let (chunk, rest) = rows.split_at(size);
         rows = rest;
         Some(chunk)
     })
+}
+
+/// Runs the INSERT of one chunk on a transaction or, for a single-statement batch, on the pool.
+async fn sqlite_insert_chunk<'c, E>(executor: E, chunk: &[&NewMail]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let sql = sqlite_insert(chunk.len());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for m in chunk {
+        query = query
+            .bind(m.id.as_str())
+            .bind(m.node_id.as_str())
+            .bind(m.envelope_from.as_str())
+            .bind(m.recipients_json.as_str())
+            .bind(m.subject.as_str())
+            .bind(m.content_json.as_str())
+            .bind(m.size_bytes)
+            .bind(m.submitted_by.as_str())
+            .bind(m.now)
+            .bind(m.now)
+            .bind(m.now)
+            .bind(m.raw.as_deref())
+            .bind(m.envelope_params.as_str())
+            .bind(m.protocol)
+            .bind(m.client_addr.as_deref())
+            .bind(m.message_id.as_deref());
+    }
+    query.execute(executor).await.map(drop)
 }
 
 const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
@@ -131,72 +170,75 @@ const POSTGRES_BULK_INSERT: &str = "INSERT INTO mail_messages (id, node_id, stat
      AS t(id, node_id, envelope_from, recipients, subject, content, size_bytes, submitted_by, now, raw, envelope_params, \
      protocol, client_addr, message_id)";
 
+/// Runs the one INSERT of a batch on PostgreSQL (the arrays borrow the rows: no message is copied).
+async fn postgres_insert<'c, E>(executor: E, rows: &[&NewMail]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    fn column<'a, T: ?Sized>(rows: &[&'a NewMail], f: impl Fn(&'a NewMail) -> &'a T) -> Vec<&'a T> {
+        rows.iter().map(|m| f(m)).collect()
+    }
+    sqlx::query(POSTGRES_BULK_INSERT)
+        .bind(column(rows, |m| m.id.as_str()))
+        .bind(column(rows, |m| m.node_id.as_str()))
+        .bind(column(rows, |m| m.envelope_from.as_str()))
+        .bind(column(rows, |m| m.recipients_json.as_str()))
+        .bind(column(rows, |m| m.subject.as_str()))
+        .bind(column(rows, |m| m.content_json.as_str()))
+        .bind(rows.iter().map(|m| m.size_bytes).collect::<Vec<i64>>())
+        .bind(column(rows, |m| m.submitted_by.as_str()))
+        .bind(rows.iter().map(|m| m.now).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|m| m.raw.as_deref()).collect::<Vec<Option<&[u8]>>>())
+        .bind(column(rows, |m| m.envelope_params.as_str()))
+        .bind(rows.iter().map(|m| m.protocol).collect::<Vec<&str>>())
+        .bind(
+            rows.iter()
+                .map(|m| m.client_addr.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|m| m.message_id.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
+        .execute(executor)
+        .await
+        .map(drop)
+}
+
 impl Store {
-    /// Stores a batch of submissions in one transaction: all are durable when this returns Ok.
+    /// Stores a batch of submissions atomically: all are durable when this returns Ok.
     pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        let keyless = batch.iter().all(|m| m.idempotency.is_none());
         match &self.db {
             Db::Sqlite { write: pool, .. } => {
+                if keyless && batch.len() <= SQLITE_EXACT {
+                    let rows: Vec<&NewMail> = batch.iter().collect();
+                    if !rows.is_empty() {
+                        sqlite_insert_chunk(pool, &rows).await?;
+                    }
+                    return Ok(vec![EnqueueOutcome::Stored; batch.len()]);
+                }
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 for chunk in sqlite_chunks(&to_store) {
-                    let sql = sqlite_insert(chunk.len());
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                    for m in chunk {
-                        query = query
-                            .bind(m.id.as_str())
-                            .bind(m.node_id.as_str())
-                            .bind(m.envelope_from.as_str())
-                            .bind(m.recipients_json.as_str())
-                            .bind(m.subject.as_str())
-                            .bind(m.content_json.as_str())
-                            .bind(m.size_bytes)
-                            .bind(m.submitted_by.as_str())
-                            .bind(m.now)
-                            .bind(m.now)
-                            .bind(m.now)
-                            .bind(m.raw.as_deref())
-                            .bind(m.envelope_params.as_str())
-                            .bind(m.protocol)
-                            .bind(m.client_addr.as_deref())
-                            .bind(m.message_id.as_deref());
-                    }
-                    query.execute(&mut *tx).await?;
+                    sqlite_insert_chunk(&mut *tx, chunk).await?;
                 }
                 tx.commit().await?;
                 Ok(outcomes)
             }
             Db::Postgres(pool) => {
+                if keyless {
+                    let rows: Vec<&NewMail> = batch.iter().collect();
+                    if !rows.is_empty() {
+                        postgres_insert(pool, &rows).await?;
+                    }
+                    return Ok(vec![EnqueueOutcome::Stored; batch.len()]);
+                }
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 if !to_store.is_empty() {
-                    let column = |f: fn(&NewMail) -> String| to_store.iter().map(|m| f(m)).collect::<Vec<String>>();
-                    sqlx::query(POSTGRES_BULK_INSERT)
-                        .bind(column(|m| m.id.clone()))
-                        .bind(column(|m| m.node_id.clone()))
-                        .bind(column(|m| m.envelope_from.clone()))
-                        .bind(column(|m| m.recipients_json.clone()))
-                        .bind(column(|m| m.subject.clone()))
-                        .bind(column(|m| m.content_json.clone()))
-                        .bind(to_store.iter().map(|m| m.size_bytes).collect::<Vec<i64>>())
-                        .bind(column(|m| m.submitted_by.clone()))
-                        .bind(to_store.iter().map(|m| m.now).collect::<Vec<i64>>())
-                        .bind(to_store.iter().map(|m| m.raw.clone()).collect::<Vec<Option<Vec<u8>>>>())
-                        .bind(column(|m| m.envelope_params.clone()))
-                        .bind(column(|m| m.protocol.to_owned()))
-                        .bind(
-                            to_store
-                                .iter()
-                                .map(|m| m.client_addr.clone())
-                                .collect::<Vec<Option<String>>>(),
-                        )
-                        .bind(
-                            to_store
-                                .iter()
-                                .map(|m| m.message_id.clone())
-                                .collect::<Vec<Option<String>>>(),
-                        )
-                        .execute(&mut *tx)
-                        .await?;
+                    postgres_insert(&mut *tx, &to_store).await?;
                 }
                 tx.commit().await?;
                 Ok(outcomes)
@@ -210,13 +252,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_are_cut_into_power_of_two_chunks() {
+    fn large_batches_are_cut_into_power_of_two_chunks() {
         let sizes = |n: usize| sqlite_chunks(&vec![0u8; n]).map(<[u8]>::len).collect::<Vec<_>>();
         assert_eq!(sizes(0), Vec::<usize>::new());
         assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(7), [4, 2, 1]);
+        assert_eq!(sizes(7), [7]);
+        assert_eq!(sizes(32), [32]);
+        assert_eq!(sizes(33), [32, 1]);
         assert_eq!(sizes(1024), [256, 256, 256, 256]);
-        assert_eq!(sizes(300), [256, 32, 8, 4]);
+        assert_eq!(sizes(300), [256, 32, 12]);
         assert_eq!(sqlite_insert(2).matches("'queued'").count(), 2);
         assert_eq!(sqlite_insert(1).matches('?').count(), 16);
     }

@@ -243,14 +243,18 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(options.timeout);
             create_private(connect.get_filename()).map_err(|e| open_error(e.to_string()))?;
+            // An embedded connection cannot go stale: testing it before each use (sqlx's default) would
+            // only add a round trip to its worker thread to every transaction.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(options.timeout)
                 .connect_with(connect.clone())
                 .await
                 .map_err(|e| open_error(describe(&e)))?;
             let read = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.clamp(1, 8))
+                .test_before_acquire(false)
                 .acquire_timeout(options.timeout)
                 .connect_with(connect.read_only(true))
                 .await

@@ -173,10 +173,14 @@ impl Conn {
             self.input.clear();
             self.pos = 0;
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = self.stream.read(&mut chunk).await?;
-        self.input.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        if self.input.is_empty() && self.input.capacity() > 4 * READ_CHUNK {
+            // A long burst of input is over: an idle session does not keep its buffer.
+            self.input.shrink_to(READ_CHUNK);
+        }
+        // Straight into the buffer's spare capacity: no zeroed array on the stack (it would be
+        // cleared on every read and held in the session's future while it waits).
+        self.input.reserve(READ_CHUNK);
+        self.stream.read_buf(&mut self.input).await
     }
 
     /// Reads what has arrived without waiting; true when the client sent anything (or closed).
