@@ -114,6 +114,13 @@ impl Application {
             let run = state.delivery.clone().run(workers_stopped.clone());
             supervisor.spawn(BackgroundLoop::MailDelivery, None, workers_stopped.clone(), run)
         });
+        let ticket_delivery = state.settings.tickets.delivery.then(|| {
+            let run = state
+                .ticket_delivery
+                .clone()
+                .run(workers_stopped.clone(), supervisor.clone());
+            supervisor.spawn(BackgroundLoop::TicketDelivery, None, workers_stopped.clone(), run)
+        });
         let cluster = state.cluster.clone();
         cluster.activate().await;
         let heartbeats = cluster.enabled().then(|| {
@@ -180,6 +187,11 @@ impl Application {
         let _ = stop_workers.send(true);
         if let Some(alerts) = alerts {
             let _ = alerts.await;
+        }
+        if let Some(worker) = ticket_delivery {
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!("ticket delivery did not stop in time; events in hand are re-queued at the next start");
+            }
         }
         if let Some(delivery) = delivery {
             if tokio::time::timeout(grace, delivery).await.is_err() {

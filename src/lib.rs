@@ -12,6 +12,7 @@
 //!  services  auth/ (users, tokens, sessions, throttling)   integrations/ (model, checks, sweep)
 //!            mail/ (queue, retries, delivery)   cluster/ (nodes, heartbeats, drain)   alerts/
 //!            tickets/ (events → Jira issues: intake, settings, templates, rendering)
+//!            ticket_delivery/ (the worker applying events to Jira, exactly once per problem)
 //!              |                                                       |
 //!  below     store/ (SQL for SQLite and PostgreSQL)    outbound: jira/ (REST client), mail/smtp.rs
 //!
@@ -60,5 +61,6 @@ pub mod store;
 pub mod submission;
 pub mod supervisor;
 pub mod telemetry;
+pub mod ticket_delivery;
 pub mod tickets;
 pub mod timefmt;

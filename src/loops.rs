@@ -10,14 +10,16 @@ pub enum BackgroundLoop {
     MailDelivery,
     ClusterHeartbeat,
     AlertEvaluation,
+    TicketDelivery,
 }
 
 impl BackgroundLoop {
-    pub const ALL: [BackgroundLoop; 4] = [
+    pub const ALL: [BackgroundLoop; 5] = [
         BackgroundLoop::IntegrationSweep,
         BackgroundLoop::MailDelivery,
         BackgroundLoop::ClusterHeartbeat,
         BackgroundLoop::AlertEvaluation,
+        BackgroundLoop::TicketDelivery,
     ];
 
     /// The `loop` label and the name in logs and alerts.
@@ -27,6 +29,7 @@ impl BackgroundLoop {
             BackgroundLoop::MailDelivery => "mail_delivery",
             BackgroundLoop::ClusterHeartbeat => "cluster_heartbeat",
             BackgroundLoop::AlertEvaluation => "alert_evaluation",
+            BackgroundLoop::TicketDelivery => "ticket_delivery",
         }
     }
 
@@ -37,6 +40,7 @@ impl BackgroundLoop {
             BackgroundLoop::MailDelivery => "mail delivery",
             BackgroundLoop::ClusterHeartbeat => "cluster heartbeat",
             BackgroundLoop::AlertEvaluation => "alert evaluation",
+            BackgroundLoop::TicketDelivery => "ticket delivery",
         }
     }
 

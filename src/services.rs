@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
 use crate::store::{ConnectOptions, SECRET_KEY_CHECK, Store, StoreError};
 use crate::supervisor::Supervisor;
+use crate::ticket_delivery::TicketDelivery;
 use crate::tickets::TicketEvents;
 
 /// Why Herald could not start. Each message is one line an operator can act on.
@@ -62,6 +63,8 @@ pub struct Services {
     pub mail: MailQueue,
     /// Accepts ticket events durably (group commit).
     pub tickets: TicketEvents,
+    /// Applies accepted ticket events to Jira (also when the background worker is off).
+    pub ticket_delivery: TicketDelivery,
     /// The delivery engine (also when the background workers are off, so tools can drive it).
     pub delivery: Delivery,
     pub cluster: Cluster,
@@ -128,6 +131,14 @@ impl Services {
             metrics.clone(),
             supervisor.clone(),
         );
+        let ticket_delivery = TicketDelivery::new(
+            &settings.tickets,
+            store.clone(),
+            integrations.clone(),
+            &node_id,
+            tickets.wake.clone(),
+            metrics.clone(),
+        );
         Ok(Services {
             settings: Arc::new(settings.clone()),
             store,
@@ -137,6 +148,7 @@ impl Services {
             node_id,
             mail,
             tickets,
+            ticket_delivery,
             delivery,
             cluster,
             integrations,

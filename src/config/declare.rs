@@ -20,6 +20,7 @@ pub enum Section {
     Checks,
     Cluster,
     Alerts,
+    Tickets,
 }
 
 impl Section {
@@ -36,6 +37,7 @@ impl Section {
             Section::Checks => "Integration checks",
             Section::Cluster => "Cluster",
             Section::Alerts => "Health alerts",
+            Section::Tickets => "Tickets",
         }
     }
 }

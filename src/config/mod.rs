@@ -75,6 +75,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub smtp: SmtpSettings,
     pub checks: CheckSettings,
+    pub tickets: crate::ticket_delivery::TicketDeliverySettings,
     pub cluster: ClusterSettings,
     pub alerts: AlertSettings,
 }
@@ -184,6 +185,7 @@ impl Settings {
             mail: sections::mail::read(&layers)?,
             smtp: sections::smtp::read(&layers)?,
             checks: sections::checks::read(&layers)?,
+            tickets: sections::tickets::read(&layers)?,
             cluster: sections::cluster::read(&layers)?,
             alerts: sections::alerts::read(&layers)?,
         })

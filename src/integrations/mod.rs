@@ -24,7 +24,7 @@ pub use status::Verdict;
 pub use sweep::{SweepShare, SweepSummary};
 
 use crate::error_kind::{Classified, ErrorKind};
-use crate::jira::ClientOptions;
+use crate::jira::{ClientOptions, JiraClient};
 use crate::metrics::Metrics;
 use crate::secret::{SecretBox, SecretsError};
 use crate::store::{CheckRecord, LatestCheck, Store, StoreError, StoredIntegration};
@@ -280,6 +280,13 @@ impl Integrations {
     }
 
     /// The HTTP client for these settings, shared by every integration with the same TLS and proxy needs.
+    /// A client for the integration's Jira (its TLS and proxy settings, its credentials), sharing the
+    /// connection pools of the checks.
+    pub fn jira_client(&self, settings: &IntegrationSettings) -> Result<JiraClient, String> {
+        let http = self.client_for(settings)?;
+        Ok(JiraClient::new(http, settings.url.clone(), settings.auth.clone()))
+    }
+
     fn client_for(&self, settings: &IntegrationSettings) -> Result<reqwest::Client, String> {
         let options = ClientOptions {
             ca_cert_pem: settings.ca_cert_pem.clone(),

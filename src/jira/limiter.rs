@@ -8,6 +8,7 @@
 //! Alertmanager's notifier ignores `Retry-After` (alertmanager#4918) and so keeps meeting 429s;
 //! Herald sends nothing while a pause runs, so a burst does not turn into a stream of 429s.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct Limiter {
     permits: Arc<Semaphore>,
     bucket: Mutex<Bucket>,
     blocked_until: Mutex<Option<Instant>>,
+    /// 429s (and 503s with `Retry-After`) since [`Limiter::take_throttled`] last read them.
+    throttled: AtomicU64,
 }
 
 /// Held for the duration of one request; frees its concurrency slot when dropped.
@@ -75,6 +78,7 @@ impl Limiter {
                 at: Instant::now(),
             }),
             blocked_until: Mutex::new(None),
+            throttled: AtomicU64::new(0),
             settings,
         })
     }
@@ -103,6 +107,16 @@ impl Limiter {
             }
         }
         Permit { _slot: slot }
+    }
+
+    /// Counts one answer of Jira's that asked Herald to slow down.
+    pub fn note_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The throttled answers counted since the last call (for the metrics).
+    pub fn take_throttled(&self) -> u64 {
+        self.throttled.swap(0, Ordering::Relaxed)
     }
 
     /// Sends nothing before `now + wait`: what Jira asked for. A longer pause already set stays.

@@ -300,6 +300,9 @@ impl TicketClient {
             let asked = limits.pause();
             let throttled = status == StatusCode::TOO_MANY_REQUESTS
                 || (status == StatusCode::SERVICE_UNAVAILABLE && asked.is_some());
+            if throttled {
+                self.limiter.note_throttled();
+            }
             if throttled || limits.remaining == Some(0) {
                 let pause = asked.unwrap_or(DEFAULT_PAUSE);
                 tracing::info!(

@@ -20,6 +20,20 @@ pub struct IntegrationLabels {
     pub integration: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub integration: String,
+    /// `created`, `commented`, `reopened`, `resolved`, `recorded` or `nothing`: a fixed set.
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub integration: String,
+    /// The failure's kind (`rejected`, `rate_limited`, `unknown_outcome`, …): a fixed set.
+    pub kind: String,
+}
+
 /// What the figures of one integration say (see `store::TicketEventFigures`).
 pub struct IntegrationFigures<'a> {
     pub integration: &'a str,
@@ -33,6 +47,9 @@ pub struct TicketMetrics {
     queued: Family<IntegrationLabels, Gauge>,
     errors: Family<IntegrationLabels, Gauge>,
     oldest: Family<IntegrationLabels, Gauge>,
+    applied: Family<ActionLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    throttled: Family<IntegrationLabels, Counter>,
 }
 
 impl TicketMetrics {
@@ -68,11 +85,36 @@ impl TicketMetrics {
             "Age of the oldest ticket event not yet applied, per integration (all nodes)",
             oldest.clone(),
         );
+        let applied = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "ticket_events_applied",
+            "Ticket events applied to Jira, per integration and what they did: created, commented, reopened, \
+             resolved (an issue), recorded (an issue Jira already had, found and recorded) or nothing",
+            applied.clone(),
+        );
+        let failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "ticket_event_failures",
+            "Failed attempts at applying a ticket event, per integration and kind (Jira's answers: rejected, \
+             unauthorized, forbidden, rate_limited, server_error, unknown_outcome, timeout, unreachable, …; \
+             Herald's: template, transition_missing, tickets_disabled, …)",
+            failures.clone(),
+        );
+        let throttled = Family::<IntegrationLabels, Counter>::default();
+        registry.register(
+            "ticket_jira_throttled",
+            "Answers 429 (or 503 with Retry-After) from an integration's Jira; Herald pauses that integration for \
+             as long as Jira asks",
+            throttled.clone(),
+        );
         TicketMetrics {
             accepted,
             queued,
             errors,
             oldest,
+            applied,
+            failures,
+            throttled,
         }
     }
 
@@ -83,6 +125,35 @@ impl TicketMetrics {
                 source: source.to_owned(),
             })
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// An event was applied to `integration`'s Jira.
+    pub fn applied(&self, integration: &str, action: &str) {
+        self.applied
+            .get_or_create(&ActionLabels {
+                integration: integration.to_owned(),
+                action: action.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An attempt at an event of `integration` failed.
+    pub fn failed(&self, integration: &str, kind: &str) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                integration: integration.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `integration`'s Jira answered 429 `n` times.
+    pub fn throttled(&self, integration: &str, n: u64) {
+        self.throttled
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_owned(),
+            })
+            .inc_by(n);
     }
 
     /// Replaces the per-integration gauges with these figures.

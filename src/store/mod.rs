@@ -12,6 +12,7 @@ mod mail_intake;
 mod meta;
 mod relays;
 mod sessions;
+mod ticket_work;
 mod tickets;
 mod tokens;
 mod users;
@@ -33,6 +34,7 @@ pub use mail_intake::{EnqueueOutcome, NewMail};
 pub use meta::SECRET_KEY_CHECK;
 pub use relays::RelayRow;
 pub use sessions::SessionRecord;
+pub use ticket_work::EventOutcome;
 pub use tickets::{
     NewEventPost, NewTicketEvent, PostOutcome, TicketEventFigures, TicketEventFilter, TicketEventRow, TicketRow,
 };

@@ -101,10 +101,14 @@ pub struct TicketRow {
     pub last_event_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The summary the issue was created with.
+    pub summary: Option<String>,
+    /// The issue's page for people (`<base>/browse/KEY`).
+    pub issue_url: Option<String>,
 }
 
-const TICKET_COLUMNS: &str = "integration, dedup_key, issue_key, issue_id, state, resolution, resolved_at, \
-     last_comment_hash, last_event_id, last_event_at, created_at, updated_at";
+pub(super) const TICKET_COLUMNS: &str = "integration, dedup_key, issue_key, issue_id, state, resolution, resolved_at, \
+     last_comment_hash, last_event_id, last_event_at, created_at, updated_at, summary, issue_url";
 
 const INSERT_KEY: &str = "INSERT INTO ticket_event_idempotency (principal, key, event_ids, request_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal, key) DO NOTHING";
@@ -164,6 +168,41 @@ const POSTGRES_BULK_INSERT: &str = "INSERT INTO ticket_events (id, integration, 
      SELECT id, integration, dedup_key, status, source, context, 'queued', node_id, submitted_by, 0, now, now, now \
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
      $9::int8[]) AS t(id, integration, dedup_key, status, source, context, node_id, submitted_by, now)";
+
+/// Inserts or replaces a ticket row (`created_at` is kept), on a pool or in a transaction.
+macro_rules! upsert_ticket {
+    ($executor:expr, $ticket:expr) => {{
+        let ticket: &$crate::store::TicketRow = $ticket;
+        sqlx::query(sqlx::AssertSqlSafe($crate::store::tickets::UPSERT_TICKET))
+            .bind(&ticket.integration)
+            .bind(&ticket.dedup_key)
+            .bind(ticket.issue_key.as_deref())
+            .bind(ticket.issue_id.as_deref())
+            .bind(&ticket.state)
+            .bind(ticket.resolution.as_deref())
+            .bind(ticket.resolved_at)
+            .bind(ticket.last_comment_hash.as_deref())
+            .bind(ticket.last_event_id.as_deref())
+            .bind(ticket.last_event_at)
+            .bind(ticket.created_at)
+            .bind(ticket.updated_at)
+            .bind(ticket.summary.as_deref())
+            .bind(ticket.issue_url.as_deref())
+            .execute($executor)
+            .await
+            .map(|_| ())
+    }};
+}
+pub(crate) use upsert_ticket;
+
+pub(crate) const UPSERT_TICKET: &str = "INSERT INTO tickets (integration, dedup_key, issue_key, issue_id, state, \
+     resolution, resolved_at, last_comment_hash, last_event_id, last_event_at, created_at, updated_at, summary, \
+     issue_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (integration, dedup_key) DO UPDATE SET issue_key = EXCLUDED.issue_key, \
+     issue_id = EXCLUDED.issue_id, state = EXCLUDED.state, resolution = EXCLUDED.resolution, \
+     resolved_at = EXCLUDED.resolved_at, last_comment_hash = EXCLUDED.last_comment_hash, \
+     last_event_id = EXCLUDED.last_event_id, last_event_at = EXCLUDED.last_event_at, \
+     updated_at = EXCLUDED.updated_at, summary = EXCLUDED.summary, issue_url = EXCLUDED.issue_url";
 
 impl Store {
     /// Stores a batch of posts in one transaction: every event is durable when this returns Ok.
@@ -296,32 +335,7 @@ impl Store {
 
     /// Records a problem's issue (inserted, or replacing what was recorded; `created_at` is kept).
     pub async fn save_ticket(&self, ticket: &TicketRow) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (integration, dedup_key) DO UPDATE SET issue_key = EXCLUDED.issue_key, \
-             issue_id = EXCLUDED.issue_id, state = EXCLUDED.state, resolution = EXCLUDED.resolution, \
-             resolved_at = EXCLUDED.resolved_at, last_comment_hash = EXCLUDED.last_comment_hash, \
-             last_event_id = EXCLUDED.last_event_id, last_event_at = EXCLUDED.last_event_at, \
-             updated_at = EXCLUDED.updated_at"
-        );
-        on_pool!(self, |pool| {
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(&ticket.integration)
-                .bind(&ticket.dedup_key)
-                .bind(ticket.issue_key.as_deref())
-                .bind(ticket.issue_id.as_deref())
-                .bind(&ticket.state)
-                .bind(ticket.resolution.as_deref())
-                .bind(ticket.resolved_at)
-                .bind(ticket.last_comment_hash.as_deref())
-                .bind(ticket.last_event_id.as_deref())
-                .bind(ticket.last_event_at)
-                .bind(ticket.created_at)
-                .bind(ticket.updated_at)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })?;
+        on_pool!(self, |pool| upsert_ticket!(pool, ticket))?;
         Ok(())
     }
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::event::{Event, InvalidEvent};
+use super::event::{Event, InvalidEvent, check_dedup_key};
+use super::template::{EventContext, Template};
 use crate::cluster::NodeId;
 use crate::error_kind::{Classified, ErrorKind};
 use crate::mail::IdempotencyKey;
@@ -97,6 +98,8 @@ pub struct TicketEvents {
     node_id: NodeId,
     metrics: Arc<Metrics>,
     posts: mpsc::Sender<Pending>,
+    /// Notified after each commit: the ticket worker applies new events at once.
+    pub wake: Arc<Notify>,
 }
 
 /// Whether an integration's stored configuration turns tickets on (`tickets.enabled`).
@@ -116,27 +119,47 @@ impl TicketEvents {
     /// Creates the intake and starts its committer task, which ends when every clone is dropped.
     pub fn start(store: Store, node_id: NodeId, metrics: Arc<Metrics>) -> TicketEvents {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(commit_loop(store.clone(), rx));
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(commit_loop(store.clone(), rx, wake.clone()));
         TicketEvents {
             store,
             node_id,
             metrics,
             posts: tx,
+            wake,
         }
     }
 
     /// Refuses an integration that does not exist (not found) or does not have tickets enabled
     /// (conflict).
     pub async fn check_integration(&self, name: &str) -> Result<(), EventError> {
+        self.dedup_template(name).await.map(drop)
+    }
+
+    /// The integration's `tickets.dedup` template, if it has one; refuses an integration that does
+    /// not exist or does not have tickets enabled.
+    async fn dedup_template(&self, name: &str) -> Result<Option<Template>, EventError> {
         let stored = self
             .store
             .integration(name)
             .await?
             .ok_or_else(|| EventError::IntegrationNotFound(name.to_owned()))?;
-        if tickets_enabled(&stored.config) {
-            Ok(())
-        } else {
-            Err(EventError::TicketsDisabled(name.to_owned()))
+        if !tickets_enabled(&stored.config) {
+            return Err(EventError::TicketsDisabled(name.to_owned()));
+        }
+        let config: serde_json::Value = serde_json::from_str(&stored.config).unwrap_or_default();
+        let source = config
+            .pointer("/spec/tickets/dedup")
+            .or_else(|| config.pointer("/tickets/dedup"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.trim().is_empty());
+        match source {
+            // Checked when the integration was saved; a stored template that no longer parses is
+            // reported like one that fails.
+            Some(source) => Template::parse("tickets.dedup", source)
+                .map(Some)
+                .map_err(|e| InvalidEvent::new("tickets.dedup", e.to_string()).into()),
+            None => Ok(None),
         }
     }
 
@@ -150,8 +173,9 @@ impl TicketEvents {
         let mut integrations: Vec<&str> = events.iter().map(|e| e.integration.as_str()).collect();
         integrations.sort_unstable();
         integrations.dedup();
+        let mut templates = std::collections::HashMap::new();
         for name in integrations {
-            self.check_integration(name).await?;
+            templates.insert(name.to_owned(), self.dedup_template(name).await?);
         }
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         // The request as sent, before Herald stamps its times on it: a retry hashes the same.
@@ -168,11 +192,17 @@ impl TicketEvents {
         let mut rows = Vec::with_capacity(events.len());
         for event in &mut events {
             event.stamp(&accepted_at);
+            // The problem is named once, at acceptance: the worker applies each problem's events in
+            // order, so a later edit of the template does not split a problem's events.
+            let dedup_key = match templates.get(&event.integration).and_then(Option::as_ref) {
+                Some(template) => problem_key(template, event)?,
+                None => event.dedup_key.clone(),
+            };
             rows.push(NewTicketEvent {
                 // Assigned by the committer, in commit order.
                 id: String::new(),
                 integration: event.integration.clone(),
-                dedup_key: event.dedup_key.clone(),
+                dedup_key,
                 status: event.status.as_str(),
                 source: event.source.as_str(),
                 context: serde_json::to_string(&event).map_err(corrupt)?,
@@ -226,9 +256,29 @@ impl TicketEvents {
     }
 }
 
+/// The problem an event belongs to by the integration's `tickets.dedup` template: its result,
+/// trimmed, or the event's own key when it renders blank.
+fn problem_key(template: &Template, event: &Event) -> Result<String, InvalidEvent> {
+    let context = EventContext::from(event.clone());
+    let rendered = template
+        .render(&context)
+        .map_err(|e| InvalidEvent::new("tickets.dedup", e.to_string()))?;
+    let key = rendered.trim();
+    if key.is_empty() {
+        return Ok(event.dedup_key.clone());
+    }
+    check_dedup_key(key, "tickets.dedup").map_err(|e| {
+        InvalidEvent::new(
+            "tickets.dedup",
+            format!("the integration's dedup template made a key that {}", e.message),
+        )
+    })?;
+    Ok(key.to_owned())
+}
+
 /// Group commit: takes every post waiting, gives their events ids in commit order, stores them in
 /// one transaction, answers each.
-async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>) {
+async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut pruned_at = 0;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -246,6 +296,7 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>) {
                     let ids = pending.post.events.into_iter().map(|e| e.id).collect();
                     let _ = pending.reply.send(Ok((outcome, ids)));
                 }
+                wake.notify_one();
             }
             Err(e) => {
                 tracing::warn!(error = %e, posts = batch.len(), "cannot store ticket events");

@@ -43,13 +43,15 @@ pub struct RenderedIssue {
     pub dedup_label: String,
 }
 
-/// Renders every piece of the issue for one event. An error names the template that failed.
+/// Renders every piece of the issue for one event of the problem `dedup_key` (what [`dedup_key`]
+/// made of the event when it was accepted). An error names the template that failed.
 pub fn render_issue(
     settings: &TicketSettings,
     event: &EventContext,
+    dedup_key: &str,
     format: BodyFormat,
 ) -> Result<RenderedIssue, TemplateError> {
-    let dedup_key = dedup_key(settings, event)?;
+    let dedup_key = dedup_key.to_owned();
     let dedup_label = dedup_label(&event.integration, &dedup_key);
     let summary = or_default(&settings.summary, "tickets.summary", DEFAULT_SUMMARY)?.render(event)?;
     let summary = summary_line(&summary).unwrap_or_else(|| summary_line(&dedup_key).unwrap_or_default());
@@ -193,6 +195,16 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    /// Renders with the dedup key the intake would have given the event.
+    fn render_issue(
+        settings: &TicketSettings,
+        event: &EventContext,
+        format: BodyFormat,
+    ) -> Result<RenderedIssue, TemplateError> {
+        let key = dedup_key(settings, event)?;
+        super::render_issue(settings, event, &key, format)
     }
 
     #[test]

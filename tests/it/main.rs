@@ -39,6 +39,7 @@ mod smtp_submission;
 mod store;
 mod tickets_alertmanager;
 mod tickets_crash;
+mod tickets_delivery;
 mod tickets_intake;
 mod tickets_store;
 mod users_tokens;

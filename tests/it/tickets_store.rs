@@ -184,6 +184,8 @@ async fn the_ticket_map_records_and_replaces_an_issue(backend: Backend) {
         last_event_at: Some(1_000),
         created_at: 1_000,
         updated_at: 1_000,
+        summary: None,
+        issue_url: None,
     };
     store.save_ticket(&ticket).await.unwrap();
     assert_eq!(store.ticket("jira", "a").await.unwrap().as_ref(), Some(&ticket));

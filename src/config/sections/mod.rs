@@ -15,6 +15,7 @@ pub(super) mod http;
 pub(super) mod logging;
 pub(super) mod mail;
 pub(super) mod smtp;
+pub(super) mod tickets;
 
 use super::declare::Meta;
 
@@ -31,6 +32,7 @@ pub(super) fn all() -> impl Iterator<Item = &'static Meta> {
         checks::KEYS,
         cluster::KEYS,
         alerts::KEYS,
+        tickets::KEYS,
     ]
     .into_iter()
     .flatten()

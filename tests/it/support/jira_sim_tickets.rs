@@ -126,6 +126,11 @@ impl Tickets {
             .insert(field.to_owned(), message);
     }
 
+    /// Creates are no longer refused for any field.
+    pub fn accept_fields(&self) {
+        self.inner.lock().unwrap().rejected_fields.clear();
+    }
+
     /// The next `times` creates are applied but their answers never sent: the client times out.
     pub fn lose_create_answers(&self, times: usize) {
         self.inner.lock().unwrap().lose_next_creates = times;

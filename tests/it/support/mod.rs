@@ -99,6 +99,8 @@ impl TestDatabase {
         settings.logging.filter = "warn".into();
         // Mail tests point this at an SMTP server of their own and turn delivery on.
         settings.mail.delivery = false;
+        // Ticket tests point an integration at a Jira simulator and turn the worker on.
+        settings.tickets.delivery = false;
         settings
     }
 

@@ -1,0 +1,221 @@
+//! The ticket worker's statements: claiming the head event of a problem, recording what became of
+//! it (with the problem's issue, in the same transaction), and the admin's resend and delete.
+//!
+//! A key's *head* is its oldest event that is not `done`; only a head is ever claimed, so the events
+//! of one problem are applied in order, and a head in `error` holds the key until an admin resends
+//! or deletes it. Any node may claim any head: `claimed_by` and `lease_until` say who works on it and
+//! until when, and a lease that ran out (its node died) makes the head claimable again.
+
+use super::tickets::{TICKET_COLUMNS, TicketEventRow, TicketRow, upsert_ticket};
+use super::{Db, Store, StoreError, on_pool, on_read_pool};
+
+/// What became of a claimed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Applied to Jira (or nothing was needed): `done`.
+    Applied,
+    /// A passing fault: `queued` again, due at this time (ms since the epoch).
+    RetryAt { at: i64, error: String },
+    /// A fault retrying cannot fix: `error`, until an admin resends or deletes it.
+    Parked { error: String },
+}
+
+/// Columns of a claimed event, as [`TicketEventRow`] reads them.
+const RETURNING: &str = "RETURNING id, integration, dedup_key, status, source, context, state, node_id, \
+     submitted_by, attempts, next_attempt_at, lease_until, last_error, created_at, updated_at";
+
+/// The heads that may be claimed now: due and queued, or sending under a lease that ran out; with no
+/// earlier event of their key still to apply.
+const CLAIMABLE: &str = "((e.state = 'queued' AND e.next_attempt_at <= $2) OR (e.state = 'sending' AND e.lease_until < $2)) \
+     AND NOT EXISTS (SELECT 1 FROM ticket_events p WHERE p.integration = e.integration \
+     AND p.dedup_key = e.dedup_key AND p.state <> 'done' AND p.id < e.id)";
+
+impl Store {
+    /// Claims up to `limit` heads for `worker` until `lease_until`, oldest due first. The claim
+    /// re-checks each row's state, so two nodes never hold the same event.
+    pub async fn claim_ticket_events(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<TicketEventRow>, StoreError> {
+        // PostgreSQL: rows another node is claiming are skipped; the outer condition is evaluated
+        // again on the row as it is once locked, so a head claimed meanwhile is not taken twice.
+        let lock = match self.db {
+            Db::Sqlite { .. } => "",
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE ticket_events SET state = 'sending', claimed_by = $1, lease_until = $3, updated_at = $2 \
+             WHERE id IN (SELECT e.id FROM ticket_events e WHERE {CLAIMABLE} \
+             ORDER BY e.next_attempt_at, e.id LIMIT $4{lock}) \
+             AND (state = 'queued' OR (state = 'sending' AND lease_until < $2)) {RETURNING}"
+        );
+        let mut rows: Vec<TicketEventRow> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(worker)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
+    }
+
+    /// Puts back the events `worker` holds: at start-up, what a node held when it stopped.
+    pub async fn release_ticket_events(&self, worker: &str) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE ticket_events SET state = 'queued', lease_until = NULL, claimed_by = NULL \
+                 WHERE state = 'sending' AND claimed_by = $1",
+            )
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Records what became of a claimed event and, in the same transaction, its problem's issue.
+    /// The event is updated only while `worker` still holds it under `lease_until` (an admin may have
+    /// deleted it, or its lease run out); the issue is recorded in any case, since it says what Jira
+    /// now holds. Returns whether the event was still held.
+    pub async fn finish_ticket_event(
+        &self,
+        worker: &str,
+        id: &str,
+        lease_until: i64,
+        outcome: &EventOutcome,
+        ticket: Option<&TicketRow>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (state, next_at, error) = match outcome {
+            EventOutcome::Applied => ("done", None, None),
+            EventOutcome::RetryAt { at, error } => ("queued", Some(*at), Some(error.as_str())),
+            EventOutcome::Parked { error } => ("error", None, Some(error.as_str())),
+        };
+        let held = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                if let Some(ticket) = ticket {
+                    upsert_ticket!(&mut *tx, ticket)?;
+                }
+                let held = sqlx::query(
+                    "UPDATE ticket_events SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+                     last_error = $3, attempts = attempts + 1, lease_until = NULL, claimed_by = NULL, \
+                     updated_at = $4 WHERE id = $5 AND state = 'sending' AND claimed_by = $6 AND lease_until = $7",
+                )
+                .bind(state)
+                .bind(next_at)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .bind(worker)
+                .bind(lease_until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                tx.commit().await?;
+                Ok::<bool, sqlx::Error>(held)
+            }
+            .await
+        })?;
+        Ok(held)
+    }
+
+    /// Sends a problem's parked events again: `error` → `queued`, due now. Returns how many.
+    pub async fn resend_ticket_events(&self, integration: &str, dedup_key: &str, now: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE ticket_events SET state = 'queued', next_attempt_at = $3, updated_at = $3 \
+                 WHERE integration = $1 AND dedup_key = $2 AND state = 'error'",
+            )
+            .bind(integration)
+            .bind(dedup_key)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Deletes a problem's events not yet applied (queued or parked; one being sent is left to
+    /// finish). With `forget`, also Herald's record of its issue, so that the next event searches
+    /// Jira and, finding nothing, creates a new one. Returns (events deleted, issue forgotten).
+    pub async fn delete_ticket_events(
+        &self,
+        integration: &str,
+        dedup_key: &str,
+        forget: bool,
+    ) -> Result<(u64, bool), StoreError> {
+        let result = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let events = sqlx::query(
+                    "DELETE FROM ticket_events WHERE integration = $1 AND dedup_key = $2 \
+                     AND state IN ('queued', 'error')",
+                )
+                .bind(integration)
+                .bind(dedup_key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let forgotten = if forget {
+                    sqlx::query("DELETE FROM tickets WHERE integration = $1 AND dedup_key = $2")
+                        .bind(integration)
+                        .bind(dedup_key)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        > 0
+                } else {
+                    false
+                };
+                tx.commit().await?;
+                Ok::<(u64, bool), sqlx::Error>((events, forgotten))
+            }
+            .await
+        })?;
+        Ok(result)
+    }
+
+    /// Deletes applied events last updated before `before` (the ticket map keeps each key's last).
+    pub async fn prune_done_ticket_events(&self, before: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM ticket_events WHERE state = 'done' AND updated_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// When the next queued event falls due (ms since the epoch), if any.
+    pub async fn next_ticket_event_due(&self) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = on_read_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM ticket_events WHERE state = 'queued'")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(due)
+    }
+
+    /// Every problem of an integration Herald knows an issue for, by dedup key.
+    pub async fn tickets_of(&self, integration: &str) -> Result<Vec<TicketRow>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE integration = $1 ORDER BY dedup_key");
+        let rows = on_read_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(integration)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+}
