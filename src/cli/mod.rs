@@ -9,6 +9,7 @@
 mod cluster;
 mod integrations;
 mod mail;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -65,6 +66,12 @@ enum Command {
     /// Manage and check Jira integrations.
     #[command(subcommand)]
     Integrations(integrations::IntegrationsCommand),
+    /// Each problem's Jira issue and the error list: list, show, resend, delete.
+    #[command(subcommand)]
+    Tickets(tickets::TicketsCommand),
+    /// Send an event that opens, updates or resolves a Jira issue.
+    #[command(subcommand)]
+    Events(tickets::EventsCommand),
 }
 
 impl Cli {
@@ -146,6 +153,18 @@ impl Cli {
             Command::Cluster(cmd) => {
                 let services = Services::open(&settings, NewKey::Unused).await?;
                 let done = cluster::run(cmd, &services).await;
+                services.close().await;
+                done
+            }
+            Command::Tickets(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = tickets::run(cmd, &services).await;
+                services.close().await;
+                done
+            }
+            Command::Events(cmd) => {
+                let services = Services::open(&settings, NewKey::Unused).await?;
+                let done = tickets::run_events(cmd, &services).await;
                 services.close().await;
                 done
             }

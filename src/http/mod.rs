@@ -16,6 +16,7 @@ pub mod server;
 mod submission;
 mod system;
 mod ticketing;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -61,6 +62,8 @@ use error::ApiError;
         (name = "alerts", description = "Health alerts mailed through the queue: what fires, and a test mail"),
         (name = "events", description = "Events that open, update and resolve Jira issues: Herald's own format and \
                                           Alertmanager's webhook (the events role or admin)"),
+        (name = "tickets", description = "Each problem's Jira issue, its waiting events and the error list: resend \
+                                           and delete (admin only)"),
     )
 )]
 struct ApiDoc;
@@ -128,6 +131,10 @@ fn api(mail_body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::overview))
         .routes(routes!(alerts::send_test))
         .routes(routes!(events::post_event))
+        .routes(routes!(tickets::list_tickets))
+        .routes(routes!(tickets::resend_all_tickets))
+        .routes(routes!(tickets::get_ticket, tickets::delete_ticket))
+        .routes(routes!(tickets::resend_ticket))
         .merge(alertmanager)
 }
 

@@ -88,6 +88,50 @@ impl utoipa::PartialSchema for Cursor {
 
 impl utoipa::ToSchema for Cursor {}
 
+/// `after` of the ticket list: the `next` of the previous page, which names that page's last problem
+/// (its integration and dedup key, base64url-encoded: neither holds a line break).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemCursor {
+    pub integration: String,
+    pub dedup_key: String,
+}
+
+impl ProblemCursor {
+    pub fn encode(integration: &str, dedup_key: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{integration}\n{dedup_key}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ProblemCursor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        let refused = || D::Error::custom("`after` must be the `next` of a previous page");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(|_| refused())?;
+        let decoded = String::from_utf8(bytes).map_err(|_| refused())?;
+        let (integration, dedup_key) = decoded.split_once('\n').ok_or_else(refused)?;
+        Ok(ProblemCursor {
+            integration: integration.to_owned(),
+            dedup_key: dedup_key.to_owned(),
+        })
+    }
+}
+
+impl utoipa::PartialSchema for ProblemCursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]{1,2048}$"))
+            .description(Some("The `next` of the previous page"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProblemCursor {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +157,24 @@ mod tests {
             assert!(err.contains("must be from 1 to 1000"), "{bad}: {err}");
         }
         assert!(parse("limit=many").is_err());
+    }
+
+    #[test]
+    fn problem_cursors_round_trip_and_refuse_anything_else() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Q {
+            after: ProblemCursor,
+        }
+        let next = ProblemCursor::encode("jira", "scan/CVE-1 é");
+        let q: Q = serde_urlencoded::from_str(&format!("after={next}")).unwrap();
+        assert_eq!(
+            (q.after.integration.as_str(), q.after.dedup_key.as_str()),
+            ("jira", "scan/CVE-1 é")
+        );
+        for bad in ["after=%%%", "after=bm9uZXdsaW5l"] {
+            let err = serde_urlencoded::from_str::<Q>(bad).unwrap_err().to_string();
+            assert!(err.contains("`after` must be the `next`"), "{bad}: {err}");
+        }
     }
 
     #[test]

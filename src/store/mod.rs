@@ -34,7 +34,7 @@ pub use mail_intake::{EnqueueOutcome, NewMail};
 pub use meta::SECRET_KEY_CHECK;
 pub use relays::RelayRow;
 pub use sessions::SessionRecord;
-pub use ticket_work::EventOutcome;
+pub use ticket_work::{EventOutcome, ProblemFilter, ProblemRow};
 pub use tickets::{
     NewEventPost, NewTicketEvent, PostOutcome, TicketEventFigures, TicketEventFilter, TicketEventRow, TicketRow,
 };

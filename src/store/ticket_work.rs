@@ -6,7 +6,7 @@
 //! or deletes it. Any node may claim any head: `claimed_by` and `lease_until` say who works on it and
 //! until when, and a lease that ran out (its node died) makes the head claimable again.
 
-use super::tickets::{TICKET_COLUMNS, TicketEventRow, TicketRow, upsert_ticket};
+use super::tickets::{TicketEventRow, TicketRow, upsert_ticket};
 use super::{Db, Store, StoreError, on_pool, on_read_pool};
 
 /// What became of a claimed event.
@@ -206,13 +206,76 @@ impl Store {
         })?;
         Ok(due)
     }
+}
 
-    /// Every problem of an integration Herald knows an issue for, by dedup key.
-    pub async fn tickets_of(&self, integration: &str) -> Result<Vec<TicketRow>, StoreError> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE integration = $1 ORDER BY dedup_key");
+/// One problem as the ticket list shows it: Herald's record of its issue (if any) and its oldest
+/// event still to apply (if any).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProblemRow {
+    pub integration: String,
+    pub dedup_key: String,
+    /// `error` (its head is parked), `pending` (events wait), or the issue's `open`, `resolved`,
+    /// `creating`.
+    pub state: String,
+    pub issue_key: Option<String>,
+    pub issue_url: Option<String>,
+    pub summary: Option<String>,
+    /// `creating`, `open` or `resolved`; `None` before Herald knows an issue.
+    pub issue_state: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub last_event_id: Option<String>,
+    pub last_event_at: Option<i64>,
+    /// Events not yet applied.
+    pub pending: i64,
+    pub head_id: Option<String>,
+    pub head_status: Option<String>,
+    pub head_attempts: Option<i32>,
+    pub head_next_attempt_at: Option<i64>,
+    pub head_last_error: Option<String>,
+}
+
+/// Which problems to list, ordered by integration and dedup key.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemFilter {
+    pub integration: Option<String>,
+    pub dedup_key: Option<String>,
+    /// One of [`ProblemRow::state`]'s values; every state when `None`.
+    pub state: Option<&'static str>,
+    /// Only problems after this (integration, dedup key) (paging).
+    pub after: Option<(String, String)>,
+    pub limit: i64,
+}
+
+const PROBLEMS: &str = "WITH pending AS (SELECT integration, dedup_key, COUNT(*) AS pending, MIN(id) AS head_id \
+     FROM ticket_events WHERE state <> 'done' GROUP BY integration, dedup_key), \
+     problem_keys AS (SELECT integration, dedup_key FROM tickets UNION SELECT integration, dedup_key FROM pending), \
+     problems AS (SELECT k.integration, k.dedup_key, \
+       CASE WHEN h.state = 'error' THEN 'error' WHEN p.pending > 0 THEN 'pending' ELSE t.state END AS state, \
+       t.issue_key, t.issue_url, t.summary, t.state AS issue_state, t.resolved_at, t.last_event_id, t.last_event_at, \
+       COALESCE(p.pending, 0) AS pending, h.id AS head_id, h.status AS head_status, h.attempts AS head_attempts, \
+       h.next_attempt_at AS head_next_attempt_at, h.last_error AS head_last_error \
+     FROM problem_keys k LEFT JOIN tickets t ON t.integration = k.integration AND t.dedup_key = k.dedup_key \
+     LEFT JOIN pending p ON p.integration = k.integration AND p.dedup_key = k.dedup_key \
+     LEFT JOIN ticket_events h ON h.id = p.head_id) \
+     SELECT * FROM problems WHERE ($1 IS NULL OR integration = $1) AND ($2 IS NULL OR dedup_key = $2) \
+     AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR integration > $4 OR (integration = $4 AND dedup_key > $5)) \
+     ORDER BY integration, dedup_key LIMIT $6";
+
+impl Store {
+    /// Problems with their issue and their oldest event still to apply.
+    pub async fn ticket_problems(&self, filter: &ProblemFilter) -> Result<Vec<ProblemRow>, StoreError> {
+        let (after_integration, after_key) = match &filter.after {
+            Some((i, k)) => (Some(i.as_str()), Some(k.as_str())),
+            None => (None, None),
+        };
         let rows = on_read_pool!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(integration)
+            sqlx::query_as(PROBLEMS)
+                .bind(filter.integration.as_deref())
+                .bind(filter.dedup_key.as_deref())
+                .bind(filter.state)
+                .bind(after_integration)
+                .bind(after_key)
+                .bind(filter.limit)
                 .fetch_all(pool)
                 .await
         })?;

@@ -107,7 +107,7 @@ pub struct TicketRow {
     pub issue_url: Option<String>,
 }
 
-pub(super) const TICKET_COLUMNS: &str = "integration, dedup_key, issue_key, issue_id, state, resolution, resolved_at, \
+const TICKET_COLUMNS: &str = "integration, dedup_key, issue_key, issue_id, state, resolution, resolved_at, \
      last_comment_hash, last_event_id, last_event_at, created_at, updated_at, summary, issue_url";
 
 const INSERT_KEY: &str = "INSERT INTO ticket_event_idempotency (principal, key, event_ids, request_hash, created_at) \

@@ -17,10 +17,12 @@
 //!
 //! - [`targets`]: an integration's client, API flavour and limiter;
 //! - [`apply`]: what one event does;
-//! - [`failure`]: why an attempt failed, as the error list shows it.
+//! - [`failure`]: why an attempt failed, as the error list shows it;
+//! - [`problems`]: the ticket list and the admin's resend and delete.
 
 mod apply;
 mod failure;
+mod problems;
 mod settings;
 mod targets;
 
@@ -30,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+pub use problems::{Deleted, Problem, TicketsError};
 pub use settings::TicketDeliverySettings;
 
 use self::apply::Job;

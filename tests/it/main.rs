@@ -38,6 +38,7 @@ mod smtp_crash;
 mod smtp_submission;
 mod store;
 mod tickets_alertmanager;
+mod tickets_api;
 mod tickets_crash;
 mod tickets_delivery;
 mod tickets_intake;
