@@ -24,8 +24,10 @@ pub use limiter::{Limiter, LimiterSettings, Permit};
 pub use signals::{AuthDenial, auth_denial, looks_like_dc_personal_access_token};
 pub use ticket_error::{RateLimitHeaders, Retry, TicketError, TicketErrorKind};
 pub use ticket_types::{
-    CreatedIssue, FoundIssue, IssueState, StatusCategory, Transition, adf_from_text, jql_quote, label_jql,
+    CreatedIssue, FoundIssue, IssueState, StatusCategory, Transition, adf_from_text, find_transition, jql_quote,
+    label_jql,
 };
+pub(crate) use ticket_types::{SearchWire, TransitionsWire};
 pub use tickets::{ApiFlavor, NewIssue, TicketClient, TicketClientSettings};
 
 /// The largest answer Herald reads from Jira; a bigger one is not a Jira REST answer we need.

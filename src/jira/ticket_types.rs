@@ -170,6 +170,20 @@ impl From<TransitionWire> for Transition {
     }
 }
 
+/// A transition by name (case-insensitive), by id, or by the name of the status it leads to.
+pub fn find_transition<'t>(offered: &'t [Transition], wanted: &str) -> Option<&'t Transition> {
+    let wanted = wanted.trim();
+    offered
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(wanted))
+        .or_else(|| offered.iter().find(|t| t.id == wanted))
+        .or_else(|| {
+            offered
+                .iter()
+                .find(|t| t.to_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(wanted)))
+        })
+}
+
 /// A JQL string literal: double quotes, with `"` and `\` escaped. Quoting (not Go's `%q`, which
 /// writes `\u00e9` escapes JQL does not read) keeps reserved words and characters (`AND`, `=`, `~`)
 /// from being read as JQL.
@@ -227,6 +241,27 @@ pub fn adf_from_text(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn transition(id: &str, name: &str, to: &str) -> Transition {
+        Transition {
+            id: id.into(),
+            name: name.into(),
+            to_status: Some(to.into()),
+            to_status_category: None,
+        }
+    }
+
+    #[test]
+    fn transitions_are_found_by_name_id_or_target_status() {
+        let offered = [
+            transition("11", "Start Progress", "In Progress"),
+            transition("31", "Done", "Closed"),
+        ];
+        assert_eq!(find_transition(&offered, "done").map(|t| t.id.as_str()), Some("31"));
+        assert_eq!(find_transition(&offered, " 11 ").map(|t| t.id.as_str()), Some("11"));
+        assert_eq!(find_transition(&offered, "closed").map(|t| t.id.as_str()), Some("31"));
+        assert!(find_transition(&offered, "Reopen").is_none());
+    }
 
     #[test]
     fn jql_literals_escape_quotes_and_backslashes() {

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::failure::Failure;
 use super::targets::Target;
-use crate::jira::{ApiFlavor, IssueState, NewIssue, Retry, TicketErrorKind, Transition};
+use crate::jira::{ApiFlavor, IssueState, NewIssue, Retry, TicketErrorKind, Transition, find_transition};
 use crate::store::{Store, TicketEventRow, TicketRow};
 use crate::tickets::{EventContext, EventStatus, RenderedIssue, render_issue};
 
@@ -415,20 +415,6 @@ fn comment_hash(body: &Value) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// A transition by name (case-insensitive), by id, or by the name of the status it leads to.
-pub(super) fn find_transition<'t>(offered: &'t [Transition], wanted: &str) -> Option<&'t Transition> {
-    let wanted = wanted.trim();
-    offered
-        .iter()
-        .find(|t| t.name.eq_ignore_ascii_case(wanted))
-        .or_else(|| offered.iter().find(|t| t.id == wanted))
-        .or_else(|| {
-            offered
-                .iter()
-                .find(|t| t.to_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(wanted)))
-        })
-}
-
 /// Jira's timestamps (`2026-11-30T10:00:00.000+0000`, or RFC 3339) in ms since the epoch.
 fn parse_jira_time(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
@@ -445,27 +431,6 @@ fn parse_jira_time(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn transition(id: &str, name: &str, to: &str) -> Transition {
-        Transition {
-            id: id.into(),
-            name: name.into(),
-            to_status: Some(to.into()),
-            to_status_category: None,
-        }
-    }
-
-    #[test]
-    fn transitions_are_found_by_name_id_or_target_status() {
-        let offered = [
-            transition("11", "Start Progress", "In Progress"),
-            transition("31", "Done", "Closed"),
-        ];
-        assert_eq!(find_transition(&offered, "done").map(|t| t.id.as_str()), Some("31"));
-        assert_eq!(find_transition(&offered, " 11 ").map(|t| t.id.as_str()), Some("11"));
-        assert_eq!(find_transition(&offered, "closed").map(|t| t.id.as_str()), Some("31"));
-        assert!(find_transition(&offered, "Reopen").is_none());
-    }
 
     #[test]
     fn jira_times_are_read_in_both_forms() {

@@ -7,7 +7,7 @@ use crate::support;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::integrations::{spec_for, with};
-use support::jira_sim::{self, Flavour, JiraSim};
+use support::jira_sim::{self, Flavour, JiraSim, SimConfig};
 use support::process::{herald_command, run};
 use support::{Backend, problem, spawn_app};
 
@@ -30,6 +30,13 @@ fn tickets() -> Value {
         "resolve_transition": "Done", "wont_fix_resolution": "Won't Do", "comment_on_repeat": true})
 }
 
+/// A simulator whose create screen has the example's custom field.
+async fn sim(flavour: Flavour) -> JiraSim {
+    let mut config = SimConfig::new(flavour);
+    config.optional_fields.push("customfield_10010".into());
+    JiraSim::start_with(config).await
+}
+
 fn spec_with_tickets(sim: &JiraSim, tickets: Value) -> Value {
     with(
         spec_for("jira", sim, Flavour::Cloud),
@@ -50,7 +57,7 @@ async fn send(app: &support::TestApp, method: Method, path: &str, body: Option<V
 
 async fn ticket_settings_are_stored_and_shown_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let sim = JiraSim::start(Flavour::Cloud).await;
+    let sim = sim(Flavour::Cloud).await;
     let created = app.register(&spec_with_tickets(&sim, tickets())).await;
     assert_eq!(created["tickets"], tickets());
     assert_eq!(created["check"]["status"], "HEALTHY_INTEGRATION", "{created}");
@@ -86,7 +93,7 @@ async fn ticket_settings_are_stored_and_shown_back(backend: Backend) {
 
 async fn patch_merges_ticket_settings_and_put_replaces_them(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let sim = JiraSim::start(Flavour::Cloud).await;
+    let sim = sim(Flavour::Cloud).await;
     app.register(&spec_with_tickets(&sim, tickets())).await;
     let patch = |body: Value| send(&app, Method::PATCH, "/api/v1/integrations/jira", Some(body));
     let (status, patched) = patch(json!({"tickets": {"summary": "{{ summary }}", "labels": null,
@@ -130,7 +137,7 @@ async fn patch_merges_ticket_settings_and_put_replaces_them(backend: Backend) {
 
 async fn a_bad_template_is_400_naming_its_field(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let sim = JiraSim::start(Flavour::Cloud).await;
+    let sim = sim(Flavour::Cloud).await;
     let cases = [
         (
             json!({"summary": "{{ labels.alertname"}),
@@ -209,7 +216,7 @@ async fn a_bad_template_is_400_naming_its_field(backend: Backend) {
 
 async fn enabled_tickets_need_a_project_and_an_issue_type(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let sim = JiraSim::start(Flavour::Cloud).await;
+    let sim = sim(Flavour::Cloud).await;
     for (without, field) in [("project_key", "project_key"), ("issue_type", "issue_type")] {
         let mut spec = spec_with_tickets(&sim, json!({"enabled": true}));
         spec.as_object_mut().unwrap().remove(without);
@@ -251,7 +258,7 @@ async fn enabled_tickets_need_a_project_and_an_issue_type(backend: Backend) {
 
 async fn the_xray_routes_keep_ticket_settings(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let sim = sim(Flavour::DataCenter).await;
     let spec = with(
         spec_for("jira", &sim, Flavour::DataCenter),
         json!({"project_key": "SEC", "issue_type": "Bug", "tickets": tickets()}),
@@ -271,7 +278,7 @@ async fn the_xray_routes_keep_ticket_settings(backend: Backend) {
 /// `herald integrations add|update --tickets FILE` and `show`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_sets_and_shows_ticket_settings() {
-    let sim = JiraSim::start(Flavour::DataCenter).await;
+    let sim = sim(Flavour::DataCenter).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_owned();
     let settings = dir.path().join("tickets.json");

@@ -39,6 +39,7 @@ mod smtp_submission;
 mod store;
 mod tickets_alertmanager;
 mod tickets_api;
+mod tickets_check;
 mod tickets_crash;
 mod tickets_delivery;
 mod tickets_intake;

@@ -11,8 +11,12 @@ impl Run<'_> {
         };
         self.wave(3);
         let project_path = format!("/rest/api/2/project/{key}");
-        let permissions_path =
-            format!("/rest/api/2/mypermissions?projectKey={key}&permissions=BROWSE_PROJECTS,CREATE_ISSUES");
+        let mut wanted_permissions = vec!["BROWSE_PROJECTS", "CREATE_ISSUES"];
+        wanted_permissions.extend(self.ticket_permissions());
+        let permissions_path = format!(
+            "/rest/api/2/mypermissions?projectKey={key}&permissions={}",
+            wanted_permissions.join(",")
+        );
         let types_path = format!("/rest/api/2/issue/createmeta/{key}/issuetypes");
         let first_types_page = page_path(&types_path, 0);
         let (project, permissions, types) = tokio::join!(
@@ -31,7 +35,7 @@ impl Run<'_> {
         let project: Project = self.parse(&project, "project")?;
         let permissions = self.expect_ok(permissions, "mypermissions")?;
         let permissions: MyPermissions = self.parse(&permissions, "mypermissions")?;
-        let missing: Vec<&str> = ["BROWSE_PROJECTS", "CREATE_ISSUES"]
+        let missing: Vec<&str> = wanted_permissions
             .into_iter()
             .filter(|p| {
                 permissions
@@ -85,11 +89,21 @@ impl Run<'_> {
             (issue_type, fields)
         };
         self.check_fields(&key, &issue_type, &fields)?;
-        Ok(format!(
+        let notes = self.ticket_needs(&key, &issue_type, &fields).await?;
+        let mut detail = format!(
             "project `{key}` is visible, `{user}` may create issues, and issue type `{}` ({}) can be created with \
              the configured fields",
             issue_type.name, issue_type.id
-        ))
+        );
+        if self.settings.tickets.as_deref().is_some_and(|t| t.enabled) {
+            detail.push_str("; tickets: ");
+            if notes.is_empty() {
+                detail.push_str("the permissions, the Labels field and the transitions they need are there");
+            } else {
+                detail.push_str(&notes.join("; "));
+            }
+        }
+        Ok(detail)
     }
 
     /// Jira before 8.4 has only `createmeta?projectKeys=…`; used only when the new form is 404.
@@ -193,7 +207,7 @@ impl Run<'_> {
     }
 
     /// An answer to a configuration request, or the failure that stops the step.
-    fn expect_ok(&self, answer: Result<JiraResponse, JiraError>, what: &str) -> StepResult<JiraResponse> {
+    pub(super) fn expect_ok(&self, answer: Result<JiraResponse, JiraError>, what: &str) -> StepResult<JiraResponse> {
         let response = answer.map_err(|e| match e {
             e if e.is_unreachable() => connectivity(e),
             other => configuration(format!("reading {what} failed: {other}")),
@@ -214,7 +228,7 @@ impl Run<'_> {
         Ok(response)
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self, response: &JiraResponse, what: &str) -> StepResult<T> {
+    pub(super) fn parse<T: serde::de::DeserializeOwned>(&self, response: &JiraResponse, what: &str) -> StepResult<T> {
         if !response.status.is_success() {
             return Err(configuration(format!(
                 "reading {what} failed: Jira answered {}",

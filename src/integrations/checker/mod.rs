@@ -16,6 +16,7 @@ use crate::jira::types::{
 use crate::jira::{AuthDenial, Credentials, EXCERPT, JiraClient, JiraError, JiraResponse, auth_denial, excerpt};
 
 mod configuration;
+mod tickets;
 pub use configuration::{MAX_PAGES, PAGE_SIZE};
 
 /// The seed's reason for a healthy integration.

@@ -89,6 +89,9 @@ pub struct SimConfig {
     pub optional_fields: Vec<String>,
     pub browse: bool,
     pub create: bool,
+    /// ADD_COMMENTS and TRANSITION_ISSUES, when asked for.
+    pub comment: bool,
+    pub transition: bool,
     /// Latency added to every answer.
     pub latency: Duration,
     /// Failed logins after which Data Center demands a CAPTCHA (0 = never).
@@ -116,6 +119,8 @@ impl SimConfig {
             optional_fields: vec!["components".into(), "labels".into(), "priority".into()],
             browse: true,
             create: true,
+            comment: true,
+            transition: true,
             latency: Duration::ZERO,
             captcha_after: 0,
             omit_deployment_type: false,
@@ -519,13 +524,29 @@ fn route(config: &SimConfig, path: &str, query: &str) -> Response {
             if !query.contains(&format!("projectKey={key}")) {
                 return errors(StatusCode::NOT_FOUND, "No project could be found.");
             }
-            json_response(
-                StatusCode::OK,
-                json!({"permissions": {
-                    "BROWSE_PROJECTS": permission("10", "BROWSE_PROJECTS", "Browse Projects", config.browse),
-                    "CREATE_ISSUES": permission("11", "CREATE_ISSUES", "Create Issues", config.create),
-                }}),
-            )
+            let mut all = serde_json::Map::new();
+            all.insert(
+                "BROWSE_PROJECTS".into(),
+                permission("10", "BROWSE_PROJECTS", "Browse Projects", config.browse),
+            );
+            all.insert(
+                "CREATE_ISSUES".into(),
+                permission("11", "CREATE_ISSUES", "Create Issues", config.create),
+            );
+            // Jira answers the permissions asked for; these two only then.
+            if query.contains("ADD_COMMENTS") {
+                all.insert(
+                    "ADD_COMMENTS".into(),
+                    permission("15", "ADD_COMMENTS", "Add Comments", config.comment),
+                );
+            }
+            if query.contains("TRANSITION_ISSUES") {
+                all.insert(
+                    "TRANSITION_ISSUES".into(),
+                    permission("46", "TRANSITION_ISSUES", "Transition Issues", config.transition),
+                );
+            }
+            json_response(StatusCode::OK, json!({ "permissions": all }))
         }
         ["issue", "createmeta", wanted, "issuetypes"] if config.flavour != Flavour::Legacy => {
             if wanted != key || !config.create {

@@ -71,7 +71,7 @@ pub async fn answer(tickets: &Tickets, ctx: &Ctx<'_>, segments: &[&str]) -> Resp
         }),
         (_, ["search"]) if ctx.config.flavour == Flavour::Cloud => errors(StatusCode::GONE, &[SEARCH_REMOVED], &[]),
         ("GET" | "POST", ["search"]) => search(tickets, ctx, false),
-        ("POST", ["search", "jql"]) if ctx.config.flavour == Flavour::Cloud => search(tickets, ctx, true),
+        ("GET" | "POST", ["search", "jql"]) if ctx.config.flavour == Flavour::Cloud => search(tickets, ctx, true),
         _ => not_found_page(),
     }
 }
@@ -286,9 +286,14 @@ fn search(tickets: &Tickets, ctx: &Ctx<'_>, cloud_jql: bool) -> Response {
             .iter()
             .rev()
             .filter(|issue| {
-                clauses.iter().all(|(field, value)| match field.as_str() {
-                    "project" => issue.project.eq_ignore_ascii_case(value),
-                    _ => issue.labels.iter().any(|l| l == value),
+                clauses.iter().all(|(field, negated, value)| {
+                    let matches = match field.as_str() {
+                        "project" => issue.project.eq_ignore_ascii_case(value),
+                        "issuetype" => issue.issue_type.eq_ignore_ascii_case(value),
+                        "statuscategory" => category_name(&issue.status).eq_ignore_ascii_case(value),
+                        _ => issue.labels.iter().any(|l| l == value),
+                    };
+                    matches != *negated
                 })
             })
             .map(|issue| issue_json(ctx.base, ctx.version, issue))
@@ -304,9 +309,19 @@ fn search(tickets: &Tickets, ctx: &Ctx<'_>, cloud_jql: bool) -> Response {
     json_response(StatusCode::OK, body)
 }
 
-/// `field = value [AND field = value …] [ORDER BY …]` over `project` and `labels`, values as words
-/// or JQL strings (`"…"` with `\"` and `\\`). Anything else is an error, as a careless quote would be.
-pub fn parse_jql(jql: &str) -> Result<Vec<(String, String)>, String> {
+/// The name JQL's `statusCategory` compares with.
+fn category_name(status: &str) -> &'static str {
+    match category_of(status) {
+        "done" => "Done",
+        "indeterminate" => "In Progress",
+        _ => "To Do",
+    }
+}
+
+/// `field = value [AND field != value …] [ORDER BY …]` over `project`, `labels`, `issuetype` and
+/// `statusCategory`, values as words or JQL strings (`"…"` with `\"` and `\\`); each clause as
+/// (field, negated, value). Anything else is an error, as a careless quote would be.
+pub fn parse_jql(jql: &str) -> Result<Vec<(String, bool, String)>, String> {
     let mut tokens: Vec<(bool, String)> = Vec::new();
     let mut chars = jql.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -338,6 +353,12 @@ pub fn parse_jql(jql: &str) -> Result<Vec<(String, String)>, String> {
         } else if c == '=' {
             chars.next();
             tokens.push((false, "=".into()));
+        } else if c == '!' {
+            chars.next();
+            if chars.next() != Some('=') {
+                return Err("expecting '=' after '!'".into());
+            }
+            tokens.push((false, "!=".into()));
         } else if c.is_alphanumeric() || "_-.".contains(c) {
             let mut word = String::new();
             while let Some(&c) = chars.peek().filter(|c| c.is_alphanumeric() || "_-.".contains(**c)) {
@@ -363,11 +384,13 @@ pub fn parse_jql(jql: &str) -> Result<Vec<(String, String)>, String> {
             continue;
         }
         let field = word.to_ascii_lowercase();
-        if *quoted || !["project", "labels"].contains(&field.as_str()) {
+        if *quoted || !["project", "labels", "issuetype", "statuscategory"].contains(&field.as_str()) {
             return Err(format!("the field '{word}' is not supported by the simulator"));
         }
         match (tokens.get(i + 1), tokens.get(i + 2)) {
-            (Some((false, eq)), Some((_, value))) if eq == "=" => clauses.push((field, value.clone())),
+            (Some((false, op)), Some((_, value))) if op == "=" || op == "!=" => {
+                clauses.push((field, op == "!=", value.clone()))
+            }
             _ => return Err(format!("expecting '=' and a value after '{word}'")),
         }
         i += 3;
