@@ -115,10 +115,14 @@ impl Application {
             supervisor.spawn(BackgroundLoop::MailDelivery, None, workers_stopped.clone(), run)
         });
         let ticket_delivery = state.settings.tickets.delivery.then(|| {
+            // Any node applies any problem's events; a draining node takes no new ones.
+            let cluster = state.cluster.clone();
             let run = state
                 .ticket_delivery
                 .clone()
-                .run(workers_stopped.clone(), supervisor.clone());
+                .run(workers_stopped.clone(), supervisor.clone(), move || {
+                    cluster.accepts_work()
+                });
             supervisor.spawn(BackgroundLoop::TicketDelivery, None, workers_stopped.clone(), run)
         });
         let cluster = state.cluster.clone();

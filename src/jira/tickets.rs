@@ -275,6 +275,22 @@ impl TicketClient {
         })?;
         let mut rate_limited = 0;
         loop {
+            // A pause longer than the client waits inline fails at once, for the worker to schedule:
+            // an event does not hold a worker (and its lease) through an hour-long Retry-After.
+            if let Some(until) = self.limiter.blocked_until() {
+                let wait = until.saturating_duration_since(Instant::now());
+                if wait > self.settings.max_inline_wait {
+                    return Err(TicketError::new(
+                        TicketErrorKind::RateLimited,
+                        Retry::After(wait),
+                        &operation,
+                        format!(
+                            "Jira asked Herald to pause this integration; {} to go",
+                            humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
+                        ),
+                    ));
+                }
+            }
             let permit = self.limiter.acquire().await;
             let mut request = self
                 .jira

@@ -25,10 +25,13 @@ const RETURNING: &str = "RETURNING id, integration, dedup_key, status, source, c
      submitted_by, attempts, next_attempt_at, lease_until, last_error, created_at, updated_at";
 
 /// The heads that may be claimed now: due and queued, or sending under a lease that ran out; with no
-/// earlier event of their key still to apply.
+/// earlier event of their key still to apply, and none of their key held by a worker (an event
+/// accepted by a node whose clock is behind may sort before a head already being applied).
 const CLAIMABLE: &str = "((e.state = 'queued' AND e.next_attempt_at <= $2) OR (e.state = 'sending' AND e.lease_until < $2)) \
      AND NOT EXISTS (SELECT 1 FROM ticket_events p WHERE p.integration = e.integration \
-     AND p.dedup_key = e.dedup_key AND p.state <> 'done' AND p.id < e.id)";
+     AND p.dedup_key = e.dedup_key AND p.state <> 'done' AND p.id < e.id) \
+     AND NOT EXISTS (SELECT 1 FROM ticket_events s WHERE s.integration = e.integration \
+     AND s.dedup_key = e.dedup_key AND s.state = 'sending' AND s.id <> e.id AND s.lease_until >= $2)";
 
 impl Store {
     /// Claims up to `limit` heads for `worker` until `lease_until`, oldest due first. The claim
@@ -63,6 +66,31 @@ impl Store {
         })?;
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(rows)
+    }
+
+    /// Extends `worker`'s lease on an event before a write to Jira; false when the lease is no longer
+    /// its own (it ran out and another worker took the event, or an admin deleted it).
+    pub async fn renew_ticket_lease(
+        &self,
+        worker: &str,
+        id: &str,
+        lease_until: i64,
+        new_lease_until: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE ticket_events SET lease_until = $1 WHERE id = $2 AND state = 'sending' AND claimed_by = $3 \
+                 AND lease_until = $4",
+            )
+            .bind(new_lease_until)
+            .bind(id)
+            .bind(worker)
+            .bind(lease_until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
     }
 
     /// Puts back the events `worker` holds: at start-up, what a node held when it stopped.

@@ -17,6 +17,7 @@
 //! A transition is found by its name (case-insensitive), its id, or the name of the status it
 //! leads to, among those the issue offers now; none matching parks the event and names those offered.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -68,6 +69,39 @@ pub(super) struct Job<'a> {
     pub event: &'a TicketEventRow,
     pub now: i64,
     pub search_settle: Duration,
+    /// The lease this worker holds on the event; renewed before each write to Jira.
+    pub lease: &'a Lease,
+}
+
+/// A worker's hold on a claimed event: who, until when, for how long a renewal lasts.
+pub(super) struct Lease {
+    pub worker: String,
+    pub until: AtomicI64,
+    pub length: Duration,
+}
+
+impl Job<'_> {
+    /// Makes sure this worker still holds the event, for another lease length, before it writes to
+    /// Jira: a worker that stalled past its lease (a long pause Jira asked for) must not write what
+    /// the worker that took the event over writes too.
+    async fn hold(&self) -> Result<(), Failure> {
+        let current = self.lease.until.load(Ordering::SeqCst);
+        let length = i64::try_from(self.lease.length.as_millis()).unwrap_or(i64::MAX / 2);
+        let renewed = crate::store::now_ms().saturating_add(length);
+        if self
+            .store
+            .renew_ticket_lease(&self.lease.worker, &self.event.id, current, renewed)
+            .await?
+        {
+            self.lease.until.store(renewed, Ordering::SeqCst);
+            Ok(())
+        } else {
+            Err(Failure::later(
+                "lease_lost",
+                "another worker took this event over (this one's lease ran out), or an admin deleted it".to_owned(),
+            ))
+        }
+    }
 }
 
 impl Job<'_> {
@@ -163,6 +197,7 @@ impl Job<'_> {
         row.summary = Some(issue.summary.clone());
         // Durable before the request: if its answer is lost, the next attempt searches first.
         self.store.save_ticket(&row).await?;
+        self.hold().await?;
         let settings = &self.target.integration.settings;
         let mut fields = settings.fields.clone();
         fields.extend(issue.fields.clone());
@@ -223,8 +258,18 @@ impl Job<'_> {
         if row.last_comment_hash.as_deref() == Some(hash.as_str()) {
             return Ok(self.applied(Action::Nothing, row));
         }
-        self.target.client.add_comment(&key, &body).await?;
-        row.last_comment_hash = Some(hash);
+        // Recorded before it is sent: a comment whose answer is lost is not posted a second time
+        // (at most once); one Jira is known not to have taken is forgotten again.
+        let before = row.last_comment_hash.replace(hash);
+        self.store.save_ticket(&row).await?;
+        self.hold().await?;
+        if let Err(e) = self.target.client.add_comment(&key, &body).await {
+            if !e.is_unknown_outcome() {
+                row.last_comment_hash = before;
+                self.store.save_ticket(&row).await?;
+            }
+            return Err(e.into());
+        }
         Ok(self.applied(Action::Commented, row))
     }
 
@@ -258,6 +303,7 @@ impl Job<'_> {
             }
         }
         let transition = self.transition_named(&key, reopen).await?;
+        self.hold().await?;
         self.target.client.transition(&key, &transition.id, None).await?;
         row.state = "open".into();
         row.resolution = None;
@@ -285,6 +331,7 @@ impl Job<'_> {
             return Ok(self.applied(Action::Recorded, self.resolved_in_jira(row, &state)));
         }
         let transition = self.transition_named(&key, resolve).await?;
+        self.hold().await?;
         self.target.client.transition(&key, &transition.id, None).await?;
         row.state = "resolved".into();
         row.resolved_at = Some(self.now);

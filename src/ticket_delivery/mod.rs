@@ -27,6 +27,7 @@ mod settings;
 mod targets;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -35,7 +36,7 @@ use tokio::task::JoinSet;
 pub use problems::{Deleted, Problem, TicketsError};
 pub use settings::TicketDeliverySettings;
 
-use self::apply::Job;
+use self::apply::{Job, Lease};
 use self::failure::Failure;
 use self::targets::Targets;
 use crate::cluster::NodeId;
@@ -89,8 +90,14 @@ impl TicketDelivery {
     }
 
     /// Applies due events until `stop` turns true, at most `workers` at once; then lets the events in
-    /// hand finish (an event cut off is taken back at the next start).
-    pub async fn run(self, mut stop: watch::Receiver<bool>, supervisor: Supervisor) {
+    /// hand finish (an event cut off is taken back at the next start). While `may_claim` says no (a
+    /// draining node), it takes no new events and finishes those in hand.
+    pub async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        supervisor: Supervisor,
+        may_claim: impl Fn() -> bool + Send + 'static,
+    ) {
         let inner = &self.inner;
         match inner.store.release_ticket_events(&inner.worker).await {
             Ok(0) => {}
@@ -104,7 +111,11 @@ impl TicketDelivery {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut pruned_at = tokio::time::Instant::now();
         while !*stop.borrow() {
-            let free = inner.settings.workers.saturating_sub(running.len());
+            let free = if may_claim() {
+                inner.settings.workers.saturating_sub(running.len())
+            } else {
+                0
+            };
             let claimed = if free > 0 { self.claim(free).await } else { Vec::new() };
             let full = claimed.len() == free && free > 0;
             for (event, lease_until) in claimed {
@@ -169,6 +180,11 @@ impl TicketDelivery {
     async fn apply(&self, event: &TicketEventRow, lease_until: i64) {
         let inner = &self.inner;
         let now = now_ms();
+        let lease = Lease {
+            worker: inner.worker.clone(),
+            until: AtomicI64::new(lease_until),
+            length: inner.settings.lease,
+        };
         let result = match inner.targets.get(&event.integration).await {
             Ok(target) => {
                 let job = Job {
@@ -177,6 +193,7 @@ impl TicketDelivery {
                     event,
                     now,
                     search_settle: inner.settings.search_settle,
+                    lease: &lease,
                 };
                 let result = job.run().await;
                 let throttled = target.client.limiter().take_throttled();
@@ -211,7 +228,7 @@ impl TicketDelivery {
             .finish_ticket_event(
                 &inner.worker,
                 &event.id,
-                lease_until,
+                lease.until.load(Ordering::SeqCst),
                 &outcome,
                 ticket.as_ref(),
                 now_ms(),

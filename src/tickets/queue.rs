@@ -153,14 +153,18 @@ impl TicketEvents {
             .or_else(|| config.pointer("/tickets/dedup"))
             .and_then(serde_json::Value::as_str)
             .filter(|s| !s.trim().is_empty());
-        match source {
-            // Checked when the integration was saved; a stored template that no longer parses is
-            // reported like one that fails.
-            Some(source) => Template::parse("tickets.dedup", source)
-                .map(Some)
-                .map_err(|e| InvalidEvent::new("tickets.dedup", e.to_string()).into()),
-            None => Ok(None),
-        }
+        // Checked when the integration was saved; a stored template that no longer parses is
+        // treated like one that fails (see `problem_key`).
+        Ok(
+            source.and_then(|source| match Template::parse("tickets.dedup", source) {
+                Ok(template) => Some(template),
+                Err(e) => {
+                    tracing::warn!(integration = %name, error = %e,
+                    "the integration's tickets.dedup template does not compile; using events' own dedup keys");
+                    None
+                }
+            }),
+        )
     }
 
     /// Stores the events of one post durably, all or none, and returns their ids. Concurrent posts
@@ -195,7 +199,7 @@ impl TicketEvents {
             // The problem is named once, at acceptance: the worker applies each problem's events in
             // order, so a later edit of the template does not split a problem's events.
             let dedup_key = match templates.get(&event.integration).and_then(Option::as_ref) {
-                Some(template) => problem_key(template, event)?,
+                Some(template) => problem_key(template, event),
                 None => event.dedup_key.clone(),
             };
             rows.push(NewTicketEvent {
@@ -257,23 +261,29 @@ impl TicketEvents {
 }
 
 /// The problem an event belongs to by the integration's `tickets.dedup` template: its result,
-/// trimmed, or the event's own key when it renders blank.
-fn problem_key(template: &Template, event: &Event) -> Result<String, InvalidEvent> {
+/// trimmed, or the event's own key when it renders blank. A template that fails for this event (or
+/// makes a key that is too long or not printable) falls back to the event's own key, with a
+/// warning: refusing the post would lose it (Alertmanager does not retry a 400), and a sender
+/// cannot fix an integration's template.
+fn problem_key(template: &Template, event: &Event) -> String {
     let context = EventContext::from(event.clone());
-    let rendered = template
-        .render(&context)
-        .map_err(|e| InvalidEvent::new("tickets.dedup", e.to_string()))?;
-    let key = rendered.trim();
+    let key = match template.render(&context) {
+        Ok(rendered) => rendered.trim().to_owned(),
+        Err(e) => {
+            tracing::warn!(integration = %event.integration, error = %e,
+                "the integration's tickets.dedup template failed for an event; using the event's own dedup key");
+            return event.dedup_key.clone();
+        }
+    };
     if key.is_empty() {
-        return Ok(event.dedup_key.clone());
+        return event.dedup_key.clone();
     }
-    check_dedup_key(key, "tickets.dedup").map_err(|e| {
-        InvalidEvent::new(
-            "tickets.dedup",
-            format!("the integration's dedup template made a key that {}", e.message),
-        )
-    })?;
-    Ok(key.to_owned())
+    if let Err(e) = check_dedup_key(&key, "tickets.dedup") {
+        tracing::warn!(integration = %event.integration, error = %e,
+            "the integration's tickets.dedup template made an unusable key; using the event's own dedup key");
+        return event.dedup_key.clone();
+    }
+    key
 }
 
 /// Group commit: takes every post waiting, gives their events ids in commit order, stores them in
@@ -334,6 +344,21 @@ mod tests {
         assert!(!tickets_enabled(r#"{"spec": {"url": "x"}}"#));
         assert!(!tickets_enabled(r#"{"spec": {"tickets": {"enabled": "yes"}}}"#));
         assert!(!tickets_enabled("not json"));
+    }
+
+    #[test]
+    fn the_dedup_template_names_the_problem_or_falls_back_to_the_events_key() {
+        let event: Event = serde_json::from_value::<super::super::EventSubmission>(serde_json::json!({
+            "integration": "jira", "dedup_key": "own", "status": "firing", "summary": "s",
+            "labels": {"alertname": "DiskFull"}}))
+        .unwrap()
+        .validate()
+        .unwrap();
+        let key = |source: &str| problem_key(&Template::parse("tickets.dedup", source).unwrap(), &event);
+        assert_eq!(key(" {{ labels.alertname }} "), "DiskFull");
+        assert_eq!(key("{{ labels.missing }}"), "own");
+        assert_eq!(key("{{ 'x' * 300 }}"), "own");
+        assert_eq!(key("{{ 1 / 0 }}"), "own");
     }
 
     #[test]

@@ -20,10 +20,12 @@ pub const DEFAULT_SUMMARY: &str = "{% if labels.alertname %}{{ labels.alertname 
 {% else %}{{ summary or dedup_key }}{% endif %}";
 
 /// The description when `tickets.description` is not set: what the event says, when it started,
-/// where it came from, its labels and, for an Alertmanager group, each alert.
+/// where it came from, its labels and, for an Alertmanager group, each alert. (The start only for
+/// Alertmanager, whose alerts keep theirs across notifications: an event of Herald's own format
+/// starts when it is accepted, so with the time in it every repeat would read as new and comment.)
 pub const DEFAULT_DESCRIPTION: &str = "{% if description %}{{ description }}\n\n{% endif %}\
 {% if annotations.description %}{{ annotations.description }}\n\n{% endif %}\
-Status: {{ status }}{% if starts_at %} since {{ starts_at }}{% endif %}\n\
+Status: {{ status }}{% if starts_at and source == 'alertmanager' %} since {{ starts_at }}{% endif %}\n\
 {% if url %}Source: {{ url }}\n{% endif %}\
 {% if external_url %}Alertmanager: {{ external_url }}\n{% endif %}\
 {% if labels %}\nLabels:\n{% for k, v in labels | dictsort %}{{ k }}={{ v }}\n{% endfor %}{% endif %}\
