@@ -25,6 +25,8 @@ pub enum Link<'a> {
     Integration(&'a str),
     /// The form that edits one integration.
     IntegrationEdit(&'a str),
+    /// One integration's tickets: its problems, their issues and the error list.
+    Tickets(&'a str),
 }
 
 impl Link<'_> {
@@ -34,6 +36,7 @@ impl Link<'_> {
             Link::Overview => "/console/".to_owned(),
             Link::Integration(name) => format!("/console/integrations/{}", encode_component(name)),
             Link::IntegrationEdit(name) => format!("/console/integrations/{}/edit", encode_component(name)),
+            Link::Tickets(name) => format!("/console/integrations/{}/tickets", encode_component(name)),
         }
     }
 }

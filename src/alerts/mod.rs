@@ -274,6 +274,13 @@ impl Alerts {
         let mut observed = conditions::integrations(&checks);
         observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
         observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
+        let ticket_figures = inner.store.ticket_event_figures().await?;
+        observed.extend(conditions::tickets(
+            &checks,
+            &ticket_figures,
+            inner.config.queue_age,
+            now,
+        ));
         observed.extend(conditions::nodes(&view, inner.config.stopped_node, now));
         let relays = inner.store.mail_relays().await?;
         observed.extend(conditions::relays(&relays, inner.config.relay_down, now));

@@ -22,6 +22,8 @@ pub enum Kind {
     Loop,
     /// A node's mail relay that has been down too long.
     Relay,
+    /// An integration whose ticket events are parked in the error list or wait too long.
+    Tickets,
 }
 
 /// The word for a condition that stopped firing.
@@ -36,6 +38,7 @@ impl Kind {
             Kind::ErrorQueue | Kind::QueueAge => "FIRING",
             Kind::Loop => "STALLED",
             Kind::Relay => "DOWN",
+            Kind::Tickets => "FAILING",
         }
     }
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::QueueAge => "queue age".to_owned(),
             Kind::Loop => format!("{count} background loop{plural}"),
             Kind::Relay => format!("{count} mail relay{plural}"),
+            Kind::Tickets => format!("ticket delivery of {count} integration{plural}"),
         }
     }
 }
@@ -57,7 +61,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     /// `integration:<name>`, `node:<id>`, `error-queue`, `queue-age`, `loop:<node>:<loop>`,
-    /// `relay:<node>:<relay>`.
+    /// `relay:<node>:<relay>`, `tickets:<integration>`.
     pub key: String,
     pub kind: Kind,
     /// What the condition is about, as a subject line names it: `integration jira-prod`.

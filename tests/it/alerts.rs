@@ -23,6 +23,7 @@ backend_tests!(
     one_evaluation_mails_one_digest_of_every_transition,
     the_error_queue_over_its_threshold_is_mailed_with_per_node_figures,
     mail_waiting_too_long_is_mailed_and_resolved,
+    parked_ticket_events_are_mailed_and_resolved,
     alerts_are_off_without_recipients,
     a_lost_state_write_does_not_mail_twice,
     deleted_alert_states_do_not_mail_twice,
@@ -456,6 +457,72 @@ async fn mail_waiting_too_long_is_mailed_and_resolved(backend: Backend) {
         a.subjects().await,
         ["[Herald] RESOLVED: mail waiting over 30m"],
         "the first alert mail was cancelled above"
+    );
+}
+
+async fn parked_ticket_events_are_mailed_and_resolved(backend: Backend) {
+    let Some(a) = alerting_app(backend, |_| {}).await else {
+        return;
+    };
+    let store = &a.app.state.store;
+    support::tickets::integration(store, "jira", true).await;
+    let now = now_ms();
+    let post = herald::store::NewEventPost {
+        node_id: "node_1".into(),
+        submitted_by: "am".into(),
+        now,
+        idempotency: None,
+        events: vec![herald::store::NewTicketEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            integration: "jira".into(),
+            dedup_key: "scan/1".into(),
+            status: "firing",
+            source: "api",
+            context: "{}".into(),
+        }],
+    };
+    store.insert_ticket_events(&[post]).await.unwrap();
+    assert_eq!(a.evaluate().await.pending, 0, "a queued event is not a failure");
+    let claimed = store
+        .claim_ticket_events("node_1", now, now + 60_000, 10)
+        .await
+        .unwrap();
+    let parked = herald::store::EventOutcome::Parked {
+        error: r#"{"kind":"rejected","message":"customfield_10010: Team is required"}"#.into(),
+    };
+    assert!(
+        store
+            .finish_ticket_event("node_1", &claimed[0].id, now + 60_000, &parked, None, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.evaluate().await.pending, 1);
+    assert_eq!(a.evaluate_after(DEBOUNCE).await.transitions, 1);
+    assert_eq!(
+        a.subjects().await,
+        ["[Herald] FAILING: ticket delivery of integration jira"]
+    );
+    let mails = a.alert_mails().await;
+    let body = a.body(mails[0]["id"].as_str().unwrap()).await;
+    assert!(
+        body.contains("1 ticket event of integration jira is parked in the error list"),
+        "{body}"
+    );
+    assert!(
+        body.contains("https://herald.example.com/console/integrations/jira/tickets"),
+        "{body}"
+    );
+
+    // Deleted by an admin: resolved.
+    store.delete_ticket_events("jira", "scan/1", false).await.unwrap();
+    assert_eq!(a.evaluate_after(MINUTE).await.pending, 1);
+    assert_eq!(a.evaluate_after(DEBOUNCE).await.transitions, 1);
+    assert_eq!(
+        a.subjects().await,
+        [
+            "[Herald] FAILING: ticket delivery of integration jira",
+            "[Herald] RESOLVED: ticket delivery of integration jira"
+        ]
     );
 }
 

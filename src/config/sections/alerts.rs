@@ -28,7 +28,8 @@ keys! {
         |s| s.parse::<i64>().ok().filter(|n| (0..=1_000_000_000).contains(n)))
         .default("10");
     ALERT_QUEUE_AGE: Duration = Key::new(S, "alert_queue_age",
-        "alert when the oldest waiting message is older than this", DURATION, parse_duration)
+        "alert when the oldest waiting message, or an integration's oldest ticket event not yet applied, is \
+         older than this", DURATION, parse_duration)
         .default("30m");
     ALERT_STOPPED_NODE: Duration = Key::new(S, "alert_stopped_node",
         "alert for a node that stopped cleanly only once it has stayed stopped this long (`0s`: as soon as it \
