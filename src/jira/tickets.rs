@@ -291,7 +291,20 @@ impl TicketClient {
                     ));
                 }
             }
-            let permit = self.limiter.acquire().await;
+            // Waiting for a slot, a token or a pause that began meanwhile: no longer than the
+            // inline wait either.
+            let Ok(permit) = tokio::time::timeout(self.settings.max_inline_wait, self.limiter.acquire()).await else {
+                let wait = self
+                    .limiter
+                    .blocked_until()
+                    .map_or(DEFAULT_PAUSE, |until| until.saturating_duration_since(Instant::now()));
+                return Err(TicketError::new(
+                    TicketErrorKind::RateLimited,
+                    Retry::After(wait),
+                    &operation,
+                    "this integration's requests are paused or its rate limit is used up; tried again later".to_owned(),
+                ));
+            };
             let mut request = self
                 .jira
                 .http

@@ -2,6 +2,8 @@
 //! at Herald, as docs/events.md configures it: an alert posted to Alertmanager arrives as one event
 //! with the alert's labels; the same alert posted again is not notified again (Alertmanager
 //! deduplicates it until `repeat_interval`); resolving it sends a resolved event for the same group.
+//! With Herald's ticket worker on and the integration pointing at the Jira simulator: the alert
+//! becomes one issue, the repeat adds nothing, and the resolution moves the issue to Done.
 
 use crate::support;
 
@@ -12,9 +14,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use support::integrations::{spec_for, with};
+use support::jira_sim::{Flavour, JiraSim};
 use support::process::free_port;
-use support::tickets::{context, events_of, integration};
-use support::{Backend, TestApp, eventually, http_client, spawn_app};
+use support::tickets::{context, events_of};
+use support::{Backend, TestApp, eventually, http_client, spawn_app_with};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 /// Alertmanager's group_interval here: how often it looks at a group for changes to notify.
@@ -133,8 +137,21 @@ async fn group_events(app: &TestApp, alertname: &str) -> Vec<(String, Value)> {
 }
 
 async fn an_alert_becomes_one_event_a_repeat_none_and_its_resolution_another(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
-    integration(&app.state.store, "jira", true).await;
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.tickets.delivery = true;
+        s.tickets.retry.initial = Duration::from_millis(100);
+    })
+    .await
+    else {
+        return;
+    };
+    let sim = JiraSim::start(Flavour::Cloud).await;
+    let spec = with(
+        spec_for("jira", &sim, Flavour::Cloud),
+        json!({"project_key": "SEC", "issue_type": "Bug",
+               "tickets": {"enabled": true, "resolve_transition": "Done", "comment_on_repeat": true}}),
+    );
+    assert_eq!(app.register(&spec).await["check"]["status"], "HEALTHY_INTEGRATION");
     let password = app.create_user("alertmanager", "events").await;
     let Some(am) = Alertmanager::start(&app, "alertmanager", &password).await else {
         return;
@@ -161,6 +178,12 @@ async fn an_alert_becomes_one_event_a_repeat_none_and_its_resolution_another(bac
     let rows = events_of(&app.state.store, "jira").await;
     let group_key = rows[0].dedup_key.clone();
     assert!(group_key.contains("alertname=\"DiskFull\""), "{group_key}");
+    // The alert is one issue in Jira.
+    let created = eventually(Duration::from_secs(30), || async { sim.tickets().issues().len() == 1 }).await;
+    assert!(created, "no issue was created");
+    let issue = sim.tickets().issues()[0].clone();
+    assert_eq!(issue.summary, "DiskFull: DiskFull on db1");
+    assert!(issue.labels.contains(&herald::tickets::dedup_label("jira", &group_key)));
 
     // The same alert again: Alertmanager merges it into the one it has and does not notify again
     // before repeat_interval. A second group posted after it is the marker: once its notification is
@@ -177,6 +200,9 @@ async fn an_alert_becomes_one_event_a_repeat_none_and_its_resolution_another(bac
         assert_eq!(group_events(&app, "DiskFull").await.len(), 1, "a repeat was notified");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The marker group has its own issue; DiskFull still has one, without a comment.
+    assert!(eventually(Duration::from_secs(30), || async { sim.tickets().issues().len() == 2 }).await);
+    assert!(sim.tickets().issue(&issue.key).unwrap().comments.is_empty());
 
     // Resolved: an end in the past. Alertmanager notifies the group as resolved (send_resolved).
     am.post(alert(
@@ -206,6 +232,13 @@ async fn an_alert_becomes_one_event_a_repeat_none_and_its_resolution_another(bac
     let resolved = context(&rows[1]);
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     assert!(resolved["ends_at"].is_string(), "{resolved}");
+    // The resolution moved the issue through the resolve transition; no second issue.
+    let done = eventually(Duration::from_secs(30), || async {
+        sim.tickets().issue(&issue.key).is_some_and(|i| i.status == "Done")
+    })
+    .await;
+    assert!(done, "{:?}", sim.tickets().issue(&issue.key));
+    assert_eq!(sim.tickets().issues().len(), 2);
 }
 
 // Alertmanager runs beside Herald; one backend is enough to show the protocol (the intake's storage
