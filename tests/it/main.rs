@@ -42,6 +42,7 @@ mod tickets_api;
 mod tickets_check;
 mod tickets_crash;
 mod tickets_delivery;
+mod tickets_exactly_once;
 mod tickets_intake;
 mod tickets_store;
 mod users_tokens;
