@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use support::integrations::{spec_for, with};
 use support::jira_sim::{Flavour, JiraSim};
 use support::process::free_port;
-use support::tickets::{context, events_of};
+use support::tickets::{context, events_of, fast_worker};
 use support::{Backend, TestApp, eventually, http_client, spawn_app_with};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -137,12 +137,7 @@ async fn group_events(app: &TestApp, alertname: &str) -> Vec<(String, Value)> {
 }
 
 async fn an_alert_becomes_one_event_a_repeat_none_and_its_resolution_another(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| {
-        s.tickets.delivery = true;
-        s.tickets.retry.initial = Duration::from_millis(100);
-    })
-    .await
-    else {
+    let Some(app) = spawn_app_with(backend, fast_worker).await else {
         return;
     };
     let sim = JiraSim::start(Flavour::Cloud).await;

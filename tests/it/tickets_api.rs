@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use support::integrations::{spec_for, with};
 use support::jira_sim::{Flavour, JiraSim, SimConfig};
 use support::process::{herald_command, run};
+use support::tickets::fast_worker;
 use support::{Backend, TestApp, eventually, problem, spawn_app_with};
 
 backend_tests!(the_ticket_list_shows_each_problem_its_issue_and_its_error);
@@ -17,13 +18,7 @@ backend_tests!(the_ticket_list_shows_each_problem_its_issue_and_its_error);
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn app(backend: Backend) -> Option<(TestApp, JiraSim)> {
-    let app = spawn_app_with(backend, |s| {
-        s.tickets.delivery = true;
-        s.tickets.client.request_timeout = Duration::from_secs(1);
-        s.tickets.retry.initial = Duration::from_millis(100);
-        s.tickets.retry.max = Duration::from_millis(400);
-    })
-    .await?;
+    let app = spawn_app_with(backend, fast_worker).await?;
     let mut config = SimConfig::new(Flavour::DataCenter);
     config.optional_fields.push("customfield_10010".into());
     let sim = JiraSim::start_with(config).await;

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::integrations::{spec_for, with};
 use support::jira_sim::{Flavour, JiraSim, SimConfig};
+use support::tickets::fast_worker;
 use support::{Backend, TestApp, eventually, spawn_app_with};
 
 fn tickets() -> Value {
@@ -17,12 +18,9 @@ fn tickets() -> Value {
 }
 
 async fn herald_app() -> TestApp {
-    spawn_app_with(Backend::Sqlite, |s| {
-        s.tickets.delivery = true;
-        s.tickets.retry.initial = Duration::from_millis(100);
-    })
-    .await
-    .expect("sqlite always runs")
+    spawn_app_with(Backend::Sqlite, fast_worker)
+        .await
+        .expect("sqlite always runs")
 }
 
 async fn register(app: &TestApp, sim: &JiraSim, flavour: Flavour, tickets: Value) -> Value {

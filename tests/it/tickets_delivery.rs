@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use support::integrations::{spec_for, with};
 use support::jira_sim::{Flavour, JiraSim, SimConfig};
 use support::tickets::events_of;
+use support::tickets::fast_worker;
 use support::{Backend, TestApp, eventually, spawn_app_with};
 
 backend_tests!(
@@ -32,13 +33,7 @@ async fn app(backend: Backend, flavour: Flavour, tickets: Value) -> Option<(Test
 
 async fn app_with(backend: Backend, config: SimConfig, tickets: Value) -> Option<(TestApp, JiraSim)> {
     let flavour = config.flavour;
-    let app = spawn_app_with(backend, |s| {
-        s.tickets.delivery = true;
-        s.tickets.client.request_timeout = Duration::from_secs(1);
-        s.tickets.retry.initial = Duration::from_millis(100);
-        s.tickets.retry.max = Duration::from_millis(400);
-    })
-    .await?;
+    let app = spawn_app_with(backend, fast_worker).await?;
     let sim = JiraSim::start_with(config).await;
     let spec = with(
         spec_for("jira", &sim, flavour),

@@ -20,6 +20,15 @@ pub async fn integration(store: &Store, name: &str, tickets_enabled: bool) {
         .expect("store the integration");
 }
 
+/// Turns the ticket worker on, retrying fast and giving up on Jira after a second: what tests that
+/// watch events become issues in the simulator need.
+pub fn fast_worker(s: &mut herald::config::Settings) {
+    s.tickets.delivery = true;
+    s.tickets.client.request_timeout = std::time::Duration::from_secs(1);
+    s.tickets.retry.initial = std::time::Duration::from_millis(100);
+    s.tickets.retry.max = std::time::Duration::from_millis(400);
+}
+
 /// Every stored event of an integration, in id order.
 pub async fn events_of(store: &Store, integration: &str) -> Vec<TicketEventRow> {
     store
