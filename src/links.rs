@@ -59,5 +59,6 @@ mod tests {
             "/console/integrations/jira%20prod%2F1"
         );
         assert_eq!(Link::IntegrationEdit("a?b").path(), "/console/integrations/a%3Fb/edit");
+        assert_eq!(Link::Tickets("a b").path(), "/console/integrations/a%20b/tickets");
     }
 }

@@ -23,7 +23,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use crate::state::AppState;
 use error::ConsoleError;
-use pages::{account, cluster, integration, integration_form, integrations, mail, overview, users};
+use pages::{account, cluster, integration, integration_form, integrations, mail, overview, tickets, users};
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
@@ -43,6 +43,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/console/integrations/{name}/edit",
             get(integration_form::edit_integration),
         )
+        .route("/console/integrations/{name}/tickets", get(tickets::tickets))
         .route("/console/mail", get(mail::mail))
         .route("/console/account", get(account::account))
         .route("/console/users", get(users::users))
@@ -114,6 +115,26 @@ fn state_changing() -> Vec<(&'static str, Allowed, MethodRouter<AppState>)> {
             "/console/integrations/{name}/delete",
             Admins,
             post(integration::delete_integration),
+        ),
+        (
+            "/console/integrations/{name}/tickets/resend",
+            Admins,
+            post(tickets::resend_problem),
+        ),
+        (
+            "/console/integrations/{name}/tickets/resend-all",
+            Admins,
+            post(tickets::resend_all_problems),
+        ),
+        (
+            "/console/integrations/{name}/tickets/delete",
+            Admins,
+            post(tickets::delete_problem),
+        ),
+        (
+            "/console/integrations/{name}/tickets/test",
+            Admins,
+            post(tickets::send_test_event),
         ),
         ("/console/alerts/test", Admins, post(overview::test_alert)),
         ("/console/mail/flush", Admins, post(mail::flush_mail)),

@@ -274,20 +274,34 @@ pub struct ProblemFilter {
     pub limit: i64,
 }
 
-const PROBLEMS: &str = "WITH pending AS (SELECT integration, dedup_key, COUNT(*) AS pending, MIN(id) AS head_id \
-     FROM ticket_events WHERE state <> 'done' GROUP BY integration, dedup_key), \
-     problem_keys AS (SELECT integration, dedup_key FROM tickets UNION SELECT integration, dedup_key FROM pending), \
-     problems AS (SELECT k.integration, k.dedup_key, \
-       CASE WHEN h.state = 'error' THEN 'error' WHEN p.pending > 0 THEN 'pending' ELSE t.state END AS state, \
-       t.issue_key, t.issue_url, t.summary, t.state AS issue_state, t.resolved_at, t.last_event_id, t.last_event_at, \
-       COALESCE(p.pending, 0) AS pending, h.id AS head_id, h.status AS head_status, h.attempts AS head_attempts, \
-       h.next_attempt_at AS head_next_attempt_at, h.last_error AS head_last_error \
-     FROM problem_keys k LEFT JOIN tickets t ON t.integration = k.integration AND t.dedup_key = k.dedup_key \
-     LEFT JOIN pending p ON p.integration = k.integration AND p.dedup_key = k.dedup_key \
-     LEFT JOIN ticket_events h ON h.id = p.head_id) \
-     SELECT * FROM problems WHERE ($1 IS NULL OR integration = $1) AND ($2 IS NULL OR dedup_key = $2) \
+/// Every problem with its state: Herald's issues and the keys with events still to apply.
+macro_rules! problems_cte {
+    () => {
+        "WITH pending AS (SELECT integration, dedup_key, COUNT(*) AS pending, MIN(id) AS head_id \
+         FROM ticket_events WHERE state <> 'done' GROUP BY integration, dedup_key), \
+         problem_keys AS (SELECT integration, dedup_key FROM tickets UNION SELECT integration, dedup_key FROM pending), \
+         problems AS (SELECT k.integration, k.dedup_key, \
+           CASE WHEN h.state = 'error' THEN 'error' WHEN p.pending > 0 THEN 'pending' ELSE t.state END AS state, \
+           t.issue_key, t.issue_url, t.summary, t.state AS issue_state, t.resolved_at, t.last_event_id, t.last_event_at, \
+           COALESCE(p.pending, 0) AS pending, h.id AS head_id, h.status AS head_status, h.attempts AS head_attempts, \
+           h.next_attempt_at AS head_next_attempt_at, h.last_error AS head_last_error \
+         FROM problem_keys k LEFT JOIN tickets t ON t.integration = k.integration AND t.dedup_key = k.dedup_key \
+         LEFT JOIN pending p ON p.integration = k.integration AND p.dedup_key = k.dedup_key \
+         LEFT JOIN ticket_events h ON h.id = p.head_id)"
+    };
+}
+
+const PROBLEMS: &str = concat!(
+    problems_cte!(),
+    " SELECT * FROM problems WHERE ($1 IS NULL OR integration = $1) AND ($2 IS NULL OR dedup_key = $2) \
      AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR integration > $4 OR (integration = $4 AND dedup_key > $5)) \
-     ORDER BY integration, dedup_key LIMIT $6";
+     ORDER BY integration, dedup_key LIMIT $6"
+);
+
+const PROBLEM_COUNTS: &str = concat!(
+    problems_cte!(),
+    " SELECT state, COUNT(*) AS problems FROM problems WHERE integration = $1 GROUP BY state ORDER BY state"
+);
 
 impl Store {
     /// Problems with their issue and their oldest event still to apply.
@@ -308,5 +322,13 @@ impl Store {
                 .await
         })?;
         Ok(rows)
+    }
+
+    /// How many problems an integration has in each state ([`ProblemRow::state`]'s values).
+    pub async fn ticket_problem_counts(&self, integration: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let counts = on_read_pool!(self, |pool| {
+            sqlx::query_as(PROBLEM_COUNTS).bind(integration).fetch_all(pool).await
+        })?;
+        Ok(counts)
     }
 }

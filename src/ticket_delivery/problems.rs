@@ -76,6 +76,12 @@ impl TicketDelivery {
         Ok(rows.into_iter().map(Problem::from).collect())
     }
 
+    /// How many problems an integration has in each state (`error`, `pending`, `open`, …); states
+    /// without a problem are left out.
+    pub async fn problem_counts(&self, integration: &str) -> Result<Vec<(String, i64)>, TicketsError> {
+        Ok(self.inner.store.ticket_problem_counts(integration).await?)
+    }
+
     /// One problem and its events (the newest `limit`, applied ones included while they are kept).
     pub async fn problem(
         &self,

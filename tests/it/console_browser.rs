@@ -291,10 +291,12 @@ async fn pages_fit_a_phone_with_long_names_and_work_from_the_keyboard() {
     };
     browser.sign_in(&app.base, "admin", ADMIN_PASSWORD).await;
     let detail = format!("/console/integrations/{LONG_NAME}");
+    let tickets = format!("{detail}/tickets");
     for path in [
         "/console/",
         "/console/integrations",
         detail.as_str(),
+        tickets.as_str(),
         "/console/add-integration",
         "/console/mail",
         "/console/cluster",
@@ -374,6 +376,7 @@ async fn screenshots() {
         ("integration-faulty", "/console/integrations/jira-onprem"),
         ("integration-healthy", "/console/integrations/jira-cloud"),
         ("integration-new", "/console/add-integration"),
+        ("tickets", "/console/integrations/jira-cloud/tickets"),
         ("mail-queue", "/console/mail?view=queue"),
         ("mail-errors", "/console/mail?view=errors"),
         ("cluster", "/console/cluster"),

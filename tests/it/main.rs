@@ -17,6 +17,7 @@ mod cli;
 mod cluster;
 mod console;
 mod console_browser;
+mod console_ticket_list;
 mod console_tickets;
 mod database_outage;
 mod error_kinds;

@@ -110,6 +110,8 @@ struct IntegrationPage {
     slowest_ms: i64,
     recent: Vec<HistoryRow>,
     kept: usize,
+    /// Problems in the error list of its tickets.
+    ticket_errors: i64,
 }
 
 fn settings_list(integration: &Integration, now: i64) -> Vec<(&'static str, String)> {
@@ -131,6 +133,15 @@ fn settings_list(integration: &Integration, now: i64) -> Vec<(&'static str, Stri
     }
     out.push(("Project", s.project_key.clone().unwrap_or_else(|| "—".to_owned())));
     out.push(("Issue type", s.issue_type.clone().unwrap_or_else(|| "—".to_owned())));
+    out.push((
+        "Tickets",
+        if s.tickets.as_ref().is_some_and(|t| t.enabled) {
+            "on: events become Jira issues"
+        } else {
+            "off"
+        }
+        .to_owned(),
+    ));
     out.push((
         "Private CA",
         if s.ca_cert_pem.is_some() {
@@ -203,6 +214,13 @@ pub async fn integration(
             })
             .collect(),
         kept: history.len(),
+        ticket_errors: state
+            .ticket_delivery
+            .problem_counts(&name)
+            .await?
+            .into_iter()
+            .find_map(|(s, n)| (s == "error").then_some(n))
+            .unwrap_or(0),
         name,
     };
     html(&page)

@@ -187,6 +187,17 @@ pub async fn integrations(
         .collect();
     let more = rows.len() > INTEGRATIONS_PAGE;
     rows.truncate(INTEGRATIONS_PAGE);
+    // Parked ticket events are the heads of their problems: one per problem in the error list.
+    let parked: std::collections::HashMap<String, i64> = state
+        .tickets
+        .figures()
+        .await?
+        .into_iter()
+        .map(|f| (f.integration, f.errors))
+        .collect();
+    for row in &mut rows {
+        row.ticket_errors = parked.get(&row.name).copied().unwrap_or(0);
+    }
     let next_page = if more {
         rows.last().map(|r| link(status, Some(&r.name)))
     } else {

@@ -9,6 +9,7 @@ pub(super) mod integration_form;
 pub(super) mod integrations;
 pub(super) mod mail;
 pub(super) mod overview;
+pub(super) mod tickets;
 pub(super) mod users;
 
 use super::error::ConsoleError;
@@ -169,6 +170,10 @@ pub struct IntegrationRow {
     pub badge: Badge,
     pub reason: String,
     pub verified: Option<When>,
+    /// Its Tickets page, when tickets are on for it.
+    pub tickets_href: Option<String>,
+    /// Problems in its tickets' error list (filled by the pages that show it).
+    pub ticket_errors: i64,
 }
 
 fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> IntegrationRow {
@@ -186,6 +191,12 @@ fn integration_row(spec: &IntegrationSpec, latest: &LatestCheck, now: i64) -> In
         badge: Badge::of_status(latest.status.as_deref()),
         reason: latest.reason.clone().unwrap_or_default(),
         verified: latest.checked_at.map(|at| When::at(at, now)),
+        tickets_href: spec
+            .tickets
+            .as_ref()
+            .is_some_and(|t| t.enabled)
+            .then(|| Link::Tickets(&latest.name).path()),
+        ticket_errors: 0,
     }
 }
 
