@@ -333,6 +333,19 @@ impl Store {
         Ok(row)
     }
 
+    /// Forgets Herald's record of a problem's issue.
+    pub async fn forget_ticket(&self, integration: &str, dedup_key: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM tickets WHERE integration = $1 AND dedup_key = $2")
+                .bind(integration)
+                .bind(dedup_key)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
     /// Records a problem's issue (inserted, or replacing what was recorded; `created_at` is kept).
     pub async fn save_ticket(&self, ticket: &TicketRow) -> Result<(), StoreError> {
         on_pool!(self, |pool| upsert_ticket!(pool, ticket))?;

@@ -189,6 +189,7 @@ impl Job<'_> {
         issue: &RenderedIssue,
         replacing: Option<String>,
     ) -> Result<Applied, Failure> {
+        let before = previous.clone();
         let mut row = self.touched_or_new(previous);
         row.state = "creating".into();
         row.issue_key = replacing;
@@ -210,19 +211,34 @@ impl Job<'_> {
             priority: issue.priority.clone(),
             fields,
         };
-        let created = match self.target.client.create_issue(&new).await {
+        let mut answer = self.target.client.create_issue(&new).await;
+        if answer.as_ref().is_err_and(|e| e.rejects_field("labels")) {
+            // The Labels field is not on the create screen (alertmanager#5230): create without
+            // labels; the problem is then found through Herald's map alone.
+            tracing::warn!(
+                integration = %self.event.integration,
+                "Jira refuses labels on its create screen; creating the issue without its dedup label"
+            );
+            new.labels.clear();
+            answer = self.target.client.create_issue(&new).await;
+        }
+        let created = match answer {
             Ok(created) => created,
-            Err(e) if e.rejects_field("labels") => {
-                // The Labels field is not on the create screen (alertmanager#5230): create without
-                // labels; the problem is then found through Herald's map alone.
-                tracing::warn!(
-                    integration = %self.event.integration,
-                    "Jira refuses labels on its create screen; creating the issue without its dedup label"
-                );
-                new.labels.clear();
-                self.target.client.create_issue(&new).await?
+            Err(e) => {
+                if !e.is_unknown_outcome() {
+                    // Jira did not create it: the problem is as it was before this attempt (a
+                    // `creating` mark from an earlier, lost create stays, since that one may exist).
+                    match &before {
+                        Some(previous) => self.store.save_ticket(previous).await?,
+                        None => {
+                            self.store
+                                .forget_ticket(&self.event.integration, &self.event.dedup_key)
+                                .await?
+                        }
+                    }
+                }
+                return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
         };
         row.state = "open".into();
         row.issue_url = Some(self.target.client.browse_url(&created.key));

@@ -226,6 +226,8 @@ async fn a_rejected_field_parks_the_event_and_holds_back_its_problem(backend: Ba
     assert_eq!(events[1].state, "queued");
     assert_eq!(events[1].attempts, 0);
     assert!(sim.tickets().issues().is_empty());
+    // Jira said no: nothing is marked as being created (a plain delete would leave nothing behind).
+    assert_eq!(app.state.store.ticket("jira", "x").await.unwrap(), None);
 
     // Fixed in Jira and resent: created, then resolved, in order.
     sim.tickets().accept_fields();
