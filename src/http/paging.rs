@@ -88,34 +88,51 @@ impl utoipa::PartialSchema for Cursor {
 
 impl utoipa::ToSchema for Cursor {}
 
-/// `after` of the ticket list: the `next` of the previous page, which names that page's last problem
-/// (its integration and dedup key, base64url-encoded: neither holds a line break).
+/// `after` of the ticket list: the `next` of the previous page, which names that page's last problem:
+/// its integration and dedup key, each in lower-case hex, joined by a dot. Any string of that shape
+/// is a position in the list (bytes that are not UTF-8 are read leniently), so the schema's pattern
+/// says exactly what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProblemCursor {
     pub integration: String,
     pub dedup_key: String,
 }
 
+const PROBLEM_CURSOR_PATTERN: &str = "^([0-9a-f]{2}){0,1024}\\.([0-9a-f]{2}){0,1024}$";
+
 impl ProblemCursor {
     pub fn encode(integration: &str, dedup_key: &str) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{integration}\n{dedup_key}"))
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        format!("{}.{}", hex(integration), hex(dedup_key))
     }
+}
+
+fn unhex(text: &str) -> Option<String> {
+    if text.len() % 2 != 0 || text.len() > 2048 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = text.get(i..i + 2)?;
+            if pair.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                u8::from_str_radix(pair, 16).ok()
+            } else {
+                None
+            }
+        })
+        .collect();
+    Some(String::from_utf8_lossy(&bytes?).into_owned())
 }
 
 impl<'de> Deserialize<'de> for ProblemCursor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use base64::Engine;
         let text = Cow::<'de, str>::deserialize(deserializer)?;
         let refused = || D::Error::custom("`after` must be the `next` of a previous page");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text.as_bytes())
-            .map_err(|_| refused())?;
-        let decoded = String::from_utf8(bytes).map_err(|_| refused())?;
-        let (integration, dedup_key) = decoded.split_once('\n').ok_or_else(refused)?;
+        let (integration, dedup_key) = text.split_once('.').ok_or_else(refused)?;
         Ok(ProblemCursor {
-            integration: integration.to_owned(),
-            dedup_key: dedup_key.to_owned(),
+            integration: unhex(integration).ok_or_else(refused)?,
+            dedup_key: unhex(dedup_key).ok_or_else(refused)?,
         })
     }
 }
@@ -124,7 +141,7 @@ impl utoipa::PartialSchema for ProblemCursor {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some("^[A-Za-z0-9_-]{1,2048}$"))
+            .pattern(Some(PROBLEM_CURSOR_PATTERN))
             .description(Some("The `next` of the previous page"))
             .into()
     }
@@ -171,7 +188,9 @@ mod tests {
             (q.after.integration.as_str(), q.after.dedup_key.as_str()),
             ("jira", "scan/CVE-1 é")
         );
-        for bad in ["after=%%%", "after=bm9uZXdsaW5l"] {
+        let q: Q = serde_urlencoded::from_str("after=.").unwrap();
+        assert_eq!((q.after.integration.as_str(), q.after.dedup_key.as_str()), ("", ""));
+        for bad in ["after=%%%", "after=0", "after=abc.00", "after=AB.00", "after=zz.00"] {
             let err = serde_urlencoded::from_str::<Q>(bad).unwrap_err().to_string();
             assert!(err.contains("`after` must be the `next`"), "{bad}: {err}");
         }
