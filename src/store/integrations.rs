@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_read_pool};
 
 /// An integration as stored: the service parses `config` and opens `secret`.
 #[derive(Debug, Clone, FromRow)]
@@ -87,7 +87,9 @@ impl Store {
 
     pub async fn integration(&self, name: &str) -> Result<Option<StoredIntegration>, StoreError> {
         let sql = format!("{SELECT} WHERE name = $1");
-        let row: Option<StoredIntegration> = on_pool!(self, |pool| {
+        // On SQLite a reader: every event post reads its integration, and on the one writer
+        // connection it would queue behind (and hold up) the group commits.
+        let row: Option<StoredIntegration> = on_read_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(name)
                 .fetch_optional(pool)

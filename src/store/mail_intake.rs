@@ -115,7 +115,7 @@ fn sqlite_insert(rows: usize) -> String {
 
 /// The batch cut into chunks: power-of-two sizes, largest first, until at most [`SQLITE_EXACT`] rows
 /// are left, which are the last chunk.
-fn sqlite_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+pub(super) fn sqlite_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         if rows.is_empty() {
             return None;

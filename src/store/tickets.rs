@@ -157,11 +157,24 @@ macro_rules! claim_keys_in {
     }};
 }
 
-/// One statement stores a whole batch (a statement per event would cost more than the events).
-const SQLITE_BULK_INSERT: &str = "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, \
-     state, node_id, submitted_by, attempts, next_attempt_at, created_at, updated_at) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 'queued', value ->> 6, \
-     value ->> 7, 0, value ->> 8, value ->> 8, value ->> 8 FROM json_each($1)";
+/// On SQLite, a batch is one multi-row `INSERT … VALUES` per chunk (chunks as the mail intake cuts
+/// them), every value bound: a statement per event would cost more than the events, and a batch
+/// passed as JSON costs SQLite a parse of it per column.
+const SQLITE_ROW: &str = "(?, ?, ?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?)";
+
+fn sqlite_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, state, node_id, \
+         submitted_by, attempts, next_attempt_at, created_at, updated_at) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(SQLITE_ROW);
+    }
+    sql
+}
 
 const POSTGRES_BULK_INSERT: &str = "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, \
      state, node_id, submitted_by, attempts, next_attempt_at, created_at, updated_at) \
@@ -211,27 +224,24 @@ impl Store {
             Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
-                if !to_store.is_empty() {
-                    let rows: Vec<serde_json::Value> = to_store
-                        .iter()
-                        .map(|(post, e)| {
-                            serde_json::json!([
-                                e.id,
-                                e.integration,
-                                e.dedup_key,
-                                e.status,
-                                e.source,
-                                e.context,
-                                post.node_id,
-                                post.submitted_by,
-                                post.now
-                            ])
-                        })
-                        .collect();
-                    sqlx::query(SQLITE_BULK_INSERT)
-                        .bind(serde_json::Value::Array(rows).to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in super::mail_intake::sqlite_chunks(&to_store) {
+                    let sql = sqlite_insert(chunk.len());
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    for (post, e) in chunk {
+                        query = query
+                            .bind(e.id.as_str())
+                            .bind(e.integration.as_str())
+                            .bind(e.dedup_key.as_str())
+                            .bind(e.status)
+                            .bind(e.source)
+                            .bind(e.context.as_str())
+                            .bind(post.node_id.as_str())
+                            .bind(post.submitted_by.as_str())
+                            .bind(post.now)
+                            .bind(post.now)
+                            .bind(post.now);
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(outcomes)

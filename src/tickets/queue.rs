@@ -120,7 +120,7 @@ impl TicketEvents {
     pub fn start(store: Store, node_id: NodeId, metrics: Arc<Metrics>) -> TicketEvents {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let wake = Arc::new(Notify::new());
-        tokio::spawn(commit_loop(store.clone(), rx, wake.clone()));
+        tokio::spawn(commit_loop(store.clone(), rx, wake.clone(), metrics.clone()));
         TicketEvents {
             store,
             node_id,
@@ -225,12 +225,7 @@ impl TicketEvents {
             .await
             .map_err(|_| EventError::ShuttingDown)?;
         match answer.await.map_err(|_| EventError::ShuttingDown)? {
-            Ok((PostOutcome::Stored, ids)) => {
-                for event in &events {
-                    self.metrics.tickets.accepted(event.source.as_str(), 1);
-                }
-                Ok(Accepted { ids, created: true })
-            }
+            Ok((PostOutcome::Stored, ids)) => Ok(Accepted { ids, created: true }),
             Ok((PostOutcome::Duplicate(ids), _)) => Ok(Accepted { ids, created: false }),
             Ok((PostOutcome::KeyConflict, _)) => Err(EventError::KeyConflict),
             Err(unavailable) => Err(EventError::Store(StoreError::Unavailable(sqlx::Error::Protocol(
@@ -288,7 +283,7 @@ fn problem_key(template: &Template, event: &Event) -> String {
 
 /// Group commit: takes every post waiting, gives their events ids in commit order, stores them in
 /// one transaction, answers each.
-async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
+async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut pruned_at = 0;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -303,6 +298,13 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
         match store.insert_ticket_events(&posts).await {
             Ok(outcomes) => {
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    // Counted here, not by the request: a client gone before its answer had its
+                    // events stored all the same.
+                    if outcome == PostOutcome::Stored {
+                        for event in &pending.post.events {
+                            metrics.tickets.accepted(event.source, 1);
+                        }
+                    }
                     let ids = pending.post.events.into_iter().map(|e| e.id).collect();
                     let _ = pending.reply.send(Ok((outcome, ids)));
                 }
