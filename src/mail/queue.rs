@@ -276,65 +276,32 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
     digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Commits in flight at once on PostgreSQL. While one batch waits for its WAL flush, the next is
-/// inserted and joins the server's own group commit, so a session does not wait for a whole commit
-/// before its message can start one. SQLite has one writer: its batches commit one after another.
-const POSTGRES_COMMITS_IN_FLIGHT: usize = 4;
-
 /// Group commit: takes every submission waiting, stores them in one transaction, answers each.
 async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
-    let in_flight = match store.backend() {
-        crate::store::Backend::Sqlite => 1,
-        crate::store::Backend::Postgres => POSTGRES_COMMITS_IN_FLIGHT,
-    };
-    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
         // The rows move out of the batch (a complete message may be megabytes: no copy of it is made).
         let (rows, replies): (Vec<NewMail>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
-        let commit = commit(store.clone(), rows, replies, wake.clone(), metrics.clone());
-        if in_flight == 1 {
-            commit.await;
-            drop(slot);
-        } else {
-            tokio::spawn(async move {
-                commit.await;
-                drop(slot);
-            });
-        }
-    }
-}
-
-/// Stores one batch and answers its submitters.
-async fn commit(
-    store: Store,
-    rows: Vec<NewMail>,
-    replies: Vec<oneshot::Sender<Result<EnqueueOutcome, String>>>,
-    wake: Arc<Notify>,
-    metrics: Arc<Metrics>,
-) {
-    let started = std::time::Instant::now();
-    let result = store.enqueue_mail(&rows).await;
-    drop(rows);
-    match result {
-        Ok(outcomes) => {
-            metrics.mail_committed(replies.len(), started.elapsed());
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+        let started = std::time::Instant::now();
+        let result = store.enqueue_mail(&rows).await;
+        drop(rows);
+        match result {
+            Ok(outcomes) => {
+                metrics.mail_committed(replies.len(), started.elapsed());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                wake.notify_one();
             }
-            wake.notify_one();
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, messages = replies.len(), "cannot store submitted mail");
-            let text = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(text.clone()));
+            Err(e) => {
+                tracing::warn!(error = %e, messages = replies.len(), "cannot store submitted mail");
+                let text = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(text.clone()));
+                }
+                // Do not spin on a database that is down.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            // Do not spin on a database that is down.
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
