@@ -10,6 +10,7 @@
 pub mod conditions;
 pub mod digest;
 pub mod rules;
+mod ticket_conditions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -275,7 +276,7 @@ impl Alerts {
         observed.push(conditions::error_queue(&figures, inner.config.error_queue, now));
         observed.push(conditions::queue_age(&figures, inner.config.queue_age, now));
         let ticket_figures = inner.store.ticket_event_figures().await?;
-        observed.extend(conditions::tickets(
+        observed.extend(ticket_conditions::tickets(
             &checks,
             &ticket_figures,
             inner.config.queue_age,
