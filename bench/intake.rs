@@ -19,17 +19,8 @@ use std::time::Duration;
 use common::herald_process::{Herald, PASSWORD};
 use common::postgres::Postgres;
 use common::smtp_sink::Sink;
+use common::wrk::{Load, summary};
 use common::{basic, env_secs, env_usize, free_port};
-
-/// What `wrk` reported.
-struct Load {
-    requests: u64,
-    per_second: f64,
-    non_2xx: u64,
-    socket_errors: u64,
-    p50: Duration,
-    p99: Duration,
-}
 
 fn wrk(addr: SocketAddr, seconds: Duration, connections: usize) -> Load {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/wrk/submit.lua");
@@ -44,27 +35,7 @@ fn wrk(addr: SocketAddr, seconds: Duration, connections: usize) -> Load {
         .env("HERALD_BASIC", basic("admin", PASSWORD).trim_start_matches("Basic "))
         .output()
         .expect("wrk is not installed (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().find(|l| l.starts_with("wrk: ")).unwrap_or_else(|| {
-        panic!(
-            "no summary from wrk:\n{text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    // wrk: requests=123 seconds=10.000 rate=12.3 non_2xx=0 socket_errors=0 p50_us=800 p99_us=4000
-    let field = |name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in: {line}"))
-    };
-    Load {
-        requests: field("requests") as u64,
-        per_second: field("rate"),
-        non_2xx: field("non_2xx") as u64,
-        socket_errors: field("socket_errors") as u64,
-        p50: Duration::from_micros(field("p50_us") as u64),
-        p99: Duration::from_micros(field("p99_us") as u64),
-    }
+    summary(&output)
 }
 
 /// The three scenarios on one database: (name, accepted mail/s).

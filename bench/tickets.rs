@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use common::herald_process::{Herald, PASSWORD};
 use common::postgres::Postgres;
+use common::wrk::{Load, summary};
 use common::{Response, basic, cpu_time, env_secs, env_usize, loadavg, request};
 use jira_sim::{Flavour, JiraSim, SimConfig};
 use serde_json::{Value, json};
@@ -148,16 +149,6 @@ fn settled(read: impl Fn() -> u64) -> u64 {
     }
 }
 
-/// What `wrk` reported.
-struct Load {
-    requests: u64,
-    per_second: f64,
-    non_2xx: u64,
-    socket_errors: u64,
-    p50: Duration,
-    p99: Duration,
-}
-
 /// `wrk -t1 -c<connections> -d<seconds>s -s <script> http://<addr><path>`, as bench/intake.rs runs it.
 fn wrk(
     addr: SocketAddr,
@@ -181,26 +172,7 @@ fn wrk(
         .envs(env.iter().copied())
         .output()
         .expect("wrk is not installed (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().find(|l| l.starts_with("wrk: ")).unwrap_or_else(|| {
-        panic!(
-            "no summary from wrk:\n{text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let field = |name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in: {line}"))
-    };
-    Load {
-        requests: field("requests") as u64,
-        per_second: field("rate"),
-        non_2xx: field("non_2xx") as u64,
-        socket_errors: field("socket_errors") as u64,
-        p50: Duration::from_micros(field("p50_us") as u64),
-        p99: Duration::from_micros(field("p99_us") as u64),
-    }
+    summary(&output)
 }
 
 /// Busy CPU time of the machine (user, nice, system, irq, softirq, steal) and of finished children

@@ -20,6 +20,7 @@ pub mod postgres;
 pub mod process;
 pub mod smtp_client;
 pub mod smtp_sink;
+pub mod wrk;
 /// `HERALD` is the binary under test, built by cargo with the bench (= release) profile.
 pub use process::{HERALD, free_port, serve_command_at, sigterm};
 
