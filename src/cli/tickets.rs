@@ -9,7 +9,7 @@ use clap::Subcommand;
 use crate::services::Services;
 use crate::store::ProblemFilter;
 use crate::ticket_delivery::Problem;
-use crate::tickets::{EventSubmission, Origin};
+use crate::tickets::{EventStatus, EventSubmission, Origin};
 use crate::timefmt::rfc3339_ms;
 
 /// The states a problem can be listed by.
@@ -177,12 +177,20 @@ pub async fn run_events(cmd: EventsCommand, services: &Services) -> anyhow::Resu
         }
         _ => description,
     };
-    let submission = serde_json::json!({
-        "integration": integration, "dedup_key": dedup_key, "status": status,
-        "summary": summary, "description": description, "url": url,
-        "labels": pairs(&label, "--label")?, "annotations": pairs(&annotation, "--annotation")?,
-    });
-    let submission: EventSubmission = serde_json::from_value(strip_nulls(submission))?;
+    let submission = EventSubmission {
+        integration,
+        dedup_key,
+        status: if status == "resolved" {
+            EventStatus::Resolved
+        } else {
+            EventStatus::Firing
+        },
+        summary,
+        description: description.unwrap_or_default(),
+        labels: pairs(&label, "--label")?,
+        annotations: pairs(&annotation, "--annotation")?,
+        url,
+    };
     let event = submission.validate()?;
     let origin = Origin {
         user: "cli".to_owned(),
@@ -203,13 +211,6 @@ fn pairs(args: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>
             None => anyhow::bail!("{flag} `{a}` is not name=value"),
         })
         .collect()
-}
-
-fn strip_nulls(mut value: serde_json::Value) -> serde_json::Value {
-    if let Some(map) = value.as_object_mut() {
-        map.retain(|_, v| !v.is_null());
-    }
-    value
 }
 
 /// `jira  scan/CVE-1  open  SEC-12  https://…/browse/SEC-12  (2 waiting)  last error: …`

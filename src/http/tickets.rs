@@ -12,7 +12,7 @@ use super::json::ApiQuery;
 use super::paging::{PageLimit, ProblemCursor};
 use crate::state::AppState;
 use crate::store::{ProblemFilter, TicketEventRow};
-use crate::ticket_delivery::Problem as TicketProblem;
+use crate::ticket_delivery::{Problem as TicketProblem, stored_error};
 use crate::timefmt::rfc3339_ms;
 
 /// A problem and its issue.
@@ -92,10 +92,7 @@ pub struct TicketEvent {
 impl From<TicketEventRow> for TicketEvent {
     fn from(e: TicketEventRow) -> Self {
         TicketEvent {
-            last_error: e
-                .last_error
-                .as_deref()
-                .map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_owned()))),
+            last_error: e.last_error.as_deref().map(stored_error),
             id: e.id,
             status: e.status,
             source: e.source,

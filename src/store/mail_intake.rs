@@ -1,7 +1,7 @@
 //! Storing accepted mail: a batch of submissions (the queue's group commit) in one transaction, with
 //! their idempotency keys.
 
-use super::{Db, Store, StoreError};
+use super::{Db, Store, StoreError, bulk};
 
 /// A message to store, already validated and serialised.
 #[derive(Debug, Clone)]
@@ -87,56 +87,21 @@ macro_rules! claim_keys_in {
 /// autocommit (one statement is atomic, and durable once it returns); anything else is a transaction.
 ///
 /// On SQLite, one multi-row `INSERT … VALUES` per chunk, every value bound (the message as a BLOB).
-/// Up to [`SQLITE_EXACT`] rows are one chunk of exactly that size; larger batches are cut into
-/// power-of-two chunks up to [`SQLITE_CHUNK`] first. So at most 35 statement texts exist and each stays
+/// Chunks as [`bulk::sqlite_chunks`] cuts them, so that few statement texts exist and each stays
 /// prepared in the connection's cache. (A batch passed as one JSON document, as before, cost more than
-/// the SQL: the JSON, the message in hex, and SQLite parsing both back.)
-const SQLITE_CHUNK: usize = 256;
-/// The largest chunk of any size; bigger batches are cut in powers of two.
-const SQLITE_EXACT: usize = 32;
-/// Values bound per row of [`sqlite_insert`].
+/// the SQL: the JSON, the message in hex, and SQLite parsing both back.) This is the statement before
+/// its rows; [`SQLITE_ROW`] binds 16 values per row.
+const SQLITE_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, \
+     content, size_bytes, submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, \
+     protocol, client_addr, message_id) VALUES ";
 const SQLITE_ROW: &str = "(?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// The INSERT of `rows` messages (16 values each: 16 × 256 stays far below SQLite's 32,766).
-fn sqlite_insert(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO mail_messages (id, node_id, state, envelope_from, recipients, subject, content, size_bytes, \
-         submitted_by, attempts, created_at, next_attempt_at, updated_at, raw, envelope_params, protocol, \
-         client_addr, message_id) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(SQLITE_ROW);
-    }
-    sql
-}
-
-/// The batch cut into chunks: power-of-two sizes, largest first, until at most [`SQLITE_EXACT`] rows
-/// are left, which are the last chunk.
-pub(super) fn sqlite_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let size = if rows.len() <= SQLITE_EXACT {
-            rows.len()
-        } else {
-            SQLITE_CHUNK.min(1 << rows.len().ilog2())
-        };
-        let (chunk, rest) = rows.split_at(size);
-        rows = rest;
-        Some(chunk)
-    })
-}
 
 /// Runs the INSERT of one chunk on a transaction or, for a single-statement batch, on the pool.
 async fn sqlite_insert_chunk<'c, E>(executor: E, chunk: &[&NewMail]) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
 {
-    let sql = sqlite_insert(chunk.len());
+    let sql = bulk::values_insert(SQLITE_INSERT, SQLITE_ROW, chunk.len());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for m in chunk {
         query = query
@@ -212,7 +177,7 @@ impl Store {
         let keyless = batch.iter().all(|m| m.idempotency.is_none());
         match &self.db {
             Db::Sqlite { write: pool, .. } => {
-                if keyless && batch.len() <= SQLITE_EXACT {
+                if keyless && batch.len() <= bulk::SQLITE_EXACT {
                     let rows: Vec<&NewMail> = batch.iter().collect();
                     if !rows.is_empty() {
                         sqlite_insert_chunk(pool, &rows).await?;
@@ -221,7 +186,7 @@ impl Store {
                 }
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
-                for chunk in sqlite_chunks(&to_store) {
+                for chunk in bulk::sqlite_chunks(&to_store) {
                     sqlite_insert_chunk(&mut *tx, chunk).await?;
                 }
                 tx.commit().await?;
@@ -252,16 +217,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_batches_are_cut_into_power_of_two_chunks() {
-        let sizes = |n: usize| sqlite_chunks(&vec![0u8; n]).map(<[u8]>::len).collect::<Vec<_>>();
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(7), [7]);
-        assert_eq!(sizes(32), [32]);
-        assert_eq!(sizes(33), [32, 1]);
-        assert_eq!(sizes(1024), [256, 256, 256, 256]);
-        assert_eq!(sizes(300), [256, 32, 12]);
-        assert_eq!(sqlite_insert(2).matches("'queued'").count(), 2);
-        assert_eq!(sqlite_insert(1).matches('?').count(), 16);
+    fn a_row_binds_each_column_but_the_constant_ones() {
+        let sql = bulk::values_insert(SQLITE_INSERT, SQLITE_ROW, 2);
+        assert_eq!(sql.matches("'queued'").count(), 2);
+        assert_eq!(SQLITE_ROW.matches('?').count(), 16);
     }
 }

@@ -5,6 +5,7 @@
 //! Timestamps are stored as `i64` milliseconds since the Unix epoch.
 
 mod alerts;
+mod bulk;
 mod cluster;
 mod integrations;
 mod mail;

@@ -224,16 +224,6 @@ impl Store {
         })?;
         Ok(n)
     }
-
-    /// When the next queued event falls due (ms since the epoch), if any.
-    pub async fn next_ticket_event_due(&self) -> Result<Option<i64>, StoreError> {
-        let due: Option<i64> = on_read_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM ticket_events WHERE state = 'queued'")
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok(due)
-    }
 }
 
 /// One problem as the ticket list shows it: Herald's record of its issue (if any) and its oldest

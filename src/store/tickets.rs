@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Store, StoreError, on_pool, on_read_pool};
+use super::{Db, Store, StoreError, bulk, on_pool, on_read_pool};
 
 /// One event to store, already validated; its context serialised.
 #[derive(Debug, Clone)]
@@ -157,24 +157,10 @@ macro_rules! claim_keys_in {
     }};
 }
 
-/// On SQLite, a batch is one multi-row `INSERT … VALUES` per chunk (chunks as the mail intake cuts
-/// them), every value bound: a statement per event would cost more than the events, and a batch
-/// passed as JSON costs SQLite a parse of it per column.
+/// On SQLite, a batch is one multi-row `INSERT … VALUES` per chunk (see [`bulk`]).
+const SQLITE_INSERT: &str = "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, state, \
+     node_id, submitted_by, attempts, next_attempt_at, created_at, updated_at) VALUES ";
 const SQLITE_ROW: &str = "(?, ?, ?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?)";
-
-fn sqlite_insert(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, state, node_id, \
-         submitted_by, attempts, next_attempt_at, created_at, updated_at) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(SQLITE_ROW);
-    }
-    sql
-}
 
 const POSTGRES_BULK_INSERT: &str = "INSERT INTO ticket_events (id, integration, dedup_key, status, source, context, \
      state, node_id, submitted_by, attempts, next_attempt_at, created_at, updated_at) \
@@ -224,8 +210,8 @@ impl Store {
             Db::Sqlite { write: pool, .. } => {
                 let mut tx = pool.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
-                for chunk in super::mail_intake::sqlite_chunks(&to_store) {
-                    let sql = sqlite_insert(chunk.len());
+                for chunk in bulk::sqlite_chunks(&to_store) {
+                    let sql = bulk::values_insert(SQLITE_INSERT, SQLITE_ROW, chunk.len());
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                     for (post, e) in chunk {
                         query = query
@@ -304,6 +290,29 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?;
+        Ok(rows)
+    }
+
+    /// The newest `limit` events of one problem, oldest first.
+    pub async fn latest_ticket_events(
+        &self,
+        integration: &str,
+        dedup_key: &str,
+        limit: i64,
+    ) -> Result<Vec<TicketEventRow>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE integration = $1 AND dedup_key = $2 \
+             ORDER BY id DESC LIMIT $3"
+        );
+        let mut rows: Vec<TicketEventRow> = on_read_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(integration)
+                .bind(dedup_key)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.reverse();
         Ok(rows)
     }
 

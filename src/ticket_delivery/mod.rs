@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-pub use problems::{Deleted, Problem, TicketsError};
+pub use problems::{Deleted, Problem, TicketsError, stored_error};
 pub use settings::TicketDeliverySettings;
 
 use self::apply::{Job, Lease};

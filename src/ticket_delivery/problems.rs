@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::TicketDelivery;
 use crate::error_kind::{Classified, ErrorKind};
-use crate::store::{ProblemFilter, ProblemRow, StoreError, TicketEventFilter, TicketEventRow, now_ms};
+use crate::store::{ProblemFilter, ProblemRow, StoreError, TicketEventRow, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TicketsError {
@@ -52,12 +52,14 @@ pub struct Problem {
     pub last_error: Option<Value>,
 }
 
+/// An event's `last_error` as the worker stored it (JSON), or the text itself if it is not JSON.
+pub fn stored_error(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
 impl From<ProblemRow> for Problem {
     fn from(row: ProblemRow) -> Self {
-        let last_error = row
-            .head_last_error
-            .as_deref()
-            .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())));
+        let last_error = row.head_last_error.as_deref().map(stored_error);
         Problem { row, last_error }
     }
 }
@@ -101,20 +103,11 @@ impl TicketDelivery {
             .into_iter()
             .next()
             .ok_or_else(|| not_found(integration, dedup_key))?;
-        let mut events = self
+        let events = self
             .inner
             .store
-            .ticket_events(&TicketEventFilter {
-                integration: Some(integration.to_owned()),
-                dedup_key: Some(dedup_key.to_owned()),
-                limit: 100_000,
-                ..TicketEventFilter::default()
-            })
+            .latest_ticket_events(integration, dedup_key, limit.max(1))
             .await?;
-        let keep = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-        if events.len() > keep {
-            events.drain(..events.len() - keep);
-        }
         Ok((problem, events))
     }
 

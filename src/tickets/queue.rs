@@ -107,12 +107,17 @@ pub struct TicketEvents {
 /// Read from the stored JSON rather than the integration model, so that the intake does not depend
 /// on how the ticket settings are typed: `{"spec": {…, "tickets": {"enabled": true, …}}}`.
 pub fn tickets_enabled(config: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(config).is_ok_and(|c| {
-        c.pointer("/spec/tickets/enabled")
-            .or_else(|| c.pointer("/tickets/enabled"))
-            .and_then(serde_json::Value::as_bool)
-            == Some(true)
-    })
+    serde_json::from_str::<serde_json::Value>(config).is_ok_and(|c| enabled_in(&c))
+}
+
+fn enabled_in(config: &serde_json::Value) -> bool {
+    ticket_setting(config, "enabled").and_then(serde_json::Value::as_bool) == Some(true)
+}
+
+/// One key of the stored configuration's `tickets` object.
+fn ticket_setting<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    let tickets = config.pointer("/spec/tickets").or_else(|| config.get("tickets"))?;
+    tickets.get(key)
 }
 
 impl TicketEvents {
@@ -144,13 +149,11 @@ impl TicketEvents {
             .integration(name)
             .await?
             .ok_or_else(|| EventError::IntegrationNotFound(name.to_owned()))?;
-        if !tickets_enabled(&stored.config) {
+        let config: serde_json::Value = serde_json::from_str(&stored.config).unwrap_or_default();
+        if !enabled_in(&config) {
             return Err(EventError::TicketsDisabled(name.to_owned()));
         }
-        let config: serde_json::Value = serde_json::from_str(&stored.config).unwrap_or_default();
-        let source = config
-            .pointer("/spec/tickets/dedup")
-            .or_else(|| config.pointer("/tickets/dedup"))
+        let source = ticket_setting(&config, "dedup")
             .and_then(serde_json::Value::as_str)
             .filter(|s| !s.trim().is_empty());
         // Checked when the integration was saved; a stored template that no longer parses is
