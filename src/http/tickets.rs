@@ -206,10 +206,10 @@ pub async fn list_tickets(
     let limit = query.limit.get();
     let filter = ProblemFilter {
         integration: query.integration.filter(|i| !i.is_empty()),
-        dedup_key: None,
         state: query.state.as_ref().map(TicketState::as_str),
         after: query.after.map(|c| (c.integration, c.dedup_key)),
         limit,
+        ..ProblemFilter::default()
     };
     let items: Vec<Ticket> = state
         .ticket_delivery

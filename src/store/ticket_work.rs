@@ -259,6 +259,8 @@ pub struct ProblemFilter {
     pub dedup_key: Option<String>,
     /// One of [`ProblemRow::state`]'s values; every state when `None`.
     pub state: Option<&'static str>,
+    /// Every state but this one (the console lists the error list apart from the rest).
+    pub except_state: Option<&'static str>,
     /// Only problems after this (integration, dedup key) (paging).
     pub after: Option<(String, String)>,
     pub limit: i64,
@@ -285,7 +287,7 @@ const PROBLEMS: &str = concat!(
     problems_cte!(),
     " SELECT * FROM problems WHERE ($1 IS NULL OR integration = $1) AND ($2 IS NULL OR dedup_key = $2) \
      AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR integration > $4 OR (integration = $4 AND dedup_key > $5)) \
-     ORDER BY integration, dedup_key LIMIT $6"
+     AND ($7 IS NULL OR state <> $7) ORDER BY integration, dedup_key LIMIT $6"
 );
 
 const PROBLEM_COUNTS: &str = concat!(
@@ -308,6 +310,7 @@ impl Store {
                 .bind(after_integration)
                 .bind(after_key)
                 .bind(filter.limit)
+                .bind(filter.except_state)
                 .fetch_all(pool)
                 .await
         })?;

@@ -23,9 +23,6 @@ use crate::tickets::{EventError, EventSubmission, Origin};
 
 /// Problems per page of each list.
 const PAGE_SIZE: usize = 200;
-/// Pages of every state read in search of one page of problems outside the error list, at most:
-/// a long error list ahead of them makes a shorter page rather than an unbounded read.
-const MAX_SCANS: usize = 5;
 /// The states in the order the page counts them.
 const STATES: [&str; 5] = ["error", "pending", "creating", "open", "resolved"];
 
@@ -255,43 +252,27 @@ pub async fn tickets(
 }
 
 /// One page of the problems outside the error list, in dedup key order after `after`, and the key
-/// the next page starts after, if more may follow. The list is read in every state and the error
-/// list's problems skipped, so the page follows the database's own order of keys.
+/// the next page starts after, if more follow.
 async fn other_problems(
     state: &AppState,
     name: &str,
-    mut after: Option<String>,
+    after: Option<String>,
 ) -> Result<(Vec<Problem>, Option<String>), ConsoleError> {
-    let mut shown: Vec<Problem> = Vec::with_capacity(PAGE_SIZE + 1);
-    for _ in 0..MAX_SCANS {
-        let batch = state
-            .ticket_delivery
-            .problems(&ProblemFilter {
-                integration: Some(name.to_owned()),
-                after: after.take().map(|k| (name.to_owned(), k)),
-                limit: PAGE_SIZE as i64 + 1,
-                ..ProblemFilter::default()
-            })
-            .await?;
-        let exhausted = batch.len() <= PAGE_SIZE;
-        for problem in batch {
-            after = Some(problem.row.dedup_key.clone());
-            if problem.row.state == "error" {
-                continue;
-            }
-            shown.push(problem);
-            if shown.len() > PAGE_SIZE {
-                shown.truncate(PAGE_SIZE);
-                let next = shown.last().map(|p| p.row.dedup_key.clone());
-                return Ok((shown, next));
-            }
-        }
-        if exhausted {
-            return Ok((shown, None));
-        }
-    }
-    // Read as much as one page may: the next page goes on from the last key read.
-    Ok((shown, after))
+    let mut shown = state
+        .ticket_delivery
+        .problems(&ProblemFilter {
+            integration: Some(name.to_owned()),
+            except_state: Some("error"),
+            after: after.map(|k| (name.to_owned(), k)),
+            limit: PAGE_SIZE as i64 + 1,
+            ..ProblemFilter::default()
+        })
+        .await?;
+    let next = (shown.len() > PAGE_SIZE).then(|| {
+        shown.truncate(PAGE_SIZE);
+        shown.last().map(|p| p.row.dedup_key.clone())
+    });
+    Ok((shown, next.flatten()))
 }
 
 /// A form about one problem: its dedup key, as a field.
