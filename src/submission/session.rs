@@ -291,7 +291,16 @@ impl Session {
             Err(Exchange::Ended(flow)) => return flow,
         };
         let (username, password) = credentials;
-        match auth::check(&self.shared.state.authenticator, self.client, username, password).await {
+        // On the server's runtime: the check reads the database and hashes on the blocking pool.
+        let authenticator = self.shared.state.authenticator.clone();
+        let client = self.client;
+        let checked = self
+            .shared
+            .services
+            .spawn(async move { auth::check(&authenticator, client, username, password).await })
+            .await
+            .unwrap_or(Err(auth::Refused::Unavailable));
+        match checked {
             Ok(principal) => {
                 tracing::debug!(client = %self.client, user = %principal.username, "SMTP AUTH succeeded");
                 self.principal = Some(principal);
