@@ -151,26 +151,42 @@ impl Listeners {
             })
             .collect();
         let (done, ended) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("herald-smtp".to_owned())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the SMTP runtime; SMTP submission is off");
-                        return;
-                    }
-                };
-                runtime.block_on(serve_on_this_thread(listeners, shared, max_connections, stop));
-                drop(done);
-            });
-        if let Err(e) = thread {
-            tracing::error!(error = %e, "cannot start the SMTP thread; SMTP submission is off");
+        if listeners.is_empty() {
+            // SMTP is off: no thread.
+            drop(done);
+        } else {
+            spawn_thread(listeners, shared, max_connections, stop, done);
         }
         async move {
             // Ends when the thread is done (or could not start): the sender is dropped then.
             let _ = ended.await;
         }
+    }
+}
+
+/// Starts the `herald-smtp` thread; `done` is dropped when it ends.
+fn spawn_thread(
+    listeners: Vec<(std::net::TcpListener, bool)>,
+    shared: Arc<Shared>,
+    max_connections: u32,
+    stop: watch::Receiver<bool>,
+    done: oneshot::Sender<()>,
+) {
+    let thread = std::thread::Builder::new()
+        .name("herald-smtp".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the SMTP runtime; SMTP submission is off");
+                    return;
+                }
+            };
+            runtime.block_on(serve_on_this_thread(listeners, shared, max_connections, stop));
+            drop(done);
+        });
+    if let Err(e) = thread {
+        tracing::error!(error = %e, "cannot start the SMTP thread; SMTP submission is off");
     }
 }
 
