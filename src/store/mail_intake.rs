@@ -1,6 +1,9 @@
 //! Storing accepted mail: a batch of submissions (the queue's group commit) in one transaction, with
 //! their idempotency keys.
 
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+
 use super::{Db, Store, StoreError, bulk};
 
 /// A message to store, already validated and serialised.
@@ -96,7 +99,7 @@ const SQLITE_INSERT: &str = "INSERT INTO mail_messages (id, node_id, state, enve
      protocol, client_addr, message_id) VALUES ";
 const SQLITE_ROW: &str = "(?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// Runs the INSERT of one chunk on a transaction or, for a single-statement batch, on the pool.
+/// Runs the INSERT of one chunk on a transaction or, for a single-statement batch, on the connection.
 async fn sqlite_insert_chunk<'c, E>(executor: E, chunk: &[&NewMail]) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
@@ -171,20 +174,50 @@ where
         .map(drop)
 }
 
+/// The connection the mail queue's committer writes with, which it holds across back-to-back
+/// batches. Giving a connection back to its pool costs a round trip (sqlx pings it before it is
+/// reused) and taking it again a wake-up; on SQLite, whose one writer connection every batch
+/// needs, those two came between every two commits (bench/README.md, `smtp_submission`). The
+/// committer gives it back as soon as no batch is waiting, and after a few milliseconds at most,
+/// so the other writers wait no longer than that.
+pub struct MailWriter(WriterConn);
+
+enum WriterConn {
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Postgres(PoolConnection<sqlx::Postgres>),
+}
+
 impl Store {
-    /// Stores a batch of submissions atomically: all are durable when this returns Ok.
+    /// Takes the writer connection for the mail queue's committer (waiting for it on SQLite).
+    pub async fn mail_writer(&self) -> Result<MailWriter, StoreError> {
+        Ok(MailWriter(match &self.db {
+            Db::Sqlite { write, .. } => WriterConn::Sqlite(write.acquire().await?),
+            Db::Postgres(pool) => WriterConn::Postgres(pool.acquire().await?),
+        }))
+    }
+
+    /// Stores a batch of submissions atomically: all are durable when this returns Ok. For one
+    /// batch; the committer keeps a [`MailWriter`] instead.
     pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        self.mail_writer().await?.enqueue(batch).await
+    }
+}
+
+impl MailWriter {
+    /// Stores a batch of submissions atomically: all are durable when this returns Ok. After an
+    /// error, drop the writer: its connection may be in any state.
+    pub async fn enqueue(&mut self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
         let keyless = batch.iter().all(|m| m.idempotency.is_none());
-        match &self.db {
-            Db::Sqlite { write: pool, .. } => {
+        match &mut self.0 {
+            WriterConn::Sqlite(conn) => {
                 if keyless && batch.len() <= bulk::SQLITE_EXACT {
                     let rows: Vec<&NewMail> = batch.iter().collect();
                     if !rows.is_empty() {
-                        sqlite_insert_chunk(pool, &rows).await?;
+                        sqlite_insert_chunk(&mut **conn, &rows).await?;
                     }
                     return Ok(vec![EnqueueOutcome::Stored; batch.len()]);
                 }
-                let mut tx = pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 for chunk in bulk::sqlite_chunks(&to_store) {
                     sqlite_insert_chunk(&mut *tx, chunk).await?;
@@ -192,15 +225,15 @@ impl Store {
                 tx.commit().await?;
                 Ok(outcomes)
             }
-            Db::Postgres(pool) => {
+            WriterConn::Postgres(conn) => {
                 if keyless {
                     let rows: Vec<&NewMail> = batch.iter().collect();
                     if !rows.is_empty() {
-                        postgres_insert(pool, &rows).await?;
+                        postgres_insert(&mut **conn, &rows).await?;
                     }
                     return Ok(vec![EnqueueOutcome::Stored; batch.len()]);
                 }
-                let mut tx = pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 if !to_store.is_empty() {
                     postgres_insert(&mut *tx, &to_store).await?;

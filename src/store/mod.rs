@@ -31,7 +31,7 @@ pub use alerts::{AlertState, LatestCheck, NodeMailFigures};
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, MailFilter, MailSummary};
-pub use mail_intake::{EnqueueOutcome, NewMail};
+pub use mail_intake::{EnqueueOutcome, MailWriter, NewMail};
 pub use meta::SECRET_KEY_CHECK;
 pub use relays::RelayRow;
 pub use sessions::SessionRecord;

@@ -24,6 +24,7 @@ backend_tests!(
     disconnects_and_slow_replies_are_transient,
     too_many_attempts_end_in_the_error_queue,
     concurrent_submissions_are_all_stored,
+    other_writes_get_their_turn_during_a_stream_of_submissions,
     the_queue_is_listed_in_pages,
     flush_makes_waiting_mail_due_now,
     implicit_tls_with_a_private_ca_delivers_and_an_unknown_ca_is_refused,
@@ -503,6 +504,67 @@ async fn concurrent_submissions_are_all_stored(backend: Backend) {
         assert_eq!(task.await.unwrap(), StatusCode::ACCEPTED);
     }
     assert_eq!(status(&app).await, (200, 0));
+}
+
+/// The queue's committer keeps the writer connection across back-to-back batches (SQLite has one):
+/// while submissions never stop, other writes (here, creating users) still get their turn, and the
+/// stream goes on around them.
+async fn other_writes_get_their_turn_during_a_stream_of_submissions(backend: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let Some(app) = spawn_app(backend).await else { return };
+    let streaming = Arc::new(AtomicBool::new(true));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut submitters = Vec::new();
+    for s in 0..16 {
+        let (streaming, accepted) = (streaming.clone(), accepted.clone());
+        let (client, body) = (
+            app.admin(Method::POST, "/api/v1/mail"),
+            mail(&format!("s{s}@example.com")),
+        );
+        submitters.push(tokio::spawn(async move {
+            while streaming.load(Ordering::Relaxed) {
+                let request = client.try_clone().expect("a JSON request can be cloned").json(&body);
+                assert_eq!(request.send().await.unwrap().status(), StatusCode::ACCEPTED);
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            accepted.load(Ordering::Relaxed) >= 100
+        })
+        .await,
+        "the submissions did not get going"
+    );
+    for i in 0..5 {
+        let before = accepted.load(Ordering::Relaxed);
+        // A guard against a hang, not a speed limit: without its turn the write would wait for ever.
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            app.create_user(&format!("writer{i}"), "monitor"),
+        )
+        .await
+        .expect("a write waited two minutes behind the mail queue's committer");
+        assert!(
+            eventually(Duration::from_secs(30), || async {
+                accepted.load(Ordering::Relaxed) > before
+            })
+            .await,
+            "the submissions stopped"
+        );
+    }
+    streaming.store(false, Ordering::Relaxed);
+    for submitter in submitters {
+        submitter.await.unwrap();
+    }
+    let total = accepted.load(Ordering::Relaxed) as i64;
+    assert_eq!(
+        status(&app).await,
+        (total, 0),
+        "every accepted submission is in the queue"
+    );
 }
 
 async fn the_queue_is_listed_in_pages(backend: Backend) {
