@@ -11,7 +11,7 @@ use super::raw::{Origin, RawMail};
 use crate::cluster::NodeId;
 use crate::error_kind::{Classified, ErrorKind};
 use crate::metrics::Metrics;
-use crate::store::{EnqueueOutcome, MailFilter, MailSummary, MailWriter, NewMail, Store, StoreError, now_ms};
+use crate::store::{EnqueueOutcome, HeldWriter, MailFilter, MailSummary, NewMail, Store, StoreError, now_ms};
 
 /// Largest number of submissions committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -276,31 +276,20 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
     digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// How long the committer may keep the writer connection while batches keep coming (see
-/// `store::MailWriter`): the longest the queue's bursts make the other writers wait.
-const HOLD_WRITER: Duration = Duration::from_millis(5);
-
 /// Group commit: takes every submission waiting, stores them in one transaction, answers each.
 async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    // The writer connection and since when it is held.
-    let mut writer: Option<(MailWriter, std::time::Instant)> = None;
+    let mut writer = HeldWriter::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // The rows move out of the batch (a complete message may be megabytes: no copy of it is made).
         let (rows, replies): (Vec<NewMail>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let result = match writer.as_mut() {
-            Some((held, _)) => held.enqueue(&rows).await,
-            None => match store.mail_writer().await {
-                Ok(taken) => writer.insert((taken, started)).0.enqueue(&rows).await,
-                Err(e) => Err(e),
-            },
+        let result = match writer.get(&store).await {
+            Ok(held) => held.enqueue_mail(&rows).await,
+            Err(e) => Err(e),
         };
         drop(rows);
-        let held_long = writer.as_ref().is_some_and(|(_, since)| since.elapsed() >= HOLD_WRITER);
-        if result.is_err() || held_long || rx.is_empty() {
-            writer = None;
-        }
+        writer.after_batch(result.is_ok(), !rx.is_empty());
         match result {
             Ok(outcomes) => {
                 metrics.mail_committed(replies.len(), started.elapsed());

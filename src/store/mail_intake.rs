@@ -2,9 +2,9 @@
 //! their idempotency keys.
 
 use sqlx::Connection;
-use sqlx::pool::PoolConnection;
 
-use super::{Db, Store, StoreError, bulk};
+use super::writer::{Writer, WriterConn};
+use super::{Store, StoreError, bulk};
 
 /// A message to store, already validated and serialised.
 #[derive(Debug, Clone)]
@@ -174,39 +174,18 @@ where
         .map(drop)
 }
 
-/// The connection the mail queue's committer writes with, which it holds across back-to-back
-/// batches. Giving a connection back to its pool costs a round trip (sqlx pings it before it is
-/// reused) and taking it again a wake-up; on SQLite, whose one writer connection every batch
-/// needs, those two came between every two commits (bench/README.md, `smtp_submission`). The
-/// committer gives it back as soon as no batch is waiting, and after a few milliseconds at most,
-/// so the other writers wait no longer than that.
-pub struct MailWriter(WriterConn);
-
-enum WriterConn {
-    Sqlite(PoolConnection<sqlx::Sqlite>),
-    Postgres(PoolConnection<sqlx::Postgres>),
-}
-
 impl Store {
-    /// Takes the writer connection for the mail queue's committer (waiting for it on SQLite).
-    pub async fn mail_writer(&self) -> Result<MailWriter, StoreError> {
-        Ok(MailWriter(match &self.db {
-            Db::Sqlite { write, .. } => WriterConn::Sqlite(write.acquire().await?),
-            Db::Postgres(pool) => WriterConn::Postgres(pool.acquire().await?),
-        }))
-    }
-
     /// Stores a batch of submissions atomically: all are durable when this returns Ok. For one
-    /// batch; the committer keeps a [`MailWriter`] instead.
+    /// batch; the mail queue's committer holds a [`Writer`] instead.
     pub async fn enqueue_mail(&self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        self.mail_writer().await?.enqueue(batch).await
+        self.writer().await?.enqueue_mail(batch).await
     }
 }
 
-impl MailWriter {
+impl Writer {
     /// Stores a batch of submissions atomically: all are durable when this returns Ok. After an
     /// error, drop the writer: its connection may be in any state.
-    pub async fn enqueue(&mut self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+    pub async fn enqueue_mail(&mut self, batch: &[NewMail]) -> Result<Vec<EnqueueOutcome>, StoreError> {
         let keyless = batch.iter().all(|m| m.idempotency.is_none());
         match &mut self.0 {
             WriterConn::Sqlite(conn) => {

@@ -17,6 +17,7 @@ mod ticket_work;
 mod tickets;
 mod tokens;
 mod users;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub use alerts::{AlertState, LatestCheck, NodeMailFigures};
 pub use cluster::{Heartbeat, NodeRow};
 pub use integrations::{CheckRecord, StoredIntegration};
 pub use mail::{ClaimedMail, Completion, MailFilter, MailSummary};
-pub use mail_intake::{EnqueueOutcome, MailWriter, NewMail};
+pub use mail_intake::{EnqueueOutcome, NewMail};
 pub use meta::SECRET_KEY_CHECK;
 pub use relays::RelayRow;
 pub use sessions::SessionRecord;
@@ -41,6 +42,7 @@ pub use tickets::{
 };
 pub use tokens::{NewToken, TokenRecord, TokenWithOwner};
 pub use users::{AdminGuarded, NewUser, UserRecord};
+pub use writer::{HeldWriter, Writer};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

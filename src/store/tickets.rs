@@ -3,7 +3,10 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Store, StoreError, bulk, on_pool, on_read_pool};
+use sqlx::Connection;
+
+use super::writer::{Writer, WriterConn};
+use super::{Store, StoreError, bulk, on_pool, on_read_pool};
 
 /// One event to store, already validated; its context serialised.
 #[derive(Debug, Clone)]
@@ -204,11 +207,20 @@ pub(crate) const UPSERT_TICKET: &str = "INSERT INTO tickets (integration, dedup_
      updated_at = EXCLUDED.updated_at, summary = EXCLUDED.summary, issue_url = EXCLUDED.issue_url";
 
 impl Store {
-    /// Stores a batch of posts in one transaction: every event is durable when this returns Ok.
+    /// Stores a batch of posts in one transaction: every event is durable when this returns Ok. For
+    /// one batch; the intake's committer holds a [`Writer`] instead.
     pub async fn insert_ticket_events(&self, batch: &[NewEventPost]) -> Result<Vec<PostOutcome>, StoreError> {
-        match &self.db {
-            Db::Sqlite { write: pool, .. } => {
-                let mut tx = pool.begin().await?;
+        self.writer().await?.insert_ticket_events(batch).await
+    }
+}
+
+impl Writer {
+    /// Stores a batch of posts in one transaction: every event is durable when this returns Ok.
+    /// After an error, drop the writer: its connection may be in any state.
+    pub async fn insert_ticket_events(&mut self, batch: &[NewEventPost]) -> Result<Vec<PostOutcome>, StoreError> {
+        match &mut self.0 {
+            WriterConn::Sqlite(conn) => {
+                let mut tx = conn.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 for chunk in bulk::sqlite_chunks(&to_store) {
                     let sql = bulk::values_insert(SQLITE_INSERT, SQLITE_ROW, chunk.len());
@@ -232,8 +244,8 @@ impl Store {
                 tx.commit().await?;
                 Ok(outcomes)
             }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+            WriterConn::Postgres(conn) => {
+                let mut tx = conn.begin().await?;
                 let (outcomes, to_store) = claim_keys_in!(tx, batch);
                 if !to_store.is_empty() {
                     type Row<'a> = (&'a NewEventPost, &'a NewTicketEvent);
@@ -256,7 +268,9 @@ impl Store {
             }
         }
     }
+}
 
+impl Store {
     pub async fn ticket_event(&self, id: &str) -> Result<Option<TicketEventRow>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM ticket_events WHERE id = $1");
         let row = on_read_pool!(self, |pool| {

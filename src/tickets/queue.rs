@@ -13,7 +13,9 @@ use crate::cluster::NodeId;
 use crate::error_kind::{Classified, ErrorKind};
 use crate::mail::IdempotencyKey;
 use crate::metrics::{IntegrationFigures, Metrics};
-use crate::store::{NewEventPost, NewTicketEvent, PostOutcome, Store, StoreError, TicketEventFigures, now_ms};
+use crate::store::{
+    HeldWriter, NewEventPost, NewTicketEvent, PostOutcome, Store, StoreError, TicketEventFigures, now_ms,
+};
 use crate::timefmt::rfc3339_ms;
 
 /// Largest number of posts committed in one transaction.
@@ -289,6 +291,7 @@ fn problem_key(template: &Template, event: &Event) -> String {
 async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut pruned_at = 0;
+    let mut writer = HeldWriter::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // UUIDv7s from one generator are increasing: on this node, id order is commit order, the
         // order in which the events of one key are applied.
@@ -298,7 +301,12 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
             }
         }
         let posts: Vec<NewEventPost> = batch.iter().map(|p| p.post.clone()).collect();
-        match store.insert_ticket_events(&posts).await {
+        let result = match writer.get(&store).await {
+            Ok(held) => held.insert_ticket_events(&posts).await,
+            Err(e) => Err(e),
+        };
+        writer.after_batch(result.is_ok(), !rx.is_empty());
+        match result {
             Ok(outcomes) => {
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
                     // Counted here, not by the request: a client gone before its answer had its
@@ -327,6 +335,7 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
         let now = now_ms();
         if now - pruned_at >= PRUNE_EVERY_MS {
             pruned_at = now;
+            writer.release();
             if let Err(e) = store.prune_ticket_event_keys(now - KEY_LIFETIME_MS).await {
                 tracing::warn!(error = %e, "cannot forget expired event idempotency keys");
             }
