@@ -26,6 +26,11 @@ pub enum TicketsCommand {
         state: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// With --after-key: the problems after this one (a full page ends with the flags for the next).
+        #[arg(long, requires = "after_key")]
+        after_integration: Option<String>,
+        #[arg(long, requires = "after_integration")]
+        after_key: Option<String>,
     },
     /// One problem: its issue and its events, with Jira's answer to the last failed attempt.
     Show { integration: String, dedup_key: String },
@@ -82,12 +87,15 @@ pub async fn run(cmd: TicketsCommand, services: &Services) -> anyhow::Result<()>
             integration,
             state,
             limit,
+            after_integration,
+            after_key,
         } => {
             let state = state.and_then(|s| STATES.into_iter().find(|known| *known == s));
             let filter = ProblemFilter {
                 integration,
                 state,
                 limit: limit.clamp(1, 100_000),
+                after: after_integration.zip(after_key),
                 ..ProblemFilter::default()
             };
             let problems = tickets.problems(&filter).await?;
@@ -96,6 +104,13 @@ pub async fn run(cmd: TicketsCommand, services: &Services) -> anyhow::Result<()>
             }
             for p in &problems {
                 println!("{}", line(p));
+            }
+            if let Some(last) = problems.last().filter(|_| problems.len() as i64 == filter.limit) {
+                println!(
+                    "next page: --after-integration {} --after-key {}",
+                    shell_quoted(&last.row.integration),
+                    shell_quoted(&last.row.dedup_key)
+                );
             }
         }
         TicketsCommand::Show { integration, dedup_key } => {
@@ -238,4 +253,29 @@ fn line(p: &Problem) -> String {
         out.push_str(&format!("  last error: {message}"));
     }
     out
+}
+
+/// `text` as one shell word, to paste back into a command line.
+fn shell_quoted(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@=+,".contains(&b))
+    {
+        return text.to_owned();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_quoted_for_the_shell_only_when_they_need_it() {
+        assert_eq!(shell_quoted("cli/1"), "cli/1");
+        assert_eq!(shell_quoted("disk full on db-1"), "'disk full on db-1'");
+        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
+        assert_eq!(shell_quoted(""), "''");
+    }
 }

@@ -264,4 +264,64 @@ async fn events_send_and_the_tickets_commands() {
     .await
     .unwrap();
     assert!(!ok && out.contains("no integration named `nope`"), "{out}");
+    // Paging: a full page ends with the flags for the next one, quoted for the shell.
+    static PAGED: [[&str; 8]; 3] = [
+        [
+            "events",
+            "send",
+            "--integration",
+            "jira",
+            "--dedup-key",
+            "page a",
+            "--summary",
+            "Paged",
+        ],
+        [
+            "events",
+            "send",
+            "--integration",
+            "jira",
+            "--dedup-key",
+            "page b",
+            "--summary",
+            "Paged",
+        ],
+        [
+            "events",
+            "send",
+            "--integration",
+            "jira",
+            "--dedup-key",
+            "page c",
+            "--summary",
+            "Paged",
+        ],
+    ];
+    for args in &PAGED {
+        let (ok, out) = herald(args).await.unwrap();
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = herald(&["tickets", "list", "--limit", "2"]).await.unwrap();
+    assert!(
+        ok && out.contains("page a") && out.contains("page b") && !out.contains("page c"),
+        "{out}"
+    );
+    assert!(
+        out.contains("next page: --after-integration jira --after-key 'page b'"),
+        "{out}"
+    );
+    let (ok, out) = herald(&[
+        "tickets",
+        "list",
+        "--limit",
+        "2",
+        "--after-integration",
+        "jira",
+        "--after-key",
+        "page b",
+    ])
+    .await
+    .unwrap();
+    assert!(ok && out.contains("page c") && !out.contains("page b"), "{out}");
+    assert!(!out.contains("next page"), "the last page says no more: {out}");
 }
