@@ -284,10 +284,7 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
         // The rows move out of the batch (a complete message may be megabytes: no copy of it is made).
         let (rows, replies): (Vec<NewMail>, Vec<_>) = batch.drain(..).map(|p| (p.row, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let result = match writer.get(&store).await {
-            Ok(held) => held.enqueue_mail(&rows).await,
-            Err(e) => Err(e),
-        };
+        let result = async { writer.get(&store).await?.enqueue_mail(&rows).await }.await;
         drop(rows);
         writer.after_batch(result.is_ok(), !rx.is_empty());
         match result {

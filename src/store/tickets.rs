@@ -206,14 +206,6 @@ pub(crate) const UPSERT_TICKET: &str = "INSERT INTO tickets (integration, dedup_
      last_event_id = EXCLUDED.last_event_id, last_event_at = EXCLUDED.last_event_at, \
      updated_at = EXCLUDED.updated_at, summary = EXCLUDED.summary, issue_url = EXCLUDED.issue_url";
 
-impl Store {
-    /// Stores a batch of posts in one transaction: every event is durable when this returns Ok. For
-    /// one batch; the intake's committer holds a [`Writer`] instead.
-    pub async fn insert_ticket_events(&self, batch: &[NewEventPost]) -> Result<Vec<PostOutcome>, StoreError> {
-        self.writer().await?.insert_ticket_events(batch).await
-    }
-}
-
 impl Writer {
     /// Stores a batch of posts in one transaction: every event is durable when this returns Ok.
     /// After an error, drop the writer: its connection may be in any state.
@@ -271,6 +263,12 @@ impl Writer {
 }
 
 impl Store {
+    /// Stores a batch of posts in one transaction: every event is durable when this returns Ok. For
+    /// one batch; the intake's committer holds a [`Writer`] instead.
+    pub async fn insert_ticket_events(&self, batch: &[NewEventPost]) -> Result<Vec<PostOutcome>, StoreError> {
+        self.writer().await?.insert_ticket_events(batch).await
+    }
+
     pub async fn ticket_event(&self, id: &str) -> Result<Option<TicketEventRow>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM ticket_events WHERE id = $1");
         let row = on_read_pool!(self, |pool| {

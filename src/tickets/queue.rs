@@ -301,10 +301,7 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
             }
         }
         let posts: Vec<NewEventPost> = batch.iter().map(|p| p.post.clone()).collect();
-        let result = match writer.get(&store).await {
-            Ok(held) => held.insert_ticket_events(&posts).await,
-            Err(e) => Err(e),
-        };
+        let result = async { writer.get(&store).await?.insert_ticket_events(&posts).await }.await;
         writer.after_batch(result.is_ok(), !rx.is_empty());
         match result {
             Ok(outcomes) => {
